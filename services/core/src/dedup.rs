@@ -1,0 +1,133 @@
+//! Bounded memory of which (site, day, device) triples ingest has already handed to
+//! storage, so storage receives each about once.
+//!
+//! Correctness never depends on this cache: storage deduplicates too and sketches are
+//! idempotent. When the cap is reached new triples are written through (not remembered),
+//! so a full cache costs extra rows, never a missing device. The caller must [`clear`]
+//! the cache whenever rows it reported as new are discarded unwritten (a failed batch
+//! that is abandoned, a rebalance), or a redelivered device would be skipped.
+//!
+//! [`clear`]: Dedup::clear
+
+use std::collections::HashSet;
+
+/// Result of offering a triple to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First time: write it, and it is now remembered.
+    New,
+    /// Already written: skip.
+    Duplicate,
+    /// Not remembered (cache full or day already evicted): write it anyway.
+    WriteThrough,
+}
+
+pub struct Dedup {
+    seen: HashSet<(u64, u16, u64), ahash::RandomState>,
+    cap: usize,
+    /// Days older than `newest_day - keep_days` are evicted.
+    keep_days: u16,
+    newest_day: u16,
+    oldest_kept_day: u16,
+}
+
+impl Dedup {
+    /// `cap` bounds the number of remembered triples (≈ 40 bytes each with table overhead).
+    pub fn new(cap: usize, keep_days: u16) -> Self {
+        Self {
+            seen: HashSet::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            cap,
+            keep_days,
+            newest_day: 0,
+            oldest_kept_day: 0,
+        }
+    }
+
+    pub fn offer(&mut self, site: u64, day: u16, device: u64) -> Seen {
+        if day > self.newest_day {
+            self.advance_to(day);
+        }
+        if day < self.oldest_kept_day {
+            return Seen::WriteThrough;
+        }
+        if self.seen.contains(&(site, day, device)) {
+            return Seen::Duplicate;
+        }
+        if self.seen.len() >= self.cap {
+            return Seen::WriteThrough;
+        }
+        self.seen.insert((site, day, device));
+        Seen::New
+    }
+
+    fn advance_to(&mut self, day: u16) {
+        self.newest_day = day;
+        let oldest = day.saturating_sub(self.keep_days);
+        if oldest > self.oldest_kept_day {
+            self.oldest_kept_day = oldest;
+            self.seen.retain(|&(_, d, _)| d >= oldest);
+        }
+    }
+
+    /// Forgets everything (after discarding unwritten rows).
+    pub fn clear(&mut self) {
+        self.seen.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Approximate heap bytes held (for the memory gauge).
+    pub fn memory_bytes(&self) -> usize {
+        // hashbrown: one control byte plus the 24-byte key per bucket.
+        self.seen.capacity() * (std::mem::size_of::<(u64, u16, u64)>() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_per_site_and_day() {
+        let mut d = Dedup::new(100, 2);
+        assert_eq!(d.offer(1, 10, 7), Seen::New);
+        assert_eq!(d.offer(1, 10, 7), Seen::Duplicate);
+        assert_eq!(d.offer(2, 10, 7), Seen::New);
+        assert_eq!(d.offer(1, 11, 7), Seen::New);
+    }
+
+    #[test]
+    fn full_cache_writes_through_and_never_drops() {
+        let mut d = Dedup::new(2, 2);
+        assert_eq!(d.offer(1, 10, 1), Seen::New);
+        assert_eq!(d.offer(1, 10, 2), Seen::New);
+        assert_eq!(d.offer(1, 10, 3), Seen::WriteThrough);
+        assert_eq!(d.offer(1, 10, 3), Seen::WriteThrough);
+        assert_eq!(d.offer(1, 10, 1), Seen::Duplicate);
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn old_days_are_evicted_and_written_through() {
+        let mut d = Dedup::new(100, 1);
+        d.offer(1, 10, 1);
+        d.offer(1, 12, 1);
+        assert_eq!(d.len(), 1, "day 10 evicted once day 12 arrives with keep_days=1");
+        assert_eq!(d.offer(1, 10, 1), Seen::WriteThrough);
+        assert_eq!(d.offer(1, 11, 5), Seen::New);
+    }
+
+    #[test]
+    fn clear_forgets() {
+        let mut d = Dedup::new(100, 1);
+        d.offer(1, 10, 1);
+        d.clear();
+        assert_eq!(d.offer(1, 10, 1), Seen::New);
+    }
+}

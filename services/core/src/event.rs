@@ -1,0 +1,218 @@
+//! The device-discovery event and the sighting row it turns into.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
+
+/// Device category as a sensor classifies it. The Avro enum and the JSON strings use the
+/// upper-case names; JSON also accepts lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum DeviceCategory {
+    #[default]
+    #[serde(rename = "UNKNOWN", alias = "unknown")]
+    Unknown,
+    #[serde(rename = "OT", alias = "ot")]
+    Ot,
+    #[serde(rename = "IOT", alias = "iot")]
+    Iot,
+    #[serde(rename = "NETWORK", alias = "network")]
+    Network,
+    #[serde(rename = "COMPUTERS_MOBILE", alias = "computers_mobile")]
+    ComputersMobile,
+}
+
+impl DeviceCategory {
+    pub const ALL: [DeviceCategory; 5] = [
+        DeviceCategory::Unknown,
+        DeviceCategory::Ot,
+        DeviceCategory::Iot,
+        DeviceCategory::Network,
+        DeviceCategory::ComputersMobile,
+    ];
+
+    /// Wire/storage name, as in the Avro enum and the ClickHouse `Enum8`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceCategory::Unknown => "UNKNOWN",
+            DeviceCategory::Ot => "OT",
+            DeviceCategory::Iot => "IOT",
+            DeviceCategory::Network => "NETWORK",
+            DeviceCategory::ComputersMobile => "COMPUTERS_MOBILE",
+        }
+    }
+
+    /// Numeric code used in ClickHouse's `Enum8` and the embedded store.
+    pub fn code(self) -> i8 {
+        match self {
+            DeviceCategory::Unknown => 0,
+            DeviceCategory::Ot => 1,
+            DeviceCategory::Iot => 2,
+            DeviceCategory::Network => 3,
+            DeviceCategory::ComputersMobile => 4,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// Enterprise IoT never bills the Computers & Mobile category (DESIGN §3).
+    pub fn billable_for_enterprise_iot(self) -> bool {
+        self != DeviceCategory::ComputersMobile
+    }
+}
+
+impl std::fmt::Display for DeviceCategory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One decoded discovery event. Strings borrow from the message payload where the
+/// encoding allows it (Avro always, JSON unless escaped), so decoding allocates only
+/// the identifier vectors.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Discovery<'a> {
+    #[serde(borrow)]
+    pub tenant: Cow<'a, str>,
+    #[serde(borrow)]
+    pub site: Cow<'a, str>,
+    #[serde(borrow)]
+    pub sensor: Cow<'a, str>,
+    /// Epoch milliseconds UTC. JSON may also give an RFC 3339 string.
+    #[serde(deserialize_with = "epoch_ms")]
+    pub observed_at: i64,
+    #[serde(borrow, default)]
+    pub zone: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub device_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub macs: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ips: Vec<Cow<'a, str>>,
+    #[serde(default)]
+    pub category: DeviceCategory,
+    #[serde(default)]
+    pub agent_managed: bool,
+    #[serde(borrow, default)]
+    pub vendor: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub hostname: Option<Cow<'a, str>>,
+}
+
+fn epoch_ms<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("epoch milliseconds or an RFC 3339 timestamp")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("timestamp out of range"))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            parse_rfc3339_ms(v).ok_or_else(|| E::custom(format!("bad timestamp {v:?}")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Minimal RFC 3339 parser (`2026-11-23T10:00:00Z`, optional fraction and offset):
+/// enough for sensors' JSON without pulling a date crate into the hot path.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = &s[start..i];
+        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+        ms = digits.parse().ok()?;
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        b'+' | b'-' if b.len() == i + 6 => {
+            let sign = if b[i] == b'-' { -1 } else { 1 };
+            sign * (num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?)
+        }
+        _ => return None,
+    };
+    // Days from civil date (Howard Hinnant's algorithm).
+    let (y2, m2) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi - offset_min) * 60_000 + se * 1000 + ms)
+}
+
+/// One row of the `sightings` table: a device seen at a site on a day. Ingest writes each
+/// (tenant, site, day, device) about once; storage deduplicates the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub tenant: String,
+    pub site: String,
+    /// Days since 1970-01-01 UTC.
+    pub day: u16,
+    /// Stable device key (see [`crate::identity`]).
+    pub device_key: u64,
+    /// Human-readable identity the key was derived from (`mac:…`, `ip:zone/…`, `sensor:…`).
+    pub device_label: String,
+    pub category: DeviceCategory,
+    pub agent_managed: bool,
+    pub sensor: String,
+    /// First observation of this device on this day that ingest wrote, epoch ms.
+    pub seen_at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses_utc_offsets_and_fractions() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_ms("1970-01-02T00:00:00.5Z"), Some(86_400_500));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-23T10:00:00+01:00"),
+            parse_rfc3339_ms("2026-11-23T09:00:00Z")
+        );
+        assert_eq!(parse_rfc3339_ms("2026-11-23T09:00:00Z"), Some(1_795_424_400_000));
+        assert_eq!(parse_rfc3339_ms("2026-13-23T09:00:00Z"), None);
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn category_codes_round_trip() {
+        for c in DeviceCategory::ALL {
+            assert_eq!(DeviceCategory::from_code(c.code()), Some(c));
+            assert_eq!(DeviceCategory::parse(&c.as_str().to_lowercase()), Some(c));
+        }
+        assert!(!DeviceCategory::ComputersMobile.billable_for_enterprise_iot());
+        assert!(DeviceCategory::Iot.billable_for_enterprise_iot());
+    }
+}

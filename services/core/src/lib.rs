@@ -1,0 +1,38 @@
+//! sitetally-core: everything ingest, the reconciler and the demo share, with no I/O.
+//!
+//! Layout:
+//! - [`event`]    the device-discovery event as decoded from the wire (borrowed, zero-copy);
+//! - [`codec`]    schema-registry wire format (Avro) and JSON decoding, schema resolution;
+//! - [`identity`] canonical MACs/IPs, "is this a device at all", the stable device key;
+//! - [`validate`] required fields, timestamp sanity, rejection reasons;
+//! - [`dedup`]    bounded per tenant/site/day memory of devices already written;
+//! - [`sketch`]   per-site HyperLogLog sketches with exact small sets in front;
+//! - [`pipeline`] decode ▶ validate ▶ identity ▶ dedup ▶ sketch ▶ rows, one call per message.
+
+pub mod codec;
+pub mod dedup;
+pub mod event;
+pub mod identity;
+pub mod pipeline;
+pub mod sketch;
+pub mod validate;
+
+pub use event::{DeviceCategory, Discovery, Sighting};
+pub use pipeline::{Outcome, Pipeline, PipelineConfig};
+
+/// Milliseconds in one UTC day; sightings are bucketed by day since the Unix epoch.
+pub const MS_PER_DAY: i64 = 86_400_000;
+
+/// Day number (days since 1970-01-01 UTC) of an epoch-milliseconds timestamp.
+pub fn day_of(epoch_ms: i64) -> u16 {
+    epoch_ms.div_euclid(MS_PER_DAY).clamp(0, u16::MAX as i64) as u16
+}
+
+/// Stable 64-bit hash of a tenant/site pair, used as the in-memory site key.
+pub fn site_hash(tenant: &str, site: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(tenant.as_bytes());
+    h.update(&[0xff]);
+    h.update(site.as_bytes());
+    h.digest()
+}
