@@ -1,1 +1,120 @@
-//! placeholder
+//! sitetally-store: where sightings and sketches live.
+//!
+//! Layout:
+//! - [`Store`]       the storage trait ingest, the reconciler and the API use;
+//! - [`clickhouse`]  ClickHouse: numbered migrations, batched RowBinary writer, queries;
+//! - [`embedded`]    SQLite store for `sitetally demo` (same trait, nothing to install).
+
+pub mod clickhouse;
+pub mod embedded;
+
+use sitetally_core::{DeviceCategory, Sighting};
+
+/// Storage errors, classified for retry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Server unreachable, timed out or overloaded: retry with backoff.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The request itself is wrong (schema mismatch, bad SQL): retrying will not help.
+    #[error("storage rejected the request: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Days since 1970-01-01 UTC, inclusive range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl DayRange {
+    /// The `days` days ending with `last_day` (inclusive).
+    pub fn ending(last_day: u16, days: u16) -> Self {
+        Self { from: last_day.saturating_sub(days.saturating_sub(1)), to: last_day }
+    }
+}
+
+/// Which devices to count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountFilter {
+    /// Empty = every category.
+    pub categories: Vec<DeviceCategory>,
+    /// Count devices an endpoint agent already manages (DESIGN §3 setting).
+    pub include_agent_managed: bool,
+}
+
+impl CountFilter {
+    pub fn all() -> Self {
+        Self { categories: Vec::new(), include_agent_managed: true }
+    }
+}
+
+/// A distinct-device count from a sketch (or exact below the sketch's exact threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteCount {
+    pub tenant: String,
+    pub site: String,
+    pub count: u64,
+    /// True when the store knows the count is exact.
+    pub exact: bool,
+    /// One-sigma error in devices (0 when exact).
+    pub sigma: f64,
+}
+
+/// A per-day distinct-device count of one site and category.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyCount {
+    pub day: u16,
+    pub category: DeviceCategory,
+    pub count: u64,
+    pub exact: bool,
+    pub sigma: f64,
+}
+
+/// The storage every service talks to. ClickHouse in production, SQLite in the demo.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Creates or upgrades the schema. Idempotent.
+    async fn migrate(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Writes one batch. Succeeds only when every row is durable; a retry of the same
+    /// batch after a failure must not change any count.
+    async fn write_sightings(&self, rows: &[Sighting]) -> Result<(), StoreError>;
+
+    /// Estimated distinct devices per site over `days` (from sketches), optionally for
+    /// one tenant.
+    async fn site_counts(
+        &self,
+        tenant: Option<&str>,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<Vec<SiteCount>, StoreError>;
+
+    /// Exact distinct devices of one site over `days` (from sightings).
+    async fn exact_site_count(
+        &self,
+        tenant: &str,
+        site: &str,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<u64, StoreError>;
+
+    /// Estimated distinct devices per day and category of one site.
+    async fn daily_counts(
+        &self,
+        tenant: &str,
+        site: &str,
+        days: DayRange,
+    ) -> Result<Vec<DailyCount>, StoreError>;
+
+    /// Cheap reachability check for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,386 @@
+//! ClickHouse storage: migrations from `schemas/clickhouse/`, batched RowBinary inserts,
+//! and the count queries. Runs on Debian's ClickHouse 18.16 (the test rig) and on current
+//! releases: capabilities are probed at start-up and the migrations adapt (TTL and
+//! non-replicated insert deduplication only where the server has them).
+
+use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
+use serde::Deserialize;
+use sitetally_core::{DeviceCategory, Sighting};
+use std::time::Duration;
+
+/// Migrations in order; `{db}` and the capability placeholders are filled in at apply time.
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "sightings", include_str!("../../../schemas/clickhouse/001_sightings.sql")),
+    (2, "site_devices_daily", include_str!("../../../schemas/clickhouse/002_site_devices_daily.sql")),
+    (3, "site_devices_daily_mv", include_str!("../../../schemas/clickhouse/003_site_devices_daily_mv.sql")),
+];
+
+/// `uniqCombined` counts exactly (up to 32-bit hash collisions) while its state is a
+/// hash set, i.e. up to 8,192 distinct values; measured on 18.16 with 50 seeds per size.
+pub const SKETCH_EXACT_LIMIT: u64 = 8192;
+/// Relative one-sigma error of `uniqCombined` above that: measured 0.18–0.19% at 10k and
+/// 20k devices (50 seeds each) on 18.16; rounded up.
+pub const SKETCH_RELATIVE_SIGMA: f64 = 0.003;
+
+/// Connection settings (a section of each service's config).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP endpoint of the server.
+    pub url: String,
+    /// Database holding sitetally's tables; created by `migrate`.
+    pub database: String,
+    pub user: Option<String>,
+    /// Never logged (see the `Debug` of the service configs).
+    #[serde(skip_serializing)]
+    pub password: Option<String>,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "sitetally".into(),
+            user: None,
+            password: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Durations as "10s" strings without another dependency.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (use e.g. 500ms, 10s, 2m)")))
+    }
+
+    pub fn parse(s: &str) -> Option<Duration> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit())?;
+        let (n, unit) = s.split_at(split);
+        let n: u64 = n.parse().ok()?;
+        Some(match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return None,
+        })
+    }
+}
+
+/// What the connected server supports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub version: String,
+    pub ttl: bool,
+    pub non_replicated_dedup_window: bool,
+}
+
+#[derive(clickhouse::Row, serde::Serialize)]
+struct SightingRow<'a> {
+    tenant: &'a str,
+    site: &'a str,
+    day: u16,
+    device_key: u64,
+    device_label: &'a str,
+    category: i8,
+    agent_managed: u8,
+    sensor: &'a str,
+    seen_at: u32,
+}
+
+#[derive(clickhouse::Row, Deserialize)]
+struct CountRow {
+    tenant: String,
+    site: String,
+    count: u64,
+}
+
+#[derive(clickhouse::Row, Deserialize)]
+struct DailyRow {
+    day: u16,
+    category: i8,
+    count: u64,
+}
+
+pub struct ClickHouseStore {
+    /// No default database: migrations create it.
+    client: clickhouse::Client,
+    /// Default database set: inserts name bare tables (the crate quotes the whole name).
+    data_client: clickhouse::Client,
+    database: String,
+}
+
+fn classify(e: clickhouse::error::Error) -> StoreError {
+    use clickhouse::error::Error as E;
+    match e {
+        E::Network(_) | E::TimedOut => StoreError::Unavailable(e.to_string()),
+        // Server-side errors come back as BadResponse: a few codes are transient.
+        E::BadResponse(ref msg)
+            if ["TOO_MANY_PARTS", "TIMEOUT", "MEMORY_LIMIT", "Too many parts", "Timeout", "NETWORK_ERROR", "Connection refused"]
+                .iter()
+                .any(|m| msg.contains(m)) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Rejected(other.to_string()),
+    }
+}
+
+/// `category IN (...)` / agent-managed filter, built only from enum codes (never user text).
+fn filter_sql(filter: &CountFilter) -> String {
+    let mut sql = String::new();
+    if !filter.categories.is_empty() {
+        let codes: Vec<String> = filter.categories.iter().map(|c| format!("'{}'", c.as_str())).collect();
+        sql.push_str(&format!(" AND category IN ({})", codes.join(",")));
+    }
+    if !filter.include_agent_managed {
+        sql.push_str(" AND agent_managed = 0");
+    }
+    sql
+}
+
+fn count_quality(count: u64) -> (bool, f64) {
+    if count <= SKETCH_EXACT_LIMIT {
+        (true, 0.0)
+    } else {
+        (false, count as f64 * SKETCH_RELATIVE_SIGMA)
+    }
+}
+
+impl ClickHouseStore {
+    pub fn new(config: &ClickHouseConfig) -> Self {
+        let mut client = clickhouse::Client::default()
+            .with_url(&config.url)
+            // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
+            .with_validation(false);
+        if let Some(u) = &config.user {
+            client = client.with_user(u);
+        }
+        if let Some(p) = &config.password {
+            client = client.with_password(p);
+        }
+        let data_client = client.clone().with_database(&config.database);
+        Self { client, data_client, database: config.database.clone() }
+    }
+
+    fn db(&self) -> &str {
+        &self.database
+    }
+
+    /// The underlying client (for the reconciler's and API's own tables).
+    pub fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
+    pub async fn capabilities(&self) -> Result<Capabilities, StoreError> {
+        let version: String = self.client.query("SELECT version()").fetch_one().await.map_err(classify)?;
+        let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+        let dedup: u64 = self
+            .client
+            .query("SELECT count() FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'")
+            .fetch_one()
+            .await
+            .map_err(classify)?;
+        Ok(Capabilities { ttl: (major, minor) >= (19, 6), non_replicated_dedup_window: dedup > 0, version })
+    }
+
+    /// Fills a migration's placeholders for this server.
+    pub fn render(&self, sql: &str, caps: &Capabilities) -> String {
+        let ttl = |days: u32| if caps.ttl { format!("TTL day + INTERVAL {days} DAY") } else { String::new() };
+        sql.replace("{db}", self.db())
+            .replace("{sightings_ttl}", &ttl(400))
+            .replace("{sketch_ttl}", &ttl(800))
+            .replace(
+                "{dedup_settings}",
+                if caps.non_replicated_dedup_window { "SETTINGS non_replicated_deduplication_window = 1000" } else { "" },
+            )
+    }
+
+    async fn exec(&self, sql: &str) -> Result<(), StoreError> {
+        self.client.query(sql).execute().await.map_err(classify)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for ClickHouseStore {
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let caps = self.capabilities().await?;
+        let db = self.db();
+        self.exec(&format!("CREATE DATABASE IF NOT EXISTS {db}")).await?;
+        self.exec(&format!(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, applied_at DateTime) \
+             ENGINE = MergeTree() ORDER BY version"
+        ))
+        .await?;
+        let applied: Vec<u32> = self
+            .client
+            .query(&format!("SELECT version FROM {db}.schema_migrations"))
+            .fetch_all()
+            .await
+            .map_err(classify)?;
+        let mut done = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tracing::info!(version, name, server = %caps.version, "applying ClickHouse migration");
+            self.exec(&self.render(sql, &caps)).await?;
+            self.client
+                .query(&format!("INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES (?, ?, now())"))
+                .bind(*version)
+                .bind(*name)
+                .execute()
+                .await
+                .map_err(classify)?;
+            done.push(format!("{version:03}_{name}"));
+        }
+        Ok(done)
+    }
+
+    async fn write_sightings(&self, rows: &[Sighting]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.data_client.insert::<SightingRow>("sightings").await.map_err(classify)?;
+        for r in rows {
+            let row = SightingRow {
+                tenant: &r.tenant,
+                site: &r.site,
+                day: r.day,
+                device_key: r.device_key,
+                device_label: &r.device_label,
+                category: r.category.code(),
+                agent_managed: r.agent_managed as u8,
+                sensor: &r.sensor,
+                seen_at: (r.seen_at_ms / 1000).clamp(0, u32::MAX as i64) as u32,
+            };
+            insert.write(&row).await.map_err(classify)?;
+        }
+        insert.end().await.map_err(classify)
+    }
+
+    async fn site_counts(
+        &self,
+        tenant: Option<&str>,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<Vec<SiteCount>, StoreError> {
+        let sql = format!(
+            "SELECT tenant, site, toUInt64(uniqCombinedMerge(devices)) AS count FROM {}.site_devices_daily \
+             WHERE day >= toDate(?) AND day <= toDate(?) {} {} GROUP BY tenant, site ORDER BY tenant, site",
+            self.db(),
+            if tenant.is_some() { "AND tenant = ?" } else { "" },
+            filter_sql(filter)
+        );
+        let mut q = self.client.query(&sql).bind(days.from).bind(days.to);
+        if let Some(t) = tenant {
+            q = q.bind(t);
+        }
+        let rows: Vec<CountRow> = q.fetch_all().await.map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (exact, sigma) = count_quality(r.count);
+                SiteCount { tenant: r.tenant, site: r.site, count: r.count, exact, sigma }
+            })
+            .collect())
+    }
+
+    async fn exact_site_count(
+        &self,
+        tenant: &str,
+        site: &str,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
+             WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?) {}",
+            self.db(),
+            filter_sql(filter)
+        );
+        self.client
+            .query(&sql)
+            .bind(tenant)
+            .bind(site)
+            .bind(days.from)
+            .bind(days.to)
+            .fetch_one()
+            .await
+            .map_err(classify)
+    }
+
+    async fn daily_counts(&self, tenant: &str, site: &str, days: DayRange) -> Result<Vec<DailyCount>, StoreError> {
+        let sql = format!(
+            "SELECT toUInt16(day) AS day_number, toInt8(category) AS category_code, toUInt64(uniqCombinedMerge(devices)) AS count \
+             FROM {}.site_devices_daily WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?) \
+             GROUP BY day, category ORDER BY day, category_code",
+            self.db()
+        );
+        let rows: Vec<DailyRow> = self
+            .client
+            .query(&sql)
+            .bind(tenant)
+            .bind(site)
+            .bind(days.from)
+            .bind(days.to)
+            .fetch_all()
+            .await
+            .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (exact, sigma) = count_quality(r.count);
+                DailyCount {
+                    day: r.day,
+                    category: DeviceCategory::from_code(r.category).unwrap_or_default(),
+                    count: r.count,
+                    exact,
+                    sigma,
+                }
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.exec("SELECT 1").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_adapts_to_the_server() {
+        let store = ClickHouseStore::new(&ClickHouseConfig { database: "t1".into(), ..Default::default() });
+        let old = Capabilities { version: "18.16.1".into(), ttl: false, non_replicated_dedup_window: false };
+        let new = Capabilities { version: "24.8".into(), ttl: true, non_replicated_dedup_window: true };
+        let sql = MIGRATIONS[0].2;
+        let a = store.render(sql, &old);
+        assert!(a.contains("CREATE TABLE IF NOT EXISTS t1.sightings") && !a.contains("TTL") && !a.contains('{'));
+        let b = store.render(sql, &new);
+        assert!(b.contains("TTL day + INTERVAL 400 DAY") && b.contains("non_replicated_deduplication_window"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(humantime_serde_compat::parse("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(humantime_serde_compat::parse("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(humantime_serde_compat::parse("ten"), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! Embedded SQLite store (see issue 4); filled in next.
