@@ -1,2 +1,168 @@
-//! placeholder
-fn main() {}
+//! The one sitetally binary: parses flags, sets up logging and metrics, and hands over to
+//! the service libraries. No logic lives here.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "sitetally", version, about = "Per-site billable device counts from sensor discoveries, and licence tier alerts",
+          long_about = "sitetally consumes device-discovery events from Kafka, counts distinct billable devices per site \
+                        (exact for small sites, HyperLogLog sketches in ClickHouse for large ones), compares them with \
+                        each customer's licensed tiers and raises alerts on overruns.")]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct LogArgs {
+    /// Log format: human-readable lines or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "human", env = "SITETALLY_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sitetally_ingest=debug`.
+    #[arg(long, global = true, default_value = "info", env = "SITETALLY_LOG")]
+    log: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume discovery events from Kafka and write deduplicated sightings to ClickHouse.
+    Ingest(IngestArgs),
+    /// Create or upgrade the ClickHouse schema (ingest also does this at start-up).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// TOML config file (see README "Configuration"); environment variables
+    /// `SITETALLY_INGEST__SECTION__KEY` override it, and these flags override both.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Topic to consume.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Consumer group id.
+    #[arg(long)]
+    group: Option<String>,
+    /// ClickHouse HTTP URL.
+    #[arg(long)]
+    clickhouse_url: Option<String>,
+    /// ClickHouse database.
+    #[arg(long)]
+    database: Option<String>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// Print the effective configuration (secrets omitted) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// ClickHouse HTTP URL.
+    #[arg(long, default_value = "http://127.0.0.1:8123", env = "SITETALLY_CLICKHOUSE_URL")]
+    clickhouse_url: String,
+    /// ClickHouse database.
+    #[arg(long, default_value = "sitetally", env = "SITETALLY_CLICKHOUSE_DATABASE")]
+    database: String,
+}
+
+fn init_logging(args: &LogArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|e| {
+        eprintln!("invalid --log filter {:?}: {e}; using info", args.log);
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn init_metrics(listen: Option<&str>) -> anyhow::Result<()> {
+    if let Some(addr) = listen {
+        let addr: std::net::SocketAddr = addr.parse().map_err(|e| anyhow::anyhow!("--metrics-listen {addr:?}: {e}"))?;
+        metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install()?;
+        tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn ingest_config(args: &IngestArgs) -> anyhow::Result<sitetally_ingest::IngestConfig> {
+    let mut c = sitetally_ingest::IngestConfig::load(args.config.as_deref())?;
+    if let Some(v) = &args.brokers {
+        c.kafka.brokers = v.clone();
+    }
+    if let Some(v) = &args.topic {
+        c.kafka.topic = v.clone();
+    }
+    if let Some(v) = &args.group {
+        c.kafka.group_id = v.clone();
+    }
+    if let Some(v) = &args.clickhouse_url {
+        c.clickhouse.url = v.clone();
+    }
+    if let Some(v) = &args.database {
+        c.clickhouse.database = v.clone();
+    }
+    if let Some(v) = &args.metrics_listen {
+        c.metrics_listen = Some(v.clone());
+    }
+    c.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match cli.command {
+        Command::Ingest(args) => {
+            let config = ingest_config(&args)?;
+            if args.print_config {
+                println!("{}", serde_json::to_string_pretty(&config)?);
+                return Ok(());
+            }
+            init_metrics(config.metrics_listen.as_deref())?;
+            sitetally_ingest::metrics::describe();
+            let report = sitetally_ingest::run(config, shutdown_signal()).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Migrate(args) => {
+            use sitetally_store::Store;
+            let store = sitetally_store::clickhouse::ClickHouseStore::new(&sitetally_store::clickhouse::ClickHouseConfig {
+                url: args.clickhouse_url,
+                database: args.database,
+                ..Default::default()
+            });
+            let caps = store.capabilities().await?;
+            let applied = store.migrate().await?;
+            tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Test rig library: installs (if missing) and starts ClickHouse and a Kafka-protocol broker
+# (Tansu with sqlite storage) on free 127.0.0.1 ports with temporary data directories.
+# Sourced by scripts/test.sh and the load tests; `rig_stop` stops what `rig_start` started.
+
+RIG_DIR="${SITETALLY_RIG_DIR:-$(mktemp -d -t sitetally-rig.XXXXXX)}"
+TANSU_VERSION=0.6.0
+
+log() { printf '[rig %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq 1 $((secs * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  log "gave up waiting for $what after ${secs}s"
+  return 1
+}
+
+ensure_clickhouse() {
+  if command -v clickhouse-server >/dev/null 2>&1; then return 0; fi
+  log "installing Debian's clickhouse-server and clickhouse-client (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+}
+
+ensure_tansu() {
+  if command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then return 0; fi
+  if [ -x "$HOME/.cargo/bin/tansu" ]; then export PATH="$HOME/.cargo/bin:$PATH"; return 0; fi
+  log "building the Tansu broker $TANSU_VERSION from crates.io (once; about 12 minutes)"
+  cargo install --quiet tansu --version "$TANSU_VERSION" --features libsql
+}
+
+start_clickhouse() {
+  local dir="$RIG_DIR/clickhouse"
+  mkdir -p "$dir/tmp" "$dir/uf" "$dir/fs"
+  CH_HTTP_PORT=$(free_port); CH_TCP_PORT=$(free_port)
+  (cd "$dir" && exec clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
+      --path="$dir/" --tmp_path="$dir/tmp/" --user_files_path="$dir/uf/" \
+      --format_schema_path="$dir/fs/" --logger.log="$dir/server.log" \
+      --logger.errorlog="$dir/error.log" --http_port="$CH_HTTP_PORT" \
+      --tcp_port="$CH_TCP_PORT" --listen_host=127.0.0.1 \
+      >"$dir/stdout.log" 2>&1) &
+  CH_PID=$!
+  echo "$CH_PID" > "$RIG_DIR/clickhouse.pid"
+  export SITETALLY_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
+  wait_for 60 "ClickHouse on :$CH_HTTP_PORT" curl -fsS "$SITETALLY_TEST_CLICKHOUSE_URL/ping" || {
+    tail -20 "$dir/error.log" >&2; return 1; }
+  log "ClickHouse $(curl -fsS "$SITETALLY_TEST_CLICKHOUSE_URL/?query=SELECT%20version()") on $SITETALLY_TEST_CLICKHOUSE_URL (pid $CH_PID)"
+}
+
+start_tansu() {
+  local dir="$RIG_DIR/tansu"
+  mkdir -p "$dir"
+  KAFKA_PORT=$(free_port)
+  # The path after sqlite:// is relative to the working directory.
+  (cd "$dir" && exec tansu broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --storage-engine "sqlite://tansu.db" >"$dir/broker.log" 2>&1) &
+  TANSU_PID=$!
+  echo "$TANSU_PID" > "$RIG_DIR/tansu.pid"
+  export SITETALLY_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+  wait_for 60 "Tansu on :$KAFKA_PORT" bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT" || {
+    tail -20 "$dir/broker.log" >&2; return 1; }
+  log "Tansu $TANSU_VERSION (sqlite storage) on $SITETALLY_TEST_KAFKA (pid $TANSU_PID)"
+}
+
+rig_start() {
+  ensure_clickhouse
+  ensure_tansu
+  mkdir -p "$RIG_DIR"
+  log "rig directory $RIG_DIR"
+  start_clickhouse
+  start_tansu
+  # Tests that stop and restart ClickHouse need to know how.
+  export SITETALLY_TEST_CLICKHOUSE_PID_FILE="$RIG_DIR/clickhouse.pid"
+  export SITETALLY_TEST_RIG_DIR="$RIG_DIR"
+}
+
+rig_stop() {
+  for name in tansu clickhouse; do
+    if [ -f "$RIG_DIR/$name.pid" ]; then
+      local pid; pid=$(cat "$RIG_DIR/$name.pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  # ClickHouse may have been restarted by a test under a new pid.
+  pkill -f "clickhouse-server.*$RIG_DIR" 2>/dev/null || true
+  if [ -z "${SITETALLY_KEEP_RIG:-}" ]; then rm -rf "$RIG_DIR"; fi
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (README): on a fresh machine installs what is missing, starts ClickHouse
+# and a Kafka-protocol broker on free 127.0.0.1 ports, runs the whole test suite against
+# them (unit tests and the `#[ignore]`d integration tests), and stops them.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh -p sitetally-ingest   # extra arguments go to `cargo test`
+#   SITETALLY_KEEP_RIG=1 scripts/test.sh  # keep the servers' data directories for a look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/rig.sh
+
+trap rig_stop EXIT
+rig_start
+
+log "building the workspace and tests"
+cargo build --workspace --all-targets --quiet
+log "running the test suite (unit + integration)"
+cargo test --workspace "$@" -- --include-ignored

@@ -1,0 +1,93 @@
+//! Work waiting for one flush: sighting rows, dead letters, and the next offset to commit
+//! for every partition the batch read from.
+
+use rdkafka::{Offset, TopicPartitionList};
+use sitetally_core::Sighting;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// A message bound for the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// The source message's own headers, kept.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub reason: &'static str,
+    pub error: String,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub rows: Vec<Sighting>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Dead letters already acknowledged by the broker (a retry after a storage failure
+    /// must not publish them again).
+    pub dead_letters_sent: bool,
+    /// (topic, partition) → offset of the next message to read (last offset + 1).
+    pub next_offsets: HashMap<(String, i32), i64>,
+    pub messages: u64,
+    pub started: Option<Instant>,
+}
+
+impl Batch {
+    pub fn record_offset(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.started.get_or_insert_with(Instant::now);
+        self.messages += 1;
+        match self.next_offsets.get_mut(&(topic.to_string(), partition)) {
+            Some(next) => *next = (*next).max(offset + 1),
+            None => {
+                self.next_offsets.insert((topic.to_string(), partition), offset + 1);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    pub fn age_exceeds(&self, limit: std::time::Duration) -> bool {
+        self.started.is_some_and(|s| s.elapsed() >= limit)
+    }
+
+    /// Offsets to commit: Kafka commits the offset of the *next* message to read.
+    pub fn commit_list(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &self.next_offsets {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .expect("valid offset");
+        }
+        tpl
+    }
+
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.dead_letters.clear();
+        self.dead_letters_sent = false;
+        self.next_offsets.clear();
+        self.messages = 0;
+        self.started = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_last_offset_plus_one_per_partition() {
+        let mut b = Batch::default();
+        b.record_offset("t", 0, 5);
+        b.record_offset("t", 0, 9);
+        b.record_offset("t", 1, 3);
+        let tpl = b.commit_list();
+        assert_eq!(tpl.find_partition("t", 0).unwrap().offset(), Offset::Offset(10));
+        assert_eq!(tpl.find_partition("t", 1).unwrap().offset(), Offset::Offset(4));
+        assert_eq!(b.messages, 3);
+        b.clear();
+        assert!(b.is_empty() && b.commit_list().count() == 0);
+    }
+}

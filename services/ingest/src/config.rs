@@ -1,0 +1,198 @@
+//! The ingest service's one config. Layers: built-in defaults (work on localhost) → an
+//! optional TOML file → `SITETALLY_INGEST__SECTION__KEY` environment variables → flags.
+
+use serde::{Deserialize, Serialize};
+use sitetally_store::clickhouse::ClickHouseConfig;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub batch: BatchConfig,
+    pub pipeline: PipelineSettings,
+    /// Confluent-compatible schema registry URL; unset = the schemas bundled in the binary.
+    pub schema_registry_url: Option<String>,
+    /// `host:port` for the Prometheus `/metrics` endpoint; unset = no endpoint.
+    pub metrics_listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Topic with discovery events.
+    pub topic: String,
+    /// Consumer group; every ingest instance of one deployment uses the same.
+    pub group_id: String,
+    /// Dead-letter topic; default `<topic>.dlq`.
+    pub dlq_topic: Option<String>,
+    /// Extra librdkafka properties for consumer and producer (e.g. security settings).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "device-discoveries".into(),
+            group_id: "sitetally-ingest".into(),
+            dlq_topic: None,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    pub fn dlq_topic(&self) -> String {
+        self.dlq_topic.clone().unwrap_or_else(|| format!("{}.dlq", self.topic))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Flush when this many rows are pending.
+    pub max_rows: usize,
+    /// Flush at least this often (milliseconds) while anything is pending.
+    pub max_interval_ms: u64,
+    /// First retry delay after a failed flush (milliseconds); doubles up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// On partition revocation, how long to try flushing before discarding the batch
+    /// (its offsets stay uncommitted, so the next owner re-reads it).
+    pub revoke_flush_timeout_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 50_000,
+            max_interval_ms: 1_000,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 5_000,
+            revoke_flush_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl BatchConfig {
+    pub fn max_interval(&self) -> Duration {
+        Duration::from_millis(self.max_interval_ms)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Reject events further in the future than this (seconds).
+    pub max_future_secs: i64,
+    /// Reject events older than this (days).
+    pub max_age_days: i64,
+    /// Most (site, day, device) triples remembered by dedup (~40 bytes each).
+    pub dedup_capacity: usize,
+    /// Days behind the newest day that dedup and live sketches keep.
+    pub keep_days: u16,
+    /// Most live site-day sketches (≤ 12 KiB each).
+    pub max_live_sketches: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        let d = sitetally_core::PipelineConfig::default();
+        Self {
+            max_future_secs: d.rules.max_future_ms / 1000,
+            max_age_days: d.rules.max_age_ms / sitetally_core::MS_PER_DAY,
+            dedup_capacity: d.dedup_capacity,
+            keep_days: d.keep_days,
+            max_live_sketches: d.max_live_sketches,
+        }
+    }
+}
+
+impl PipelineSettings {
+    pub fn to_pipeline_config(&self) -> sitetally_core::PipelineConfig {
+        let mut c = sitetally_core::PipelineConfig::default();
+        c.rules.max_future_ms = self.max_future_secs * 1000;
+        c.rules.max_age_ms = self.max_age_days * sitetally_core::MS_PER_DAY;
+        c.dedup_capacity = self.dedup_capacity;
+        c.keep_days = self.keep_days;
+        c.max_live_sketches = self.max_live_sketches;
+        c
+    }
+}
+
+impl IngestConfig {
+    /// Defaults, then `file` (if given), then `SITETALLY_INGEST__…` variables
+    /// (e.g. `SITETALLY_INGEST__KAFKA__BROKERS=kafka:9092`).
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        use figment::providers::{Env, Format, Serialized, Toml};
+        let mut f = figment::Figment::from(Serialized::defaults(IngestConfig::default()));
+        if let Some(path) = file {
+            f = f.merge(Toml::file_exact(path));
+        }
+        f.merge(Env::prefixed("SITETALLY_INGEST__").split("__")).extract()
+    }
+
+    /// Checks what serde cannot, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kafka.brokers.trim().is_empty() {
+            return Err("kafka.brokers: must name at least one broker".into());
+        }
+        if self.kafka.topic.trim().is_empty() {
+            return Err("kafka.topic: must not be empty".into());
+        }
+        if self.batch.max_rows == 0 {
+            return Err("batch.max_rows: must be at least 1".into());
+        }
+        if self.pipeline.dedup_capacity == 0 {
+            return Err("pipeline.dedup_capacity: must be at least 1".into());
+        }
+        if self.batch.initial_backoff_ms == 0 || self.batch.max_backoff_ms < self.batch.initial_backoff_ms {
+            return Err("batch.max_backoff_ms: must be ≥ batch.initial_backoff_ms > 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_environment_layer_over_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ingest.toml", "[kafka]\ntopic = \"events\"\n[batch]\nmax_rows = 10\n")?;
+            jail.set_env("SITETALLY_INGEST__KAFKA__BROKERS", "kafka-1:9092");
+            let c = IngestConfig::load(Some(Path::new("ingest.toml")))?;
+            assert_eq!(c.kafka.topic, "events");
+            assert_eq!(c.kafka.dlq_topic(), "events.dlq");
+            assert_eq!(c.kafka.brokers, "kafka-1:9092");
+            assert_eq!(c.batch.max_rows, 10);
+            assert_eq!(c.clickhouse.url, "http://127.0.0.1:8123");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+            let err = IngestConfig::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            assert!(err.contains("brokerz"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = IngestConfig::default();
+        assert_eq!(c.validate(), Ok(()));
+        c.batch.max_rows = 0;
+        assert!(c.validate().unwrap_err().starts_with("batch.max_rows"));
+    }
+}

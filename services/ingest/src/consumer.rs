@@ -1,0 +1,413 @@
+//! The consume loop. One OS thread owns a `BaseConsumer` (several times faster than
+//! `StreamConsumer` in published measurements, and no per-message task or channel hop)
+//! and runs every message through the synchronous [`Pipeline`]. Storage writes are the
+//! only async calls, made with `block_on` on the service's Tokio runtime at flush time.
+//!
+//! Flush = publish dead letters (acked) ▶ write rows (acked) ▶ commit offsets (last + 1).
+//! A failed flush pauses every assigned partition and retries with backoff while the
+//! loop keeps polling (so the group does not evict us); success resumes consumption.
+//! On revocation the batch is flushed, or discarded within a bounded time: its offsets
+//! were never committed, so the next owner re-reads it, and dedup forgets what it had
+//! marked as written.
+
+use crate::batch::{Batch, DeadLetter};
+use crate::config::{BatchConfig, IngestConfig};
+use crate::dlq::DeadLetterProducer;
+use crate::metrics as m;
+use ::metrics::{counter, gauge, histogram};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+use sitetally_core::codec::{BundledSchemas, Codec, SchemaResolver};
+use sitetally_core::pipeline::{Outcome, Pipeline, PipelineStats};
+use sitetally_store::clickhouse::ClickHouseStore;
+use sitetally_store::Store;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{error, info, warn};
+
+/// What one run of ingest did (returned at shutdown; also in the metrics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct IngestReport {
+    pub messages: u64,
+    pub new_devices: u64,
+    pub duplicates: u64,
+    pub not_a_device: u64,
+    pub rejected: u64,
+    pub dead_letters_published: u64,
+    pub rows_written: u64,
+    pub flushes: u64,
+    pub failed_flushes: u64,
+    pub discarded_batches: u64,
+}
+
+/// Runs ingest against ClickHouse until `shutdown` resolves.
+pub async fn run(config: IngestConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<IngestReport> {
+    let store: Arc<dyn Store> = Arc::new(ClickHouseStore::new(&config.clickhouse));
+    run_with_store(config, store, shutdown).await
+}
+
+/// Runs ingest against any [`Store`] (the demo passes its embedded store).
+pub async fn run_with_store(
+    config: IngestConfig,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<IngestReport> {
+    config.validate().map_err(|e| anyhow::anyhow!("invalid ingest config: {e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(config.batch.initial_backoff_ms);
+    loop {
+        match store.migrate().await {
+            Ok(applied) => {
+                info!(applied = ?applied, "storage schema up to date");
+                break;
+            }
+            Err(e) if e.is_retryable() => {
+                warn!(error = %e, retry_in = ?backoff, "storage unavailable at start-up; waiting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut shutdown => return Ok(IngestReport::default()),
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(config.batch.max_backoff_ms));
+            }
+            Err(e) => return Err(anyhow::anyhow!("storage migration failed: {e}")),
+        }
+    }
+    let rt = tokio::runtime::Handle::current();
+    let stop_flag = stop.clone();
+    let mut worker = tokio::task::spawn_blocking(move || consume_loop(config, store, rt, stop_flag));
+    tokio::select! {
+        res = &mut worker => return res?,
+        _ = &mut shutdown => {
+            info!("shutdown requested: flushing, committing and leaving the group");
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+    worker.await?
+}
+
+/// Everything the loop and the rebalance callback share.
+struct Worker {
+    pipeline: Pipeline,
+    batch: Batch,
+    store: Arc<dyn Store>,
+    dlq: DeadLetterProducer,
+    rt: tokio::runtime::Handle,
+    cfg: BatchConfig,
+    paused: bool,
+    backoff: Duration,
+    report: IngestReport,
+    published: PipelineStats,
+}
+
+struct IngestContext {
+    worker: Arc<Mutex<Worker>>,
+}
+
+impl ClientContext for IngestContext {
+    fn stats(&self, stats: Statistics) {
+        for topic in stats.topics.values() {
+            for p in topic.partitions.values() {
+                if p.partition >= 0 && p.consumer_lag >= 0 {
+                    gauge!(m::CONSUMER_LAG, "topic" => topic.topic.clone(), "partition" => p.partition.to_string())
+                        .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                info!(partitions = tpl.count(), "partitions revoked: finishing in-flight work");
+                lock(&self.worker).on_revoke(consumer);
+            }
+            Rebalance::Assign(tpl) => {
+                let parts: Vec<String> = tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+                info!(partitions = ?parts, "partitions assigned");
+            }
+            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+fn lock(w: &Mutex<Worker>) -> std::sync::MutexGuard<'_, Worker> {
+    w.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// librdkafka settings of the ingest consumer.
+pub fn consumer_config(config: &IngestConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Eager protocol: a revocation takes every partition, so discarding the whole
+        // batch never needs a rewind of partitions we keep.
+        .set("partition.assignment.strategy", "roundrobin")
+        .set("statistics.interval.ms", "5000");
+    for (k, v) in &config.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn producer_config(config: &IngestConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers);
+    for (k, v) in &config.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn consume_loop(
+    config: IngestConfig,
+    store: Arc<dyn Store>,
+    rt: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<IngestReport> {
+    let resolver: Arc<dyn SchemaResolver> = match &config.schema_registry_url {
+        Some(url) => Arc::new(crate::registry::RegistryClient::new(url).map_err(anyhow::Error::msg)?),
+        None => Arc::new(BundledSchemas),
+    };
+    let dlq = DeadLetterProducer::new(producer_config(&config), config.kafka.dlq_topic())?;
+    let worker = Arc::new(Mutex::new(Worker {
+        pipeline: Pipeline::new(&config.pipeline.to_pipeline_config(), Codec::new(resolver)),
+        batch: Batch::default(),
+        store,
+        dlq,
+        rt,
+        cfg: config.batch.clone(),
+        paused: false,
+        backoff: Duration::from_millis(config.batch.initial_backoff_ms),
+        report: IngestReport::default(),
+        published: PipelineStats::default(),
+    }));
+    let consumer: BaseConsumer<IngestContext> =
+        consumer_config(&config).create_with_context(IngestContext { worker: worker.clone() })?;
+    consumer.subscribe(&[&config.kafka.topic])?;
+    info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers,
+          dlq = %config.kafka.dlq_topic(), "ingest consuming");
+
+    let mut last_metrics = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let wait = if lock(&worker).paused { lock(&worker).backoff } else { Duration::from_millis(100) };
+        if let Some(result) = consumer.poll(wait) {
+            match result {
+                Ok(msg) => lock(&worker).handle(&msg, now_ms()),
+                Err(e) => warn!(error = %e, "consumer error"),
+            }
+        }
+        let mut w = lock(&worker);
+        if w.paused || w.should_flush() {
+            w.flush_or_pause(&consumer);
+        }
+        if last_metrics.elapsed() >= Duration::from_secs(1) {
+            w.publish_metrics();
+            last_metrics = Instant::now();
+        }
+    }
+
+    // Graceful stop: flush what we have (bounded), then leave the group.
+    {
+        let mut w = lock(&worker);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !w.batch.is_empty() {
+            match w.try_flush(&consumer) {
+                Ok(()) => break,
+                Err(e) if Instant::now() < deadline => {
+                    warn!(error = %e, "flush at shutdown failed; retrying");
+                    std::thread::sleep(w.backoff);
+                }
+                Err(e) => {
+                    error!(error = %e, messages = w.batch.messages,
+                           "could not flush at shutdown; offsets left uncommitted, the batch will be re-read");
+                    break;
+                }
+            }
+        }
+        w.publish_metrics();
+    }
+    consumer.unsubscribe();
+    let report = lock(&worker).report;
+    drop(consumer);
+    info!(report = ?report, "ingest stopped");
+    Ok(report)
+}
+
+impl Worker {
+    fn handle(&mut self, msg: &BorrowedMessage<'_>, now: i64) {
+        self.report.messages += 1;
+        let payload = msg.payload().unwrap_or(&[]);
+        match self.pipeline.process(payload, now) {
+            Outcome::New(row) => self.batch.rows.push(row),
+            Outcome::Duplicate => {}
+            Outcome::NotADevice(why) => {
+                counter!(m::NOT_A_DEVICE, "reason" => why.reason()).increment(1);
+            }
+            Outcome::Rejected(rejection) => {
+                if rejection.is_retryable() {
+                    // The registry is down: this is not bad data. Stop and let a restart
+                    // re-read from the last commit rather than dead-letter good events.
+                    error!(error = %rejection, "schema registry unavailable; not dead-lettering");
+                }
+                counter!(m::REJECTED, "reason" => rejection.reason()).increment(1);
+                self.batch.dead_letters.push(DeadLetter {
+                    key: msg.key().map(<[u8]>::to_vec),
+                    payload: payload.to_vec(),
+                    headers: msg
+                        .headers()
+                        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec())).collect())
+                        .unwrap_or_default(),
+                    reason: rejection.reason(),
+                    error: rejection.to_string(),
+                    source_topic: msg.topic().to_string(),
+                    source_partition: msg.partition(),
+                    source_offset: msg.offset(),
+                });
+            }
+        }
+        self.batch.record_offset(msg.topic(), msg.partition(), msg.offset());
+    }
+
+    fn should_flush(&self) -> bool {
+        !self.batch.is_empty()
+            && (self.batch.rows.len() >= self.cfg.max_rows
+                || self.batch.dead_letters.len() >= self.cfg.max_rows
+                || self.batch.age_exceeds(self.cfg.max_interval()))
+    }
+
+    fn flush_or_pause(&mut self, consumer: &BaseConsumer<IngestContext>) {
+        match self.try_flush(consumer) {
+            Ok(()) => {
+                if self.paused {
+                    if let Ok(assignment) = consumer.assignment() {
+                        if let Err(e) = consumer.resume(&assignment) {
+                            warn!(error = %e, "resume failed");
+                        }
+                    }
+                    self.paused = false;
+                    gauge!(m::PAUSED).set(0.0);
+                    info!("storage is back: batch written, consumption resumed");
+                }
+                self.backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
+            }
+            Err(e) => {
+                self.report.failed_flushes += 1;
+                counter!(m::FLUSH_FAILURES).increment(1);
+                if !self.paused {
+                    if let Ok(assignment) = consumer.assignment() {
+                        if let Err(e) = consumer.pause(&assignment) {
+                            warn!(error = %e, "pause failed");
+                        }
+                    }
+                    self.paused = true;
+                    gauge!(m::PAUSED).set(1.0);
+                }
+                warn!(error = %e, rows = self.batch.rows.len(), retry_in = ?self.backoff,
+                      "flush failed: consumption paused until storage accepts the batch");
+                self.backoff = (self.backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
+            }
+        }
+    }
+
+    /// Dead letters ▶ rows ▶ commit. Each stage runs only after the previous one was
+    /// acknowledged; a retry resends the identical rows.
+    fn try_flush(&mut self, consumer: &BaseConsumer<IngestContext>) -> Result<(), String> {
+        let started = Instant::now();
+        if !self.batch.dead_letters.is_empty() && !self.batch.dead_letters_sent {
+            self.dlq.publish_all(&self.batch.dead_letters, Duration::from_secs(15))?;
+            self.batch.dead_letters_sent = true;
+            let n = self.batch.dead_letters.len() as u64;
+            self.report.dead_letters_published += n;
+            counter!(m::DLQ_PUBLISHED).increment(n);
+        }
+        if !self.batch.rows.is_empty() {
+            let store = self.store.clone();
+            let rows = std::mem::take(&mut self.batch.rows);
+            let result = self.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(30), store.write_sightings(&rows)).await
+            });
+            let outcome = match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("storage write failed: {e}")),
+                Err(_) => Err("storage write timed out after 30s".to_string()),
+            };
+            let n = rows.len() as u64;
+            self.batch.rows = rows;
+            outcome?;
+            self.report.rows_written += n;
+            counter!(m::ROWS_WRITTEN).increment(n);
+            self.batch.rows.clear();
+        }
+        let offsets = self.batch.commit_list();
+        if offsets.count() > 0 {
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                // Rows are durable; an uncommitted offset only means a harmless re-read.
+                warn!(error = %e, "offset commit failed after the batch was written; it may be re-read");
+            }
+        }
+        self.report.flushes += 1;
+        histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        self.batch.clear();
+        Ok(())
+    }
+
+    fn on_revoke(&mut self, consumer: &BaseConsumer<IngestContext>) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.revoke_flush_timeout_ms);
+        loop {
+            match self.try_flush(consumer) {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    warn!(error = %e, "flush before revocation failed; retrying");
+                    std::thread::sleep(self.backoff.min(Duration::from_millis(500)));
+                }
+                Err(e) => {
+                    warn!(error = %e, messages = self.batch.messages,
+                          "discarding the unflushed batch on revocation: offsets stay uncommitted, the next owner re-reads it");
+                    self.batch.clear();
+                    self.pipeline.forget_written();
+                    self.report.discarded_batches += 1;
+                    self.paused = false;
+                    gauge!(m::PAUSED).set(0.0);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn publish_metrics(&mut self) {
+        let s = self.pipeline.stats;
+        let p = self.published;
+        counter!(m::MESSAGES_CONSUMED).increment(s.new + s.duplicates + s.not_a_device + s.rejected
+            - (p.new + p.duplicates + p.not_a_device + p.rejected));
+        counter!(m::EVENTS_NEW).increment(s.new - p.new);
+        counter!(m::DEDUP_HITS).increment(s.duplicates - p.duplicates);
+        self.published = s;
+        self.report.new_devices = s.new;
+        self.report.duplicates = s.duplicates;
+        self.report.not_a_device = s.not_a_device;
+        self.report.rejected = s.rejected;
+        let (entries, dedup_bytes, sketches, sketch_bytes) = self.pipeline.memory();
+        gauge!(m::DEDUP_ENTRIES).set(entries as f64);
+        gauge!(m::DEDUP_BYTES).set(dedup_bytes as f64);
+        gauge!(m::SKETCHES).set(sketches as f64);
+        gauge!(m::SKETCH_BYTES).set(sketch_bytes as f64);
+    }
+}
