@@ -22,7 +22,7 @@ fn row(site: &str, day: u16, key: u64, category: DeviceCategory) -> Sighting {
         device_key: key,
         device_label: format!("mac:{key}"),
         category,
-        agent_managed: key % 10 == 0,
+        agent_managed: key.is_multiple_of(10),
         sensor: "s1".into(),
         seen_at_ms: day as i64 * 86_400_000,
     }
@@ -42,7 +42,7 @@ const DAY: u16 = 20_000;
 fn mixed_batch() -> Vec<Sighting> {
     (0..500u64)
         .map(|k| {
-            let category = if k % 3 == 0 {
+            let category = if k.is_multiple_of(3) {
                 DeviceCategory::Iot
             } else {
                 DeviceCategory::Ot
@@ -372,7 +372,7 @@ async fn write_site(s: &EmbeddedStore, site: &str, n: u64) {
     // Spread over three days and both agent flags, in batches, as ingest would.
     let rows: Vec<Sighting> = (0..n)
         .map(|i| Sighting {
-            agent_managed: i % 4 == 0,
+            agent_managed: i.is_multiple_of(4),
             ..row(site, DAY + (i % 3) as u16, hashed(i), DeviceCategory::Ot)
         })
         .collect();
