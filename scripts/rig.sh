@@ -37,22 +37,35 @@ ensure_tansu() {
   cargo install --quiet tansu --version "$TANSU_VERSION" --features libsql
 }
 
-start_clickhouse() {
+launch_clickhouse() { # starts the server on the ports in $RIG_DIR/clickhouse.env
   local dir="$RIG_DIR/clickhouse"
+  source "$RIG_DIR/clickhouse.env"
   mkdir -p "$dir/tmp" "$dir/uf" "$dir/fs"
-  CH_HTTP_PORT=$(free_port); CH_TCP_PORT=$(free_port)
   (cd "$dir" && exec clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
       --path="$dir/" --tmp_path="$dir/tmp/" --user_files_path="$dir/uf/" \
       --format_schema_path="$dir/fs/" --logger.log="$dir/server.log" \
       --logger.errorlog="$dir/error.log" --http_port="$CH_HTTP_PORT" \
       --tcp_port="$CH_TCP_PORT" --listen_host=127.0.0.1 \
-      >"$dir/stdout.log" 2>&1) &
-  CH_PID=$!
-  echo "$CH_PID" > "$RIG_DIR/clickhouse.pid"
-  export SITETALLY_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
-  wait_for 60 "ClickHouse on :$CH_HTTP_PORT" curl -fsS "$SITETALLY_TEST_CLICKHOUSE_URL/ping" || {
+      >>"$dir/stdout.log" 2>&1) &
+  echo $! > "$RIG_DIR/clickhouse.pid"
+  wait_for 60 "ClickHouse on :$CH_HTTP_PORT" curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping" || {
     tail -20 "$dir/error.log" >&2; return 1; }
-  log "ClickHouse $(curl -fsS "$SITETALLY_TEST_CLICKHOUSE_URL/?query=SELECT%20version()") on $SITETALLY_TEST_CLICKHOUSE_URL (pid $CH_PID)"
+}
+
+stop_clickhouse() {
+  local pid; pid=$(cat "$RIG_DIR/clickhouse.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+start_clickhouse() {
+  mkdir -p "$RIG_DIR"
+  printf 'CH_HTTP_PORT=%s\nCH_TCP_PORT=%s\n' "$(free_port)" "$(free_port)" > "$RIG_DIR/clickhouse.env"
+  launch_clickhouse
+  source "$RIG_DIR/clickhouse.env"
+  export SITETALLY_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
+  log "ClickHouse $(curl -fsS "$SITETALLY_TEST_CLICKHOUSE_URL/?query=SELECT%20version()") on $SITETALLY_TEST_CLICKHOUSE_URL (pid $(cat "$RIG_DIR/clickhouse.pid"))"
 }
 
 start_tansu() {
@@ -78,8 +91,7 @@ rig_start() {
   log "rig directory $RIG_DIR"
   start_clickhouse
   start_tansu
-  # Tests that stop and restart ClickHouse need to know how.
-  export SITETALLY_TEST_CLICKHOUSE_PID_FILE="$RIG_DIR/clickhouse.pid"
+  # Tests that stop and restart ClickHouse do it through scripts/rig-clickhouse.sh.
   export SITETALLY_TEST_RIG_DIR="$RIG_DIR"
 }
 

@@ -21,7 +21,7 @@ fn row(site: &str, day: u16, key: u64, category: DeviceCategory) -> Sighting {
         device_key: key,
         device_label: format!("mac:{key}"),
         category,
-        agent_managed: key % 10 == 0,
+        agent_managed: key.is_multiple_of(10),
         sensor: "s1".into(),
         seen_at_ms: day as i64 * 86_400_000,
     }

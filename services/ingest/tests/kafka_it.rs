@@ -1,0 +1,95 @@
+//! Ingest end to end against the real broker (Tansu, sqlite storage) and the real
+//! ClickHouse started by scripts/test.sh. Each test has its own topic, group and database.
+
+mod support;
+
+use sitetally_store::{CountFilter, DayRange, Store};
+use std::time::Duration;
+use support::*;
+
+fn event(site: &str, sensor: &str, mac: &str, at: i64) -> Vec<u8> {
+    format!(r#"{{"tenant":"acme","site":"{site}","sensor":"{sensor}","observed_at":{at},"macs":["{mac}"],"category":"OT"}}"#).into_bytes()
+}
+
+fn spell(i: u32, variant: u32) -> String {
+    let b = [0x00, 0x1b, 0x00, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+    match variant % 3 {
+        0 => b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":"),
+        1 => b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join("-"),
+        _ => format!("{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}", b[0], b[1], b[2], b[3], b[4], b[5]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
+async fn counts_dedup_and_dead_letters_end_to_end() {
+    let topic = unique("e2e");
+    let db = unique("e2e");
+    create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
+    let now = now_ms();
+    let mut msgs = Vec::new();
+    // site-a: 120 devices, each reported 3 times by 2 sensors in 3 spellings.
+    for round in 0..3u32 {
+        for i in 0..120u32 {
+            let sensor = if (i + round) % 2 == 0 { "s1" } else { "s2" };
+            msgs.push((b"acme/site-a".to_vec(), event("site-a", sensor, &spell(i, round + i), now)));
+        }
+    }
+    // site-b: 30 devices.
+    for i in 0..30u32 {
+        msgs.push((b"acme/site-b".to_vec(), event("site-b", "s9", &spell(1000 + i, i), now)));
+    }
+    // Bad input of several kinds, and one public address (not a device, not bad).
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("json_decode", b"{not json".to_vec()),
+        ("unknown_format", b"\x07garbage".to_vec()),
+        ("truncated_header", vec![0, 0, 1]),
+        ("unknown_schema", vec![0, 0, 0, 0, 42, 1, 2]),
+        ("invalid_mac", event("site-a", "s1", "zz:zz", now)),
+        ("timestamp_in_future", event("site-a", "s1", &spell(1, 0), now + 3_600_000)),
+    ];
+    for (_, payload) in &bad {
+        msgs.push((b"acme/site-a".to_vec(), payload.clone()));
+    }
+    msgs.push((b"acme/site-a".to_vec(), br#"{"tenant":"acme","site":"site-a","sensor":"s1","observed_at":0,"ips":["8.8.8.8"]}"#.to_vec()));
+    // observed_at 0 is too old: make the public-IP event current.
+    let last = msgs.len() - 1;
+    msgs[last].1 = format!(r#"{{"tenant":"acme","site":"site-a","sensor":"s1","observed_at":{now},"ips":["8.8.8.8"]}}"#).into_bytes();
+    let total = produce(&topic, msgs) as u64;
+
+    let config = ingest_config(&topic, &db);
+    let group = config.kafka.group_id.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ingest = tokio::spawn(sitetally_ingest::consumer::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let b = brokers();
+    wait_until("ingest to commit every message", Duration::from_secs(120), || {
+        committed_total(&b, &group, &topic, 2) as u64 == total
+    })
+    .await;
+    stop_tx.send(()).unwrap();
+    let report = ingest.await.unwrap().unwrap();
+    assert_eq!(report.messages, total);
+    assert_eq!(report.rejected, bad.len() as u64);
+    assert_eq!(report.not_a_device, 1);
+    assert_eq!(report.new_devices, 150, "dedup writes each device once per day: {report:?}");
+
+    let s = store(&db);
+    let day = sitetally_core::day_of(now);
+    let days = DayRange { from: day, to: day };
+    let counts = s.site_counts(Some("acme"), days, &CountFilter::all()).await.unwrap();
+    let by_site: std::collections::HashMap<_, _> = counts.iter().map(|c| (c.site.as_str(), c.count)).collect();
+    assert_eq!(by_site.get("site-a"), Some(&120));
+    assert_eq!(by_site.get("site-b"), Some(&30));
+    assert_eq!(s.exact_site_count("acme", "site-a", days, &CountFilter::all()).await.unwrap(), 120);
+
+    let letters = read_all(&format!("{topic}.dlq"), bad.len(), Duration::from_secs(30));
+    assert_eq!(letters.len(), bad.len(), "exactly the bad messages are dead-lettered");
+    for (reason, payload) in &bad {
+        let l = letters.iter().find(|l| &l.payload == payload).unwrap_or_else(|| panic!("{reason} missing from DLQ"));
+        assert_eq!(l.headers.get("dlq.reason").map(String::as_str), Some(*reason));
+        assert_eq!(l.headers.get("dlq.source.topic"), Some(&topic));
+        assert!(l.headers.contains_key("dlq.source.offset") && l.headers.contains_key("dlq.error"));
+    }
+}

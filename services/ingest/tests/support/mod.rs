@@ -1,0 +1,155 @@
+//! Shared helpers of the integration tests: the rig's servers, topics, producing,
+//! reading dead letters, waiting with clear failures (never hanging).
+
+#![allow(dead_code)]
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use sitetally_ingest::IngestConfig;
+use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub fn brokers() -> String {
+    std::env::var("SITETALLY_TEST_KAFKA").expect("SITETALLY_TEST_KAFKA is not set: run scripts/test.sh, which starts the broker")
+}
+
+pub fn clickhouse_url() -> String {
+    std::env::var("SITETALLY_TEST_CLICKHOUSE_URL")
+        .expect("SITETALLY_TEST_CLICKHOUSE_URL is not set: run scripts/test.sh, which starts ClickHouse")
+}
+
+/// A name unique to this test run, for topics, groups and databases.
+pub fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{name}_{}_{nanos}", std::process::id())
+}
+
+pub fn ingest_config(topic: &str, database: &str) -> IngestConfig {
+    let mut c = IngestConfig::default();
+    c.kafka.brokers = brokers();
+    c.kafka.topic = topic.to_string();
+    c.kafka.group_id = format!("{topic}-group");
+    c.clickhouse = ClickHouseConfig { url: clickhouse_url(), database: database.to_string(), ..Default::default() };
+    c.batch.max_rows = 20_000;
+    c.batch.max_interval_ms = 500;
+    c
+}
+
+pub fn store(database: &str) -> ClickHouseStore {
+    ClickHouseStore::new(&ClickHouseConfig { url: clickhouse_url(), database: database.to_string(), ..Default::default() })
+}
+
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
+    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    let results = admin.create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await.expect("create topics");
+    for r in results {
+        if let Err((name, code)) = r {
+            panic!("creating topic {name} failed: {code}");
+        }
+    }
+}
+
+pub fn producer() -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()
+        .expect("producer")
+}
+
+/// Produces (key, payload) pairs and waits until all are acknowledged.
+pub fn produce(topic: &str, messages: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> usize {
+    let p = producer();
+    let mut n = 0;
+    for (key, payload) in messages {
+        let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+        n += 1;
+    }
+    p.flush(Duration::from_secs(120)).expect("all test messages acknowledged by the broker");
+    n
+}
+
+/// Sum over partitions of the group's committed offsets (messages processed and committed).
+pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    match c.committed_offsets(tpl, Duration::from_secs(5)) {
+        Ok(list) => list.elements().iter().map(|e| match e.offset() { Offset::Offset(o) => o, _ => 0 }).sum(),
+        Err(_) => 0,
+    }
+}
+
+/// Waits until `check` is true, failing with `what` after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A dead letter as read back from the DLQ topic.
+#[derive(Debug)]
+pub struct ReadDeadLetter {
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Reads every message of `topic` (all partitions) from the beginning until `expected`
+/// arrived or `limit` passed.
+pub fn read_all(topic: &str, expected: usize, limit: Duration) -> Vec<ReadDeadLetter> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < expected && start.elapsed() < limit {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|hs| hs.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or(&[])).into_owned())).collect())
+                .unwrap_or_default();
+            out.push(ReadDeadLetter { payload: m.payload().unwrap_or(&[]).to_vec(), headers });
+        }
+    }
+    // Linger briefly to catch extras beyond `expected`.
+    let linger = Instant::now();
+    while linger.elapsed() < Duration::from_secs(2) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            out.push(ReadDeadLetter { payload: m.payload().unwrap_or(&[]).to_vec(), headers: HashMap::new() });
+        }
+    }
+    out
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
