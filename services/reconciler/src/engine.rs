@@ -1,0 +1,401 @@
+//! Turns counts into decisions for every subject (OT sites, Enterprise IoT tenants,
+//! legacy plans), fetching the exact count whenever an estimate's band straddles a
+//! boundary the decision depends on.
+
+use crate::count::{Count, CountError, CountQuery, CountSource, CountWindow, SiteCount};
+use crate::decision::{
+    decide_eiot, decide_legacy_eiot, decide_legacy_ot, decide_site, utilisation, Decision, Outcome,
+    SiteContext, Status, Subject,
+};
+use crate::licence::LicenceBook;
+use crate::settings::Settings;
+use crate::tier::TierCatalogue;
+use chrono::{DateTime, Utc};
+use sitetally_core::DeviceCategory;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+
+/// Previous statuses by [`Subject::key`], for hysteresis.
+pub type PreviousStatuses = HashMap<String, Status>;
+
+/// Decides with `est`; if the band's ends decide differently, fetches the exact count and
+/// decides on it. Records which count was used.
+pub async fn resolve<D, F, Fut>(
+    subject: Subject,
+    window: CountWindow,
+    est: Count,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    decide: D,
+    fetch_exact: F,
+) -> Decision
+where
+    D: Fn(u64) -> Outcome,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<u64, CountError>>,
+{
+    let k = settings.error_band_sigmas;
+    let decision = |count: Count, estimate, exact_fetched, uncertain, outcome: Outcome| Decision {
+        subject: subject.clone(),
+        window,
+        utilisation: utilisation(outcome.billed, outcome.licensed_capacity),
+        count,
+        estimate,
+        exact_fetched,
+        uncertain,
+        outcome,
+        decided_at: now,
+    };
+    let at_value = decide(est.value);
+    if est.is_exact() {
+        return decision(est, None, false, false, at_value);
+    }
+    let (lo, hi) = est.band(k);
+    if decide(lo).same_decision(&decide(hi)) {
+        return decision(est, None, false, false, at_value);
+    }
+    match fetch_exact().await {
+        Ok(exact) => {
+            let outcome = decide(exact);
+            decision(Count::exact(exact), Some(est), true, false, outcome)
+        }
+        Err(e) => {
+            tracing::warn!(subject = %subject, error = %e, "estimate straddles a boundary and no exact count is available");
+            let mut outcome = at_value;
+            outcome.notes.push(format!(
+                "estimate {}±{} straddles a boundary; exact count unavailable ({e})",
+                est.value,
+                est.error_bound(k)
+            ));
+            decision(est, None, false, true, outcome)
+        }
+    }
+}
+
+/// Sums counts of `categories` per (tenant, site).
+fn per_site(
+    counts: &[SiteCount],
+    categories: &[DeviceCategory],
+) -> BTreeMap<(String, String), Vec<Count>> {
+    let mut out: BTreeMap<(String, String), Vec<Count>> = BTreeMap::new();
+    for c in counts {
+        let entry = out.entry((c.tenant.clone(), c.site.clone())).or_default();
+        if categories.contains(&c.category) {
+            entry.push(c.count);
+        }
+    }
+    out
+}
+
+async fn exact_sum(
+    source: &dyn CountSource,
+    tenant: &str,
+    sites: &[String],
+    categories: &[DeviceCategory],
+    query: &CountQuery,
+) -> Result<u64, CountError> {
+    let mut total = 0u64;
+    for site in sites {
+        total += source
+            .exact_site_count(tenant, site, categories, query)
+            .await?;
+    }
+    Ok(total)
+}
+
+/// Decides every subject the licences or the counts mention.
+pub async fn decide_all(
+    book: &LicenceBook,
+    settings: &Settings,
+    source: &dyn CountSource,
+    previous: &PreviousStatuses,
+    now: DateTime<Utc>,
+) -> Result<Vec<Decision>, CountError> {
+    let default_catalogue = TierCatalogue::default();
+    let ot_query = CountQuery {
+        window: CountWindow::ending(now, settings.ot_window_days),
+        include_agent_managed: settings.count_agent_managed,
+    };
+    let ot_counts = source.site_counts(&ot_query).await?;
+    let mut sites = per_site(&ot_counts, &settings.ot_categories);
+    // Licensed sites with no devices seen: exactly zero.
+    for t in &book.tenants {
+        for s in &t.sites {
+            sites.entry((t.id.clone(), s.id.clone())).or_default();
+        }
+    }
+    let mut decisions = Vec::new();
+    let mut ot_site_counts: HashMap<(String, String), Count> = HashMap::new();
+    for ((tenant_id, site_id), counts) in &sites {
+        let est = Count::sum(&counts[..]);
+        ot_site_counts.insert((tenant_id.clone(), site_id.clone()), est);
+        let tenant = book.tenant(tenant_id);
+        let ctx = SiteContext {
+            tenant,
+            site: tenant.and_then(|t| t.site(site_id)),
+            catalogue: tenant.map(|t| &t.catalogue).unwrap_or(&default_catalogue),
+            settings,
+            now,
+        };
+        let subject = Subject::OtSite {
+            tenant: tenant_id.clone(),
+            site: site_id.clone(),
+        };
+        let prev = previous.get(&subject.key());
+        let d = resolve(
+            subject,
+            ot_query.window,
+            est,
+            settings,
+            now,
+            |v| decide_site(&ctx, v, prev),
+            || source.exact_site_count(tenant_id, site_id, &settings.ot_categories, &ot_query),
+        )
+        .await;
+        decisions.push(d);
+    }
+
+    // Legacy committed-device OT plans, over the OT window.
+    for t in &book.tenants {
+        for plan in &t.legacy_ot_plans {
+            let covered: Vec<String> = sites
+                .keys()
+                .filter(|(tn, s)| tn == &t.id && plan.covers(s))
+                .map(|(_, s)| s.clone())
+                .collect();
+            let est = Count::sum(
+                covered
+                    .iter()
+                    .filter_map(|s| ot_site_counts.get(&(t.id.clone(), s.clone()))),
+            );
+            let subject = Subject::LegacyOtPlan {
+                tenant: t.id.clone(),
+                plan: plan.id.clone(),
+            };
+            let prev = previous.get(&subject.key());
+            if decide_legacy_ot(plan, 0, prev, settings, now).is_none() {
+                continue;
+            }
+            let d = resolve(
+                subject,
+                ot_query.window,
+                est,
+                settings,
+                now,
+                |v| decide_legacy_ot(plan, v, prev, settings, now).expect("commitment in force"),
+                || exact_sum(source, &t.id, &covered, &settings.ot_categories, &ot_query),
+            )
+            .await;
+            decisions.push(d);
+        }
+    }
+
+    // Enterprise IoT, over its own (shorter) window.
+    if book.tenants.iter().any(|t| t.enterprise_iot.is_some()) {
+        let q = CountQuery {
+            window: CountWindow::ending(now, settings.eiot_window_days),
+            include_agent_managed: settings.count_agent_managed,
+        };
+        let counts = source.site_counts(&q).await?;
+        for t in book.tenants.iter().filter(|t| t.enterprise_iot.is_some()) {
+            let mine: Vec<SiteCount> = counts
+                .iter()
+                .filter(|c| c.tenant == t.id)
+                .cloned()
+                .collect();
+            let site_ids: Vec<String> = {
+                let mut v: Vec<String> = mine.iter().map(|c| c.site.clone()).collect();
+                v.sort();
+                v.dedup();
+                v
+            };
+            let sum = |cats: &[DeviceCategory]| {
+                Count::sum(
+                    mine.iter()
+                        .filter(|c| cats.contains(&c.category))
+                        .map(|c| &c.count),
+                )
+            };
+            let subject = Subject::EnterpriseIot {
+                tenant: t.id.clone(),
+            };
+            let prev = previous.get(&subject.key());
+            let d = resolve(
+                subject,
+                q.window,
+                sum(&settings.eiot_categories),
+                settings,
+                now,
+                |v| decide_eiot(t, v, prev, settings, now),
+                || exact_sum(source, &t.id, &site_ids, &settings.eiot_categories, &q),
+            )
+            .await;
+            decisions.push(d);
+
+            let subject = Subject::LegacyEiotPlan {
+                tenant: t.id.clone(),
+            };
+            let prev = previous.get(&subject.key());
+            if decide_legacy_eiot(t, 0, prev, settings, now).is_some() {
+                let d = resolve(
+                    subject,
+                    q.window,
+                    sum(&settings.legacy_eiot_categories),
+                    settings,
+                    now,
+                    |v| decide_legacy_eiot(t, v, prev, settings, now).expect("commitment in force"),
+                    || {
+                        exact_sum(
+                            source,
+                            &t.id,
+                            &site_ids,
+                            &settings.legacy_eiot_categories,
+                            &q,
+                        )
+                    },
+                )
+                .await;
+                decisions.push(d);
+            }
+        }
+    }
+    Ok(decisions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::count::{CountMethod, StaticCounts};
+    use crate::tier::{Tier, TierNeed};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn book() -> LicenceBook {
+        LicenceBook::from_toml_str(
+            r#"
+[[tenants]]
+id = "acme"
+[[tenants.sites]]
+id = "p1"
+[[tenants.sites.licences]]
+tier = "L"
+kind = "paid"
+start = "2025-01-01"
+[tenants.enterprise_iot]
+e5_licences = 240
+"#,
+            &Settings::default(),
+        )
+        .unwrap()
+    }
+
+    fn sc(site: &str, cat: DeviceCategory, count: Count) -> SiteCount {
+        SiteCount {
+            tenant: "acme".into(),
+            site: site.into(),
+            category: cat,
+            count,
+        }
+    }
+
+    #[tokio::test]
+    async fn straddling_estimate_fetches_exact_and_records_it() {
+        let mut src = StaticCounts {
+            counts: vec![sc("p1", DeviceCategory::Ot, Count::estimated(1_010, 16.0))],
+            ..Default::default()
+        };
+        src.exact.insert(("acme".into(), "p1".into()), 998);
+        let d = decide_all(
+            &book(),
+            &Settings::default(),
+            &src,
+            &HashMap::new(),
+            t("2025-06-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+        let site = d.iter().find(|d| d.subject.site() == Some("p1")).unwrap();
+        assert!(site.exact_fetched);
+        assert_eq!(site.count, Count::exact(998));
+        assert_eq!(site.estimate.unwrap().value, 1_010);
+        assert_eq!(*site.status(), Status::NearLimit);
+    }
+
+    #[tokio::test]
+    async fn clear_estimate_is_used_as_is() {
+        let src = StaticCounts {
+            counts: vec![sc("p1", DeviceCategory::Ot, Count::estimated(3_000, 16.0))],
+            ..Default::default()
+        };
+        let d = decide_all(
+            &book(),
+            &Settings::default(),
+            &src,
+            &HashMap::new(),
+            t("2025-06-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+        let site = &d[0];
+        assert!(!site.exact_fetched && !site.uncertain);
+        assert_eq!(site.count.method, CountMethod::Estimated);
+        assert_eq!(
+            *site.status(),
+            Status::OverTier {
+                tier_to_buy: TierNeed::one(Tier::Xl)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_exact_count_marks_decision_uncertain() {
+        let src = StaticCounts {
+            counts: vec![sc("p1", DeviceCategory::Ot, Count::estimated(1_010, 16.0))],
+            ..Default::default()
+        };
+        let d = decide_all(
+            &book(),
+            &Settings::default(),
+            &src,
+            &HashMap::new(),
+            t("2025-06-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+        assert!(d[0].uncertain);
+    }
+
+    #[tokio::test]
+    async fn eiot_excludes_computers_and_mobile_and_counts_across_sites() {
+        let src = StaticCounts {
+            counts: vec![
+                sc("p1", DeviceCategory::Iot, Count::exact(1_000)),
+                sc("p2", DeviceCategory::Iot, Count::exact(204)),
+                sc("p2", DeviceCategory::ComputersMobile, Count::exact(5_000)),
+            ],
+            ..Default::default()
+        };
+        let d = decide_all(
+            &book(),
+            &Settings::default(),
+            &src,
+            &HashMap::new(),
+            t("2025-06-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+        let e = d
+            .iter()
+            .find(|d| matches!(d.subject, Subject::EnterpriseIot { .. }))
+            .unwrap();
+        assert_eq!(e.count.value, 1_204);
+        assert_eq!(*e.status(), Status::StandaloneNeeded { licences_to_buy: 4 });
+        assert_eq!(e.window.days(), 30);
+        // The OT site p2 is not in the licence book: unlicensed.
+        let p2 = d.iter().find(|d| d.subject.site() == Some("p2")).unwrap();
+        assert_eq!(*p2.status(), Status::Unlicensed);
+        assert_eq!(p2.window.days(), 60);
+    }
+}
