@@ -1,0 +1,285 @@
+//! `sitetally reconcile` flags ([`ReconcileArgs`]), mounted as a subcommand by the
+//! `sitetally` binary, and helpers that turn them into settings and alert sinks.
+
+use crate::alert::{AlertStateStore, JsonFileStateStore, MemoryStateStore};
+use crate::licence::LicenceBook;
+use crate::offline::{run_offline_with, FailOn, OutputFormat};
+use crate::reconciler::ReconcileError;
+use crate::settings::Settings;
+use crate::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
+use crate::sink::webhook::{Secret, WebhookConfig, WebhookSink};
+use crate::sink::{AlertSink, DeliveryLog};
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Compare device counts with licences, decide per site, and alert on changes.
+///
+/// Online (default): reads counts from storage every --interval (or once with --once),
+/// publishes status transitions to the Kafka topic tier-alerts and to webhooks.
+///
+/// Offline: with --counts FILE, reads a CSV `tenant,site,category,count[,error_bound]`
+/// (error_bound = one-sigma error of an estimate, in devices), prints a table or JSON and
+/// exits; with --fail-on over, exits 2 when any site is over its tier.
+///
+/// Example: sitetally reconcile --licences licences.toml --counts counts.csv --fail-on over
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReconcileArgs {
+    /// Run one reconciliation and exit (online mode). Offline mode always runs once.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Time between reconciliation runs in online mode, e.g. 30s, 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+
+    /// Licence file (TOML or JSON, by extension). See services/reconciler/examples/licences.toml.
+    #[arg(long, value_name = "FILE", env = "SITETALLY_LICENCES")]
+    pub licences: Option<PathBuf>,
+
+    /// Reconcile offline from this counts CSV instead of storage:
+    /// `tenant,site,category,count[,error_bound]`, categories OT, IOT, NETWORK,
+    /// COMPUTERS_MOBILE, UNKNOWN.
+    #[arg(long, value_name = "FILE", requires = "licences")]
+    pub counts: Option<PathBuf>,
+
+    /// Output format of offline runs.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Exit with status 2 when the condition holds ("over": any site over its tier,
+    /// Enterprise IoT short of licences, or a legacy plan above its commitment).
+    #[arg(long, value_enum, value_name = "CONDITION")]
+    pub fail_on: Option<FailOn>,
+
+    /// Reconciler settings (TOML): billing windows, near-limit ratio, error band,
+    /// hysteresis, above-XL policy, agent-managed endpoints, Enterprise IoT rounding...
+    #[arg(long, value_name = "FILE", env = "SITETALLY_RECONCILER_SETTINGS")]
+    pub settings: Option<PathBuf>,
+
+    /// Decide as of this time (RFC 3339) instead of now; for reproducible offline runs.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub now: Option<DateTime<Utc>>,
+
+    /// Webhook receiving alerts as signed JSON POSTs, as NAME=URL (repeatable).
+    #[arg(long = "webhook", value_name = "NAME=URL")]
+    pub webhooks: Vec<String>,
+
+    /// HMAC-SHA256 key for the X-Sitetally-Signature header of webhook requests.
+    #[arg(
+        long,
+        env = "SITETALLY_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// Kafka bootstrap servers for alerts; no Kafka alerts when unset.
+    #[arg(long, value_name = "HOST:PORT,...", env = "SITETALLY_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Topic for alerts.
+    #[arg(long, value_name = "TOPIC", default_value = crate::sink::kafka::TIER_ALERTS_TOPIC)]
+    pub alert_topic: String,
+
+    /// Encoding of alerts on Kafka.
+    #[arg(long, value_enum, default_value_t = AlertEncoding::Avro)]
+    pub alert_encoding: AlertEncoding,
+
+    /// Schema-registry id of tier_alert.avsc; when set, Avro alerts use the wire format
+    /// (magic byte + id).
+    #[arg(long, value_name = "ID")]
+    pub alert_schema_id: Option<u32>,
+
+    /// JSON file keeping alert state between runs (no duplicate alerts after a
+    /// restart). Without it (and without a storage-backed store) state is in memory.
+    #[arg(long, value_name = "FILE")]
+    pub alert_state: Option<PathBuf>,
+
+    /// Append every alert delivery attempt to this JSON-lines file.
+    #[arg(long, value_name = "FILE")]
+    pub delivery_log: Option<PathBuf>,
+}
+
+fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected RFC 3339 (2025-06-01T00:00:00Z): {e}"))
+}
+
+impl ReconcileArgs {
+    /// Offline mode: counts come from a CSV.
+    pub fn is_offline(&self) -> bool {
+        self.counts.is_some()
+    }
+
+    /// The time to decide at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(Utc::now)
+    }
+
+    /// Settings from --settings, or the defaults.
+    pub fn load_settings(&self) -> Result<Settings, ReconcileError> {
+        match &self.settings {
+            None => Ok(Settings::default()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ReconcileError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Settings::from_toml_str(&text)
+                    .map_err(|e| ReconcileError::Config(format!("{}: {e}", p.display())))
+            }
+        }
+    }
+
+    /// Licences from --licences (an empty book when unset: every site is unlicensed).
+    pub fn load_licences(&self, settings: &Settings) -> Result<LicenceBook, ReconcileError> {
+        match &self.licences {
+            None => Ok(LicenceBook::default()),
+            Some(p) => Ok(LicenceBook::load(p, settings)?),
+        }
+    }
+
+    /// The delivery log (with its file when --delivery-log is set).
+    pub fn delivery_log(&self) -> DeliveryLog {
+        match &self.delivery_log {
+            Some(p) => DeliveryLog::with_file(p),
+            None => DeliveryLog::default(),
+        }
+    }
+
+    /// Alert sinks from --webhook and --kafka-brokers.
+    pub fn build_sinks(
+        &self,
+        log: &DeliveryLog,
+    ) -> Result<Vec<Arc<dyn AlertSink>>, ReconcileError> {
+        let mut sinks: Vec<Arc<dyn AlertSink>> = Vec::new();
+        if !self.webhooks.is_empty() && self.webhook_secret.is_none() {
+            return Err(ReconcileError::Config(
+                "--webhook needs --webhook-secret (or SITETALLY_WEBHOOK_SECRET)".into(),
+            ));
+        }
+        for spec in &self.webhooks {
+            let (name, url) = spec.split_once('=').ok_or_else(|| {
+                ReconcileError::Config(format!("--webhook {spec:?}: expected NAME=URL"))
+            })?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ReconcileError::Config(format!(
+                    "--webhook {name}: URL must start with http:// or https://"
+                )));
+            }
+            let secret = Secret::new(self.webhook_secret.clone().unwrap_or_default());
+            let sink = WebhookSink::new(
+                WebhookConfig::new(format!("webhook:{name}"), url, secret),
+                log.clone(),
+            )
+            .map_err(|e| ReconcileError::Config(e.to_string()))?;
+            sinks.push(Arc::new(sink));
+        }
+        if let Some(brokers) = &self.kafka_brokers {
+            let mut cfg = KafkaSinkConfig::new(brokers.clone());
+            cfg.topic = self.alert_topic.clone();
+            cfg.encoding = self.alert_encoding;
+            cfg.schema_id = self.alert_schema_id;
+            let sink = KafkaSink::new(cfg, log.clone())
+                .map_err(|e| ReconcileError::Config(e.to_string()))?;
+            sinks.push(Arc::new(sink));
+        }
+        Ok(sinks)
+    }
+
+    /// The alert state store from --alert-state (in memory when unset).
+    pub fn state_store(&self) -> Arc<dyn AlertStateStore> {
+        match &self.alert_state {
+            Some(p) => Arc::new(JsonFileStateStore::new(p)),
+            None => Arc::new(MemoryStateStore::default()),
+        }
+    }
+
+    /// Runs the offline mode; returns the output and the exit code.
+    pub async fn run_offline(&self) -> Result<(String, i32), ReconcileError> {
+        let counts = self
+            .counts
+            .as_ref()
+            .ok_or_else(|| ReconcileError::Config("offline mode needs --counts FILE".into()))?;
+        let licences = self
+            .licences
+            .as_ref()
+            .ok_or_else(|| ReconcileError::Config("offline mode needs --licences FILE".into()))?;
+        let settings = self.load_settings()?;
+        run_offline_with(
+            &settings,
+            licences,
+            counts,
+            self.format,
+            self.fail_on,
+            self.now(),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ReconcileArgs,
+    }
+
+    #[test]
+    fn flags_parse() {
+        let c = Cli::try_parse_from([
+            "x",
+            "--licences",
+            "l.toml",
+            "--counts",
+            "c.csv",
+            "--format",
+            "json",
+            "--fail-on",
+            "over",
+            "--interval",
+            "30s",
+            "--now",
+            "2025-06-01T00:00:00Z",
+        ])
+        .unwrap();
+        assert!(c.args.is_offline());
+        assert_eq!(c.args.format, OutputFormat::Json);
+        assert_eq!(c.args.fail_on, Some(FailOn::Over));
+        assert_eq!(c.args.interval, Duration::from_secs(30));
+        assert!(
+            Cli::try_parse_from(["x", "--counts", "c.csv"]).is_err(),
+            "--counts requires --licences"
+        );
+        let once = Cli::try_parse_from(["x", "--once"]).unwrap();
+        assert!(once.args.once && !once.args.is_offline());
+    }
+
+    #[test]
+    fn webhook_needs_secret_and_name() {
+        let c = Cli::try_parse_from(["x", "--webhook", "ops=http://127.0.0.1:9/"]).unwrap();
+        let e = c.args.build_sinks(&DeliveryLog::default());
+        if std::env::var_os("SITETALLY_WEBHOOK_SECRET").is_none() {
+            assert!(e.is_err());
+        }
+        let c = Cli::try_parse_from(["x", "--webhook", "nourl", "--webhook-secret", "s"]).unwrap();
+        assert!(c.args.build_sinks(&DeliveryLog::default()).is_err());
+        let c = Cli::try_parse_from([
+            "x",
+            "--webhook",
+            "ops=http://127.0.0.1:9/",
+            "--webhook-secret",
+            "s",
+        ])
+        .unwrap();
+        let sinks = c.args.build_sinks(&DeliveryLog::default()).unwrap();
+        assert_eq!(sinks[0].name(), "webhook:ops");
+    }
+}
