@@ -1,1 +1,57 @@
-//! placeholder
+//! sitetally-sensor-sim: realistic, deterministic sensor traffic for sitetally's demo,
+//! acceptance tests and load tests, with the exact ground truth to check counts against.
+//!
+//! Layout:
+//! - [`world`]  the simulated world from a seed: tenants, OT sites of every tier size and
+//!   Enterprise IoT fleets, sensors, zones, devices (multi-NIC, IP-only), growing sites;
+//! - [`stream`] the message stream: interleaved reports in Avro (schema ids 1 and 2) and
+//!   JSON, varied identifier spellings, malformed and not-a-device messages;
+//! - [`truth`]  exact per-site, per-category and per-day distinct-device counts of what
+//!   was emitted, malformed messages by kind and expected rejection reason;
+//! - [`kafka`]  `sitetally simulate`: the [`kafka::SimulateArgs`] flags and the producer
+//!   loop (rate limit, duration, event limit, delivery checks, `--truth-out`).
+
+pub mod kafka;
+pub mod stream;
+pub mod truth;
+pub mod world;
+
+pub use kafka::{produce, run_simulation, ProduceSettings, SimReport, SimulateArgs, StopReason};
+pub use stream::{EventStream, MalformedKind, MessageKind, SimMessage};
+pub use truth::{GroundTruth, SiteTruth};
+pub use world::{GrownSite, Licence, SimConfig, SiteKind, SizeProfile, World};
+
+/// Errors of the simulator. Only broker trouble is worth retrying.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A setting is out of range; names the field.
+    #[error("invalid simulator setting `{field}`: {reason}")]
+    Config { field: &'static str, reason: String },
+    /// The Kafka client could not be created or failed while producing.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Some messages were not acknowledged by the broker.
+    #[error("{failed} of {sent} messages were not delivered (first error: {first_error})")]
+    Delivery {
+        sent: u64,
+        failed: u64,
+        first_error: String,
+    },
+    /// Writing the ground-truth file failed.
+    #[error("writing ground truth to {path}: {source}")]
+    TruthFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The producer thread panicked or was cancelled.
+    #[error("simulator producer thread failed: {0}")]
+    Task(String),
+}
+
+impl SimError {
+    /// Broker errors may go away on retry; bad settings and I/O errors do not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SimError::Kafka(_) | SimError::Delivery { .. })
+    }
+}
