@@ -2,14 +2,16 @@
 //! `sitetally` binary, and helpers that turn them into settings and alert sinks.
 
 use crate::alert::{AlertStateStore, JsonFileStateStore, MemoryStateStore};
+use crate::count::CountSource;
 use crate::licence::LicenceBook;
-use crate::offline::{run_offline_with, FailOn, OutputFormat};
-use crate::reconciler::ReconcileError;
+use crate::offline::{exit_code, render, run_offline_with, FailOn, OutputFormat};
+use crate::reconciler::{ReconcileError, Reconciler};
 use crate::settings::Settings;
 use crate::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use crate::sink::webhook::{Secret, WebhookConfig, WebhookSink};
 use crate::sink::{AlertSink, DeliveryLog};
 use chrono::{DateTime, Utc};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,6 +200,55 @@ impl ReconcileArgs {
         }
     }
 
+    /// Builds the online reconciler: settings, licences and sinks from the flags, counts
+    /// and (optionally) alert state from the caller's storage. Without `state`, the
+    /// `--alert-state` file or memory is used.
+    pub fn reconciler(
+        &self,
+        counts: Arc<dyn CountSource>,
+        state: Option<Arc<dyn AlertStateStore>>,
+    ) -> Result<Reconciler, ReconcileError> {
+        let settings = self.load_settings()?;
+        let licences = self.load_licences(&settings)?;
+        let sinks = self.build_sinks(&self.delivery_log())?;
+        let state = state.unwrap_or_else(|| self.state_store());
+        Ok(sinks.into_iter().fold(
+            Reconciler::new(settings, licences, counts, state),
+            |r, s| r.with_sink(s),
+        ))
+    }
+
+    /// Online mode against storage. With `--once`: one run, returns its decisions
+    /// rendered in `--format` and the `--fail-on` exit code. Otherwise runs every
+    /// `--interval` until `shutdown` and returns an empty output and 0.
+    pub async fn run_online<F>(
+        &self,
+        counts: Arc<dyn CountSource>,
+        state: Option<Arc<dyn AlertStateStore>>,
+        shutdown: F,
+    ) -> Result<(String, i32), ReconcileError>
+    where
+        F: Future<Output = ()>,
+    {
+        let r = self.reconciler(counts, state)?;
+        if self.once {
+            let now = self.now();
+            let report = r.run_once(now).await?;
+            let mut out = render(&report.decisions, r.settings(), self.format, now);
+            if self.format == OutputFormat::Table {
+                out.push_str(&format!(
+                    "{} alerts raised, {} deliveries made, {} pending\n",
+                    report.alerts.len(),
+                    report.delivered,
+                    report.pending
+                ));
+            }
+            return Ok((out, exit_code(&report.decisions, self.fail_on)));
+        }
+        r.run(self.interval, shutdown).await?;
+        Ok((String::new(), 0))
+    }
+
     /// Runs the offline mode; returns the output and the exit code.
     pub async fn run_offline(&self) -> Result<(String, i32), ReconcileError> {
         let counts = self
@@ -260,6 +311,40 @@ mod tests {
         );
         let once = Cli::try_parse_from(["x", "--once"]).unwrap();
         assert!(once.args.once && !once.args.is_offline());
+    }
+
+    #[tokio::test]
+    async fn once_runs_against_a_count_source() {
+        use crate::count::{Count, SiteCount, StaticCounts};
+        let lic = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/licences.toml");
+        let c = Cli::try_parse_from([
+            "x",
+            "--once",
+            "--licences",
+            lic.to_str().unwrap(),
+            "--fail-on",
+            "over",
+            "--now",
+            "2025-06-01T00:00:00Z",
+        ])
+        .unwrap();
+        let counts = StaticCounts {
+            counts: vec![SiteCount {
+                tenant: "contoso".into(),
+                site: "plant-north".into(),
+                category: sitetally_core::DeviceCategory::Ot,
+                count: Count::exact(1_500),
+            }],
+            ..Default::default()
+        };
+        let (out, code) = c
+            .args
+            .run_online(Arc::new(counts), None, std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(code, 2);
+        assert!(out.contains("OVER_TIER (buy XL)"), "{out}");
+        assert!(out.contains("alerts raised"), "{out}");
     }
 
     #[test]

@@ -118,6 +118,19 @@ pub async fn decide_all(
     };
     let ot_counts = source.site_counts(&ot_query).await?;
     let mut sites = per_site(&ot_counts, &settings.ot_categories);
+    // A site that is not in the licence book, of a tenant with Enterprise IoT coverage,
+    // where no OT-category device was seen, is an Enterprise IoT location, not an
+    // unlicensed OT site: it is decided only at tenant level.
+    sites.retain(|(tenant, site), _| {
+        let Some(t) = book.tenant(tenant) else {
+            return true;
+        };
+        t.site(site).is_some()
+            || t.enterprise_iot.is_none()
+            || ot_counts
+                .iter()
+                .any(|c| &c.tenant == tenant && &c.site == site && c.category == DeviceCategory::Ot)
+    });
     // Licensed sites with no devices seen: exactly zero.
     for t in &book.tenants {
         for s in &t.sites {
@@ -393,9 +406,9 @@ e5_licences = 240
         assert_eq!(e.count.value, 1_204);
         assert_eq!(*e.status(), Status::StandaloneNeeded { licences_to_buy: 4 });
         assert_eq!(e.window.days(), 30);
-        // The OT site p2 is not in the licence book: unlicensed.
-        let p2 = d.iter().find(|d| d.subject.site() == Some("p2")).unwrap();
-        assert_eq!(*p2.status(), Status::Unlicensed);
-        assert_eq!(p2.window.days(), 60);
+        // p2 saw only IoT devices and is not in the licence book: an Enterprise IoT
+        // location, not an unlicensed OT site.
+        assert!(d.iter().all(|d| d.subject.site() != Some("p2")));
+        assert_eq!(d[0].window.days(), 60);
     }
 }

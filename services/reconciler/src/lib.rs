@@ -3,22 +3,22 @@
 //!
 //! Layout:
 //! - [`tier`]       tiers (XS..3XL) and the tier catalogue: sizes, the smallest tier
-//!                  covering a count, stacked XL vs 2XL/3XL above 5,000 devices;
+//!   covering a count, stacked XL vs 2XL/3XL above 5,000 devices;
 //! - [`settings`]   billing windows, thresholds and one setting per contradiction in the
-//!                  licensing documents, each with its documented default;
+//!   licensing documents, each with its documented default;
 //! - [`licence`]    tenants, sites, OT licences, Enterprise IoT coverage, legacy plans,
-//!                  and the validated TOML/JSON licence file;
+//!   and the validated TOML/JSON licence file;
 //! - [`count`]      error-aware counts (exact or estimated ± sigma) and the
-//!                  [`count::CountSource`] trait storage implements;
+//!   [`count::CountSource`] trait storage implements;
 //! - [`decision`]   pure decisions: status of a site / tenant for a count at a time;
 //! - [`engine`]     runs decisions over all subjects, fetching exact counts when an
-//!                  estimate's band straddles a boundary;
+//!   estimate's band straddles a boundary;
 //! - [`alert`]      alerts on transitions, idempotency keys, JSON/Avro encodings, and
-//!                  the [`alert::AlertStateStore`] (memory, JSON file) behind restarts;
+//!   the [`alert::AlertStateStore`] (memory, JSON file) behind restarts;
 //! - [`sink`]       alert delivery: webhooks (signed, retried) and Kafka `tier-alerts`,
-//!                  a delivery log, concurrent fan-out;
+//!   a delivery log, concurrent fan-out;
 //! - [`reconciler`] the service: `run_once` (decide, alert, deliver) and `run` on an
-//!                  interval until shutdown;
+//!   interval until shutdown;
 //! - [`offline`]    counts CSV in, table or JSON out (`--counts FILE`);
 //! - [`cli`]        [`cli::ReconcileArgs`], the flags of `sitetally reconcile`.
 

@@ -40,8 +40,8 @@ pub const EXIT_FAIL_ON: i32 = 2;
 
 /// Parses the counts CSV. A header line starting with `tenant` is skipped, as are blank
 /// lines and lines starting with `#`. `error_bound` is the one-sigma error of an
-/// estimate in devices; without it (or 0... still an estimate if given) the count is
-/// exact.
+/// estimate in devices: when the column is present (even 0) the count is an estimate;
+/// when it is absent or empty the count is exact.
 pub fn parse_counts_csv(text: &str, file: &str) -> Result<Vec<SiteCount>, ReconcileError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -216,25 +216,41 @@ pub async fn run_offline_with(
         exact: HashMap::new(),
     };
     let decisions = decide_all(&book, settings, &source, &HashMap::new(), now).await?;
+    Ok((
+        render(&decisions, settings, format, now),
+        exit_code(&decisions, fail_on),
+    ))
+}
+
+/// Renders decisions in `format`.
+pub fn render(
+    decisions: &[Decision],
+    settings: &Settings,
+    format: OutputFormat,
+    now: DateTime<Utc>,
+) -> String {
     let over = decisions.iter().filter(|d| d.status().is_over()).count();
-    let output = match format {
-        OutputFormat::Table => render_table(&decisions, settings),
+    match format {
+        OutputFormat::Table => render_table(decisions, settings),
         OutputFormat::Json => {
             let mut s = serde_json::to_string_pretty(&JsonReport {
                 decided_at: now,
                 over,
-                decisions: &decisions,
+                decisions,
             })
             .expect("decisions serialize");
             s.push('\n');
             s
         }
-    };
-    let code = match fail_on {
-        Some(FailOn::Over) if over > 0 => EXIT_FAIL_ON,
+    }
+}
+
+/// The exit code for `--fail-on`: [`EXIT_FAIL_ON`] when the condition holds, else 0.
+pub fn exit_code(decisions: &[Decision], fail_on: Option<FailOn>) -> i32 {
+    match fail_on {
+        Some(FailOn::Over) if decisions.iter().any(|d| d.status().is_over()) => EXIT_FAIL_ON,
         _ => 0,
-    };
-    Ok((output, code))
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ async fn table_and_fail_on_over() {
     let dir = tempfile::tempdir().unwrap();
     let c = counts(
         dir.path(),
-        "tenant,site,category,count,error_bound\ncontoso,plant-north,OT,1800\ncontoso,refinery,OT,4000,20\ncontoso,lab,OT,1500\ncontoso,hq,IOT,1204\n",
+        "tenant,site,category,count,error_bound\ncontoso,plant-north,OT,1800\ncontoso,annex,OT,40\ncontoso,refinery,OT,4000,20\ncontoso,lab,OT,1500\ncontoso,hq,IOT,1204\n",
     );
     let now = t("2025-06-01T00:00:00Z");
     let (out, code) = run_offline(&example(), &c, OutputFormat::Table, None, now)
@@ -30,8 +30,10 @@ async fn table_and_fail_on_over() {
     let line = |site: &str| out.lines().find(|l| l.contains(site)).unwrap().to_string();
     assert!(line("plant-north").contains("OVER_TIER (buy XL)"), "{out}");
     assert!(line("refinery").contains("WITHIN_TIER"), "{out}");
+    assert!(line("annex").contains("UNLICENSED"), "{out}");
     assert!(line("lab").contains("TRIAL_OVER_ALLOWANCE"), "{out}");
-    assert!(line("hq").contains("UNLICENSED"), "{out}");
+    // hq saw only IoT devices: counted for Enterprise IoT, not an unlicensed OT site.
+    assert!(!out.contains(" hq "), "{out}");
     assert!(
         line("(Enterprise IoT)").contains("STANDALONE_NEEDED (buy 4)"),
         "{out}"
