@@ -233,17 +233,26 @@ pub async fn decide_all(
                 tenant: t.id.clone(),
             };
             let prev = previous.get(&subject.key());
-            let d = resolve(
-                subject,
-                q.window,
-                sum(&settings.eiot_categories),
-                settings,
-                now,
-                |v| decide_eiot(t, v, prev, settings, now),
-                || exact_sum(source, &t.id, &site_ids, &settings.eiot_categories, &q),
-            )
-            .await;
-            decisions.push(d);
+            let eiot = t.enterprise_iot.as_ref().expect("filtered above");
+            let on_legacy_plan_only = eiot.e5_licences == 0
+                && eiot.standalone_licences == 0
+                && eiot.trial.is_none()
+                && decide_legacy_eiot(t, 0, None, settings, now).is_some();
+            // A legacy plan alone is judged by its commitment (below), not against E5
+            // licences the tenant never had.
+            if !on_legacy_plan_only {
+                let d = resolve(
+                    subject,
+                    q.window,
+                    sum(&settings.eiot_categories),
+                    settings,
+                    now,
+                    |v| decide_eiot(t, v, prev, settings, now),
+                    || exact_sum(source, &t.id, &site_ids, &settings.eiot_categories, &q),
+                )
+                .await;
+                decisions.push(d);
+            }
 
             let subject = Subject::LegacyEiotPlan {
                 tenant: t.id.clone(),

@@ -215,5 +215,11 @@ mod tests {
         let e = Settings::from_toml_str("eiot_categories = [\"COMPUTERS_MOBILE\"]").unwrap_err();
         assert_eq!(e.field, "eiot_categories");
         assert!(Settings::from_toml_str("nope = 1").is_err());
+        let r = Settings::from_toml_str(
+            "eiot_gap_rounding = \"round_up_to100\"\nlegacy_eiot_rounding = \"exact\"",
+        )
+        .unwrap();
+        assert_eq!(r.eiot_gap_rounding, EiotGapRounding::RoundUpTo100);
+        assert_eq!(r.legacy_eiot_rounding, LegacyEiotRounding::Exact);
     }
 }
