@@ -794,3 +794,275 @@ fn encode_json(r: &Report<'_>, style: u8, omit_tenant: bool) -> Vec<u8> {
     };
     serde_json::to_vec(&event).expect("JSON serialization of plain data cannot fail")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::SimConfig;
+    use sitetally_core::codec::Codec;
+    use sitetally_core::identity::{identify, Identified};
+    use sitetally_core::{Outcome, Pipeline, PipelineConfig};
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
+    /// 2026-11-23T09:00:00Z
+    const NOW: i64 = 1_795_424_400_000;
+
+    fn config(seed: u64) -> SimConfig {
+        let mut c = SimConfig::new(seed, 30);
+        c.sizes = crate::SizeProfile::Realistic { min: 3, max: 1_500 };
+        c.days = 3;
+        c.grow_sites = 4;
+        c
+    }
+
+    fn stream(c: SimConfig) -> EventStream {
+        EventStream::new(Arc::new(World::new(c).unwrap()), NOW)
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let a: Vec<SimMessage> = stream(config(7)).take(5_000).collect();
+        let b: Vec<SimMessage> = stream(config(7)).take(5_000).collect();
+        assert_eq!(a, b);
+        let c: Vec<SimMessage> = stream(config(8)).take(5_000).collect();
+        assert_ne!(a, c);
+        let mut s = stream(config(7));
+        s.by_ref().for_each(drop);
+        let mut t = stream(config(7));
+        t.by_ref().for_each(drop);
+        assert_eq!(s.truth(), t.truth());
+    }
+
+    #[test]
+    fn avro_v1_matches_the_core_encoder_byte_for_byte() {
+        let s = stream(config(1));
+        let world = s.world().clone();
+        let mut rng = StdRng::seed_from_u64(1);
+        let schema = sitetally_core::codec::bundled_avro_schema(SCHEMA_V1).unwrap();
+        for idx in (0..world.devices.len()).step_by(97) {
+            let r = report(&world, &mut rng, s.round_position(), idx);
+            let ours = encode(&r, Encoding::AvroV1, 0, &s.v1, &s.v2);
+            let event = Codec::bundled().decode(&ours).unwrap();
+            let core = sitetally_core::codec::encode_avro(&event, SCHEMA_V1, &schema).unwrap();
+            assert_eq!(ours, core);
+        }
+    }
+
+    /// Decodes every valid message with the core codec and identity rules and recounts
+    /// distinct devices per site, per day and per category: the truth must agree.
+    #[test]
+    fn truth_equals_a_recount_of_the_valid_messages() {
+        let mut s = stream(config(11));
+        let mut codec = Codec::bundled();
+        let mut per_site: HashMap<String, HashMap<u64, DeviceCategory>> = HashMap::new();
+        let mut per_day: HashMap<(String, u16), HashSet<u64>> = HashMap::new();
+        // Per device and day: reports and the sensors that made them.
+        let mut reports: HashMap<(String, u64, u16), (u32, HashSet<String>)> = HashMap::new();
+        let mut spellings: HashMap<u64, HashSet<String>> = HashMap::new();
+        let (mut avro, mut json, mut v2, mut rfc) = (0, 0, 0, 0);
+        let mut valid = 0;
+        for m in s.by_ref() {
+            if m.kind != MessageKind::Valid {
+                continue;
+            }
+            valid += 1;
+            match m.payload[0] {
+                0 if m.payload[4] == 2 => v2 += 1,
+                0 => avro += 1,
+                _ => {
+                    json += 1;
+                    rfc += usize::from(!m.payload.windows(14).any(|w| w == b"\"observed_at\":".as_slice()) || m.payload.windows(15).any(|w| w == b"\"observed_at\":\"".as_slice()));
+                }
+            }
+            let e = codec.decode(&m.payload).unwrap();
+            let site = format!("{}/{}", e.tenant, e.site);
+            assert_eq!(site.as_bytes(), m.key.as_slice());
+            assert!(e.observed_at <= NOW && e.observed_at > NOW - 3 * MS_PER_DAY);
+            let Ok(Identified::Device(d)) = identify(
+                e.macs.iter().map(|x| x.as_ref()),
+                e.ips.iter().map(|x| x.as_ref()),
+                e.zone.as_deref(),
+                &e.sensor,
+                e.device_id.as_deref(),
+            ) else {
+                panic!("valid message is not a device: {e:?}")
+            };
+            let day = sitetally_core::day_of(e.observed_at);
+            per_site.entry(site.clone()).or_default().insert(d.key, e.category);
+            per_day.entry((site.clone(), day)).or_default().insert(d.key);
+            let r = reports.entry((site, d.key, day)).or_default();
+            r.0 += 1;
+            r.1.insert(e.sensor.to_string());
+            if let Some(first) = e.macs.first() {
+                spellings.entry(d.key).or_default().insert(first.to_string());
+            }
+        }
+        let truth = s.truth();
+        assert_eq!(truth.valid, valid);
+        assert!(avro > 0 && json > 0 && v2 > 0 && rfc > 0, "{avro} {json} {v2} {rfc}");
+        for st in &truth.sites {
+            let key = format!("{}/{}", st.tenant, st.site);
+            let devices = per_site.get(&key).map_or(0, |m| m.len() as u64);
+            assert_eq!(st.devices, devices, "{key}");
+            assert_eq!(st.devices, st.planned_devices, "a complete run reports every device");
+            let mut by_cat: BTreeMap<String, u64> = BTreeMap::new();
+            for c in per_site[&key].values() {
+                *by_cat.entry(c.as_str().to_string()).or_default() += 1;
+            }
+            assert_eq!(st.by_category, by_cat, "{key}");
+            for (day, n) in &st.by_day {
+                assert_eq!(per_day[&(key.clone(), *day)].len() as u64, *n, "{key} day {day}");
+            }
+            assert_eq!(st.by_day.len(), 3, "{key}: one entry per simulated day");
+        }
+        assert_eq!(per_day.len(), truth.sites.len() * 3);
+        for ((site, _, day), (n, sensors)) in &reports {
+            assert!(*n >= 3, "{site} day {day}: a device reported {n} times");
+            assert!(sensors.len() >= 2, "{site} day {day}: one sensor only");
+        }
+        let varied = spellings.values().filter(|s| s.len() > 1).count();
+        assert!(varied * 2 > spellings.len(), "MAC spellings vary across reports");
+        // Grown sites end over their tier and grow day by day.
+        let grown: Vec<_> = truth.sites.iter().filter(|s| s.grown).collect();
+        assert_eq!(grown.len(), 4);
+        for g in grown {
+            assert!(g.over_tier, "{g:?}");
+            let days: Vec<u64> = g.by_day.values().copied().collect();
+            assert!(days.windows(2).all(|w| w[0] < w[1]), "{days:?}");
+            assert!(days[0] <= g.licence.as_ref().unwrap().capacity as u64 + g.devices / 3);
+        }
+        assert!(truth.sites.iter().filter(|s| !s.grown).all(|s| !s.over_tier));
+    }
+
+    /// Every malformed kind is rejected by the real pipeline with the expected reason;
+    /// not-a-device reports are excluded; valid reports are new or duplicate, and the new
+    /// ones per site and day are exactly the truth's per-day counts.
+    #[test]
+    fn pipeline_rejects_every_malformed_kind_and_counts_the_truth() {
+        let mut c = config(5);
+        c.malformed_fraction = 0.2;
+        c.not_a_device_fraction = 0.05;
+        let mut s = stream(c);
+        let mut p = Pipeline::new(&PipelineConfig::default(), Codec::bundled());
+        let mut kinds: HashMap<MalformedKind, u64> = HashMap::new();
+        let mut reasons: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut new_rows: HashMap<(String, u16), u64> = HashMap::new();
+        let mut not_a_device = 0;
+        for m in s.by_ref() {
+            let outcome = p.process(&m.payload, NOW);
+            match m.kind {
+                MessageKind::Malformed(kind) => {
+                    let Outcome::Rejected(r) = &outcome else {
+                        panic!("{kind:?} was not rejected: {outcome:?}\n{}", String::from_utf8_lossy(&m.payload))
+                    };
+                    assert_eq!(Some(r.reason()), m.expected_reason, "{kind:?}: {r}");
+                    *kinds.entry(kind).or_default() += 1;
+                    reasons.entry(kind.as_str()).or_default().insert(r.reason());
+                }
+                MessageKind::NotADevice => {
+                    assert!(matches!(outcome, Outcome::NotADevice(_)), "{outcome:?}");
+                    not_a_device += 1;
+                }
+                MessageKind::Valid => match outcome {
+                    Outcome::New(row) => {
+                        *new_rows.entry((format!("{}/{}", row.tenant, row.site), row.day)).or_default() += 1;
+                    }
+                    Outcome::Duplicate => {}
+                    other => panic!("valid message gave {other:?}"),
+                },
+            }
+        }
+        for kind in MalformedKind::ALL {
+            assert!(kinds.get(&kind).copied().unwrap_or(0) > 0, "{kind:?} never generated");
+        }
+        assert_eq!(reasons["missing_tenant"].len(), 2, "both missing-tenant forms: {reasons:?}");
+        let truth = s.truth();
+        assert_eq!(truth.not_a_device, not_a_device);
+        assert_eq!(truth.malformed_total(), kinds.values().sum::<u64>());
+        for kind in MalformedKind::ALL {
+            assert_eq!(truth.malformed[kind.as_str()], kinds[&kind]);
+        }
+        assert_eq!(truth.messages, truth.valid + truth.not_a_device + truth.malformed_total());
+        for st in &truth.sites {
+            let key = format!("{}/{}", st.tenant, st.site);
+            for (day, n) in &st.by_day {
+                assert_eq!(new_rows.get(&(key.clone(), *day)).copied().unwrap_or(0), *n, "{key} day {day}");
+            }
+        }
+        let share = truth.malformed_total() as f64 / truth.messages as f64;
+        assert!((0.17..0.23).contains(&share), "malformed share {share}");
+    }
+
+    #[test]
+    fn default_fractions_and_the_recent_window() {
+        let mut c = SimConfig::new(2, 10);
+        c.sizes = crate::SizeProfile::Explicit(vec![50, 400, 2_000]);
+        let mut s = stream(c);
+        let mut codec = Codec::bundled();
+        let mut n = 0u64;
+        for m in s.by_ref() {
+            n += 1;
+            if m.kind == MessageKind::Valid {
+                let e = codec.decode(&m.payload).unwrap();
+                assert!(e.observed_at <= NOW && e.observed_at >= NOW - 3 * 3_600_000);
+            }
+        }
+        let t = s.truth();
+        assert_eq!(t.messages, n);
+        let mal = t.malformed_total() as f64 / n as f64;
+        assert!((0.005..0.015).contains(&mal), "{mal}");
+        assert!(t.not_a_device > 0);
+        assert_eq!(t.valid, s.world().planned_reports());
+    }
+
+    #[test]
+    fn endless_streams_repeat_without_changing_the_truth() {
+        let mut c = config(3);
+        c.days = 1;
+        let finite = {
+            let mut s = stream(c.clone());
+            s.by_ref().for_each(drop);
+            s.truth()
+        };
+        c.endless = true;
+        let mut s = stream(c);
+        let planned = s.world().planned_messages() as usize;
+        assert_eq!(s.by_ref().take(planned * 3).count(), planned * 3);
+        assert!(s.schedule_complete());
+        let endless = s.truth();
+        assert!(endless.valid > finite.valid);
+        for (a, b) in finite.sites.iter().zip(&endless.sites) {
+            assert_eq!((a.devices, &a.by_day, &a.by_category), (b.devices, &b.by_day, &b.by_category));
+        }
+    }
+
+    #[test]
+    fn a_cut_short_stream_has_an_exact_truth_of_what_it_sent() {
+        let mut s = stream(config(4));
+        let mut codec = Codec::bundled();
+        let mut keys: HashMap<Vec<u8>, HashSet<u64>> = HashMap::new();
+        for m in s.by_ref().take(3_000) {
+            if m.kind == MessageKind::Valid {
+                let e = codec.decode(&m.payload).unwrap();
+                let Ok(Identified::Device(d)) = identify(e.macs.iter().map(|x| x.as_ref()), e.ips.iter().map(|x| x.as_ref()), e.zone.as_deref(), &e.sensor, None) else { panic!() };
+                keys.entry(m.key.clone()).or_default().insert(d.key);
+            }
+        }
+        let t = s.truth();
+        assert_eq!(t.messages, 3_000);
+        for st in &t.sites {
+            let key = format!("{}/{}", st.tenant, st.site).into_bytes();
+            assert_eq!(st.devices, keys.get(&key).map_or(0, |k| k.len() as u64));
+        }
+    }
+
+    #[test]
+    fn mac_spellings_parse_to_the_same_mac() {
+        for style in 0..4 {
+            for upper in [false, true] {
+                let s = spell_mac(0x001b_1b00_0a0f, style, upper);
+                assert_eq!(sitetally_core::identity::Mac::parse(&s), Some(sitetally_core::identity::Mac(0x001b_1b00_0a0f)), "{s}");
+            }
+        }
+    }
+}
