@@ -3,7 +3,7 @@
 #   SITETALLY_TEST_RIG_DIR=... scripts/rig-clickhouse.sh stop|start
 set -euo pipefail
 : "${SITETALLY_TEST_RIG_DIR:?run under scripts/test.sh (SITETALLY_TEST_RIG_DIR unset)}"
-RIG_DIR="$SITETALLY_TEST_RIG_DIR"
+export SITETALLY_RIG_DIR="$SITETALLY_TEST_RIG_DIR"
 source "$(dirname "$0")/rig.sh"
 case "${1:-}" in
   stop) stop_clickhouse ;;

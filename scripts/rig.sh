@@ -45,7 +45,8 @@ launch_clickhouse() { # starts the server on the ports in $RIG_DIR/clickhouse.en
       --path="$dir/" --tmp_path="$dir/tmp/" --user_files_path="$dir/uf/" \
       --format_schema_path="$dir/fs/" --logger.log="$dir/server.log" \
       --logger.errorlog="$dir/error.log" --http_port="$CH_HTTP_PORT" \
-      --tcp_port="$CH_TCP_PORT" --listen_host=127.0.0.1 \
+      --tcp_port="$CH_TCP_PORT" --interserver_http_port="$CH_INTERSERVER_PORT" \
+      --listen_host=127.0.0.1 \
       >>"$dir/stdout.log" 2>&1) &
   echo $! > "$RIG_DIR/clickhouse.pid"
   wait_for 60 "ClickHouse on :$CH_HTTP_PORT" curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping" || {
@@ -61,7 +62,8 @@ stop_clickhouse() {
 
 start_clickhouse() {
   mkdir -p "$RIG_DIR"
-  printf 'CH_HTTP_PORT=%s\nCH_TCP_PORT=%s\n' "$(free_port)" "$(free_port)" > "$RIG_DIR/clickhouse.env"
+  printf 'CH_HTTP_PORT=%s\nCH_TCP_PORT=%s\nCH_INTERSERVER_PORT=%s\n' \
+    "$(free_port)" "$(free_port)" "$(free_port)" > "$RIG_DIR/clickhouse.env"
   launch_clickhouse
   source "$RIG_DIR/clickhouse.env"
   export SITETALLY_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
