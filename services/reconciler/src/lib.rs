@@ -32,6 +32,7 @@ pub mod offline;
 pub mod reconciler;
 pub mod settings;
 pub mod sink;
+pub mod store_source;
 pub mod tier;
 
 pub use alert::{Alert, AlertStateStore, JsonFileStateStore, MemoryStateStore, SubjectState};

@@ -38,6 +38,49 @@ enum Command {
     Ingest(IngestArgs),
     /// Create or upgrade the ClickHouse schema (ingest also does this at start-up).
     Migrate(MigrateArgs),
+    /// Compare device counts with licensed tiers and raise alerts on overruns; offline
+    /// with `--licences FILE --counts FILE`, or against storage (`--once` or periodic).
+    Reconcile(ReconcileCommand),
+    /// Produce realistic simulated sensor traffic to a Kafka topic (load, demos, tests).
+    Simulate(sitetally_sensor_sim::SimulateArgs),
+}
+
+#[derive(Args)]
+struct ReconcileCommand {
+    #[command(flatten)]
+    reconcile: sitetally_reconciler::ReconcileArgs,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+/// Where counts live: ClickHouse, or the embedded store of a `--data-dir`.
+#[derive(Args)]
+struct StorageArgs {
+    /// ClickHouse HTTP URL (ignored with --data-dir).
+    #[arg(long, default_value = "http://127.0.0.1:8123", env = "SITETALLY_CLICKHOUSE_URL")]
+    clickhouse_url: String,
+    /// ClickHouse database.
+    #[arg(long, default_value = "sitetally", env = "SITETALLY_CLICKHOUSE_DATABASE")]
+    database: String,
+    /// Use the embedded store in this directory (as `sitetally demo` writes it) instead
+    /// of ClickHouse.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    fn open(&self) -> anyhow::Result<std::sync::Arc<dyn sitetally_store::Store>> {
+        Ok(match &self.data_dir {
+            Some(dir) => std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?),
+            None => std::sync::Arc::new(sitetally_store::clickhouse::ClickHouseStore::new(
+                &sitetally_store::clickhouse::ClickHouseConfig {
+                    url: self.clickhouse_url.clone(),
+                    database: self.database.clone(),
+                    ..Default::default()
+                },
+            )),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -163,6 +206,33 @@ async fn main() -> anyhow::Result<()> {
             let applied = store.migrate().await?;
             tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });
         }
+        Command::Reconcile(cmd) => {
+            let code = reconcile(cmd).await?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }
+        Command::Simulate(args) => {
+            let report = sitetally_sensor_sim::run_simulation(args, shutdown_signal()).await?;
+            eprintln!("{}", serde_json::to_string(&serde_json::json!({
+                "sent": report.sent, "elapsed_ms": report.elapsed.as_millis() as u64,
+                "stopped": format!("{:?}", report.stopped),
+            }))?);
+        }
     }
     Ok(())
+}
+
+async fn reconcile(cmd: ReconcileCommand) -> anyhow::Result<i32> {
+    let args = &cmd.reconcile;
+    let (output, code) = if args.is_offline() {
+        args.run_offline().await?
+    } else {
+        let store = cmd.storage.open()?;
+        store.migrate().await?;
+        let counts = std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
+        args.run_online(counts, None, shutdown_signal()).await?
+    };
+    print!("{output}");
+    Ok(code)
 }
