@@ -383,3 +383,138 @@ pub async fn run_simulation(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use rdkafka::mocking::MockCluster;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn flags_map_to_the_simulator_settings() {
+        let cli = Cli::parse_from([
+            "simulate",
+            "--seed",
+            "7",
+            "--sites",
+            "12",
+            "--site-sizes",
+            "5,300,2000",
+            "--days",
+            "4",
+            "--grow-sites",
+            "3",
+            "--rate",
+            "5000",
+            "--duration",
+            "20s",
+            "--malformed-fraction",
+            "0.02",
+            "--producer-config",
+            "linger.ms=5",
+            "--truth-out",
+            "/tmp/t.json",
+        ]);
+        let c = cli.args.sim_config();
+        assert_eq!((c.seed, c.sites, c.days, c.grow_sites), (7, 12, 4, 3));
+        assert_eq!(c.sizes, SizeProfile::Explicit(vec![5, 300, 2000]));
+        assert!(c.endless, "a duration keeps the stream going");
+        assert_eq!(c.malformed_fraction, 0.02);
+        let p = cli.args.produce_settings();
+        assert_eq!((p.rate, p.duration), (5000, Some(Duration::from_secs(20))));
+        assert_eq!(
+            p.producer_config,
+            vec![("linger.ms".to_string(), "5".to_string())]
+        );
+
+        let d = SimulateArgs::default();
+        assert_eq!(
+            (d.brokers.as_str(), d.topic.as_str()),
+            ("127.0.0.1:9092", "device-discoveries")
+        );
+        assert_eq!(d.sim_config().malformed_fraction, 0.01);
+        assert!(
+            !d.sim_config().endless,
+            "no limit: the planned schedule once"
+        );
+        assert_eq!(d.sim_config().grow_sites, 2);
+        assert!(Cli::try_parse_from(["simulate", "--producer-config", "nonsense"]).is_err());
+    }
+
+    fn small(brokers: String, topic: &str) -> SimulateArgs {
+        SimulateArgs {
+            brokers,
+            topic: topic.into(),
+            sites: 3,
+            site_sizes: vec![20, 40, 60],
+            now_ms: Some(1_795_424_400_000),
+            ..SimulateArgs::default()
+        }
+    }
+
+    // In-process mock cluster (librdkafka's), not a real broker: checks the producer loop,
+    // limits, delivery accounting and the truth file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn produces_the_schedule_and_honours_limits() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("sim", 2, 1).unwrap();
+        let dir = std::env::temp_dir().join(format!("sim-truth-{}.json", std::process::id()));
+
+        let mut args = small(cluster.bootstrap_servers(), "sim");
+        args.truth_out = Some(dir.clone());
+        let report = run_simulation(args, std::future::pending()).await.unwrap();
+        assert_eq!(report.stopped, StopReason::Finished);
+        assert_eq!(report.sent, report.truth.messages);
+        assert_eq!(
+            report.truth.total_devices(),
+            report
+                .truth
+                .sites
+                .iter()
+                .map(|s| s.planned_devices)
+                .sum::<u64>()
+        );
+        assert_eq!(GroundTruth::read_json(&dir).unwrap(), report.truth);
+        std::fs::remove_file(&dir).ok();
+
+        let mut args = small(cluster.bootstrap_servers(), "sim");
+        args.events = Some(1_000);
+        args.rate = 20_000;
+        let report = run_simulation(args, std::future::pending()).await.unwrap();
+        assert_eq!(
+            (report.stopped, report.sent, report.truth.messages),
+            (StopReason::EventLimit, 1_000, 1_000)
+        );
+        assert!(
+            report.elapsed >= Duration::from_millis(45),
+            "rate limit: {:?}",
+            report.elapsed
+        );
+
+        let mut args = small(cluster.bootstrap_servers(), "sim");
+        args.rate = 1_000;
+        args.duration = Some(Duration::from_secs(60));
+        let report = run_simulation(args, tokio::time::sleep(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        assert_eq!(report.stopped, StopReason::Shutdown);
+        assert!(report.sent > 0 && report.sent < 2_000, "{}", report.sent);
+        assert_eq!(report.sent, report.truth.messages);
+    }
+
+    #[tokio::test]
+    async fn bad_settings_fail_before_connecting() {
+        let mut args = small("127.0.0.1:1".into(), "sim");
+        args.reports = 1;
+        match run_simulation(args, std::future::pending()).await {
+            Err(SimError::Config { field, .. }) => assert_eq!(field, "reports_per_device"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -771,7 +771,7 @@ fn encode_json(r: &Report<'_>, style: u8, omit_tenant: bool) -> Vec<u8> {
         _ => JsonTime::Text(rfc3339(r.observed_at, 120)),
     };
     let lower;
-    let category = if style % 3 == 0 {
+    let category = if style.is_multiple_of(3) {
         lower = r.category.as_str().to_ascii_lowercase();
         lower.as_str()
     } else {
@@ -808,8 +808,8 @@ mod tests {
     const NOW: i64 = 1_795_424_400_000;
 
     fn config(seed: u64) -> SimConfig {
-        let mut c = SimConfig::new(seed, 30);
-        c.sizes = crate::SizeProfile::Realistic { min: 3, max: 1_500 };
+        let mut c = SimConfig::new(seed, 24);
+        c.sizes = crate::SizeProfile::Realistic { min: 3, max: 600 };
         c.days = 3;
         c.grow_sites = 4;
         c
@@ -826,9 +826,11 @@ mod tests {
         assert_eq!(a, b);
         let c: Vec<SimMessage> = stream(config(8)).take(5_000).collect();
         assert_ne!(a, c);
-        let mut s = stream(config(7));
+        let mut small = config(7);
+        small.sizes = crate::SizeProfile::Realistic { min: 3, max: 120 };
+        let mut s = stream(small.clone());
         s.by_ref().for_each(drop);
-        let mut t = stream(config(7));
+        let mut t = stream(small);
         t.by_ref().for_each(drop);
         assert_eq!(s.truth(), t.truth());
     }
@@ -871,7 +873,14 @@ mod tests {
                 0 => avro += 1,
                 _ => {
                     json += 1;
-                    rfc += usize::from(!m.payload.windows(14).any(|w| w == b"\"observed_at\":".as_slice()) || m.payload.windows(15).any(|w| w == b"\"observed_at\":\"".as_slice()));
+                    rfc += usize::from(
+                        !m.payload
+                            .windows(14)
+                            .any(|w| w == b"\"observed_at\":".as_slice())
+                            || m.payload
+                                .windows(15)
+                                .any(|w| w == b"\"observed_at\":\"".as_slice()),
+                    );
                 }
             }
             let e = codec.decode(&m.payload).unwrap();
@@ -888,30 +897,49 @@ mod tests {
                 panic!("valid message is not a device: {e:?}")
             };
             let day = sitetally_core::day_of(e.observed_at);
-            per_site.entry(site.clone()).or_default().insert(d.key, e.category);
-            per_day.entry((site.clone(), day)).or_default().insert(d.key);
+            per_site
+                .entry(site.clone())
+                .or_default()
+                .insert(d.key, e.category);
+            per_day
+                .entry((site.clone(), day))
+                .or_default()
+                .insert(d.key);
             let r = reports.entry((site, d.key, day)).or_default();
             r.0 += 1;
             r.1.insert(e.sensor.to_string());
             if let Some(first) = e.macs.first() {
-                spellings.entry(d.key).or_default().insert(first.to_string());
+                spellings
+                    .entry(d.key)
+                    .or_default()
+                    .insert(first.to_string());
             }
         }
         let truth = s.truth();
         assert_eq!(truth.valid, valid);
-        assert!(avro > 0 && json > 0 && v2 > 0 && rfc > 0, "{avro} {json} {v2} {rfc}");
+        assert!(
+            avro > 0 && json > 0 && v2 > 0 && rfc > 0,
+            "{avro} {json} {v2} {rfc}"
+        );
         for st in &truth.sites {
             let key = format!("{}/{}", st.tenant, st.site);
             let devices = per_site.get(&key).map_or(0, |m| m.len() as u64);
             assert_eq!(st.devices, devices, "{key}");
-            assert_eq!(st.devices, st.planned_devices, "a complete run reports every device");
+            assert_eq!(
+                st.devices, st.planned_devices,
+                "a complete run reports every device"
+            );
             let mut by_cat: BTreeMap<String, u64> = BTreeMap::new();
             for c in per_site[&key].values() {
                 *by_cat.entry(c.as_str().to_string()).or_default() += 1;
             }
             assert_eq!(st.by_category, by_cat, "{key}");
             for (day, n) in &st.by_day {
-                assert_eq!(per_day[&(key.clone(), *day)].len() as u64, *n, "{key} day {day}");
+                assert_eq!(
+                    per_day[&(key.clone(), *day)].len() as u64,
+                    *n,
+                    "{key} day {day}"
+                );
             }
             assert_eq!(st.by_day.len(), 3, "{key}: one entry per simulated day");
         }
@@ -921,7 +949,10 @@ mod tests {
             assert!(sensors.len() >= 2, "{site} day {day}: one sensor only");
         }
         let varied = spellings.values().filter(|s| s.len() > 1).count();
-        assert!(varied * 2 > spellings.len(), "MAC spellings vary across reports");
+        assert!(
+            varied * 2 > spellings.len(),
+            "MAC spellings vary across reports"
+        );
         // Grown sites end over their tier and grow day by day.
         let grown: Vec<_> = truth.sites.iter().filter(|s| s.grown).collect();
         assert_eq!(grown.len(), 4);
@@ -929,9 +960,14 @@ mod tests {
             assert!(g.over_tier, "{g:?}");
             let days: Vec<u64> = g.by_day.values().copied().collect();
             assert!(days.windows(2).all(|w| w[0] < w[1]), "{days:?}");
-            assert!(days[0] <= g.licence.as_ref().unwrap().capacity as u64 + g.devices / 3);
+            let cap = g.licence.as_ref().unwrap().capacity as u64;
+            assert!(g.devices > cap + cap / 10, "{g:?}");
         }
-        assert!(truth.sites.iter().filter(|s| !s.grown).all(|s| !s.over_tier));
+        assert!(truth
+            .sites
+            .iter()
+            .filter(|s| !s.grown)
+            .all(|s| !s.over_tier));
     }
 
     /// Every malformed kind is rejected by the real pipeline with the expected reason;
@@ -953,7 +989,10 @@ mod tests {
             match m.kind {
                 MessageKind::Malformed(kind) => {
                     let Outcome::Rejected(r) = &outcome else {
-                        panic!("{kind:?} was not rejected: {outcome:?}\n{}", String::from_utf8_lossy(&m.payload))
+                        panic!(
+                            "{kind:?} was not rejected: {outcome:?}\n{}",
+                            String::from_utf8_lossy(&m.payload)
+                        )
                     };
                     assert_eq!(Some(r.reason()), m.expected_reason, "{kind:?}: {r}");
                     *kinds.entry(kind).or_default() += 1;
@@ -965,7 +1004,9 @@ mod tests {
                 }
                 MessageKind::Valid => match outcome {
                     Outcome::New(row) => {
-                        *new_rows.entry((format!("{}/{}", row.tenant, row.site), row.day)).or_default() += 1;
+                        *new_rows
+                            .entry((format!("{}/{}", row.tenant, row.site), row.day))
+                            .or_default() += 1;
                     }
                     Outcome::Duplicate => {}
                     other => panic!("valid message gave {other:?}"),
@@ -973,20 +1014,34 @@ mod tests {
             }
         }
         for kind in MalformedKind::ALL {
-            assert!(kinds.get(&kind).copied().unwrap_or(0) > 0, "{kind:?} never generated");
+            assert!(
+                kinds.get(&kind).copied().unwrap_or(0) > 0,
+                "{kind:?} never generated"
+            );
         }
-        assert_eq!(reasons["missing_tenant"].len(), 2, "both missing-tenant forms: {reasons:?}");
+        assert_eq!(
+            reasons["missing_tenant"].len(),
+            2,
+            "both missing-tenant forms: {reasons:?}"
+        );
         let truth = s.truth();
         assert_eq!(truth.not_a_device, not_a_device);
         assert_eq!(truth.malformed_total(), kinds.values().sum::<u64>());
         for kind in MalformedKind::ALL {
             assert_eq!(truth.malformed[kind.as_str()], kinds[&kind]);
         }
-        assert_eq!(truth.messages, truth.valid + truth.not_a_device + truth.malformed_total());
+        assert_eq!(
+            truth.messages,
+            truth.valid + truth.not_a_device + truth.malformed_total()
+        );
         for st in &truth.sites {
             let key = format!("{}/{}", st.tenant, st.site);
             for (day, n) in &st.by_day {
-                assert_eq!(new_rows.get(&(key.clone(), *day)).copied().unwrap_or(0), *n, "{key} day {day}");
+                assert_eq!(
+                    new_rows.get(&(key.clone(), *day)).copied().unwrap_or(0),
+                    *n,
+                    "{key} day {day}"
+                );
             }
         }
         let share = truth.malformed_total() as f64 / truth.messages as f64;
@@ -1032,7 +1087,10 @@ mod tests {
         let endless = s.truth();
         assert!(endless.valid > finite.valid);
         for (a, b) in finite.sites.iter().zip(&endless.sites) {
-            assert_eq!((a.devices, &a.by_day, &a.by_category), (b.devices, &b.by_day, &b.by_category));
+            assert_eq!(
+                (a.devices, &a.by_day, &a.by_category),
+                (b.devices, &b.by_day, &b.by_category)
+            );
         }
     }
 
@@ -1044,7 +1102,15 @@ mod tests {
         for m in s.by_ref().take(3_000) {
             if m.kind == MessageKind::Valid {
                 let e = codec.decode(&m.payload).unwrap();
-                let Ok(Identified::Device(d)) = identify(e.macs.iter().map(|x| x.as_ref()), e.ips.iter().map(|x| x.as_ref()), e.zone.as_deref(), &e.sensor, None) else { panic!() };
+                let Ok(Identified::Device(d)) = identify(
+                    e.macs.iter().map(|x| x.as_ref()),
+                    e.ips.iter().map(|x| x.as_ref()),
+                    e.zone.as_deref(),
+                    &e.sensor,
+                    None,
+                ) else {
+                    panic!()
+                };
                 keys.entry(m.key.clone()).or_default().insert(d.key);
             }
         }
@@ -1061,7 +1127,11 @@ mod tests {
         for style in 0..4 {
             for upper in [false, true] {
                 let s = spell_mac(0x001b_1b00_0a0f, style, upper);
-                assert_eq!(sitetally_core::identity::Mac::parse(&s), Some(sitetally_core::identity::Mac(0x001b_1b00_0a0f)), "{s}");
+                assert_eq!(
+                    sitetally_core::identity::Mac::parse(&s),
+                    Some(sitetally_core::identity::Mac(0x001b_1b00_0a0f)),
+                    "{s}"
+                );
             }
         }
     }

@@ -246,8 +246,9 @@ pub enum SiteKind {
     EnterpriseIot,
 }
 
-/// How a growing site grows: from `initial_devices` (within its licence) on the first
-/// day's first round to `final_devices` (past it).
+/// How a growing site grows: from `initial_devices` (70–95% of its licence) on the first
+/// day's first round to `final_devices` (at least 10% past it), new devices appearing in
+/// every later round of every simulated day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Growth {
     pub initial_devices: u32,
@@ -678,7 +679,7 @@ impl IpAllocator {
             ));
         }
         // 10.Z.x.y for even zones, 172.16-31.x.y for odd ones; 65k hosts per zone.
-        let (a, b) = if zone % 2 == 0 {
+        let (a, b) = if zone.is_multiple_of(2) {
             (10, zone as u8)
         } else {
             (172, 16 + (zone % 16) as u8)
@@ -735,7 +736,11 @@ impl World {
                 needed = 1;
             }
             let (tier, cap) = TIERS[needed - 1];
-            let initial = rng.gen_range(cap * 7 / 10..=cap);
+            // Grow by at least 10% of the licence and at least one device per birth slot,
+            // so the count rises every simulated day.
+            let slots = config.days as u32 * (config.growth_rounds + 1) - 1;
+            final_devices = final_devices.max(cap + (cap / 10).max(slots) + 1);
+            let initial = rng.gen_range(cap * 7 / 10..=cap * 95 / 100);
             sizes[i] = final_devices;
             growth[i] = Some((
                 Licence {
