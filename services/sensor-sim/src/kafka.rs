@@ -28,7 +28,7 @@ pub struct SimulateArgs {
     /// Kafka bootstrap servers.
     #[arg(
         long,
-        env = "SITETALLY_KAFKA_BROKERS",
+        env = "SITETALLY_SIMULATE_BROKERS",
         default_value = "127.0.0.1:9092"
     )]
     pub brokers: String,

@@ -10,6 +10,23 @@
 //!   was emitted, malformed messages by kind and expected rejection reason;
 //! - [`kafka`]  `sitetally simulate`: the [`kafka::SimulateArgs`] flags and the producer
 //!   loop (rate limit, duration, event limit, delivery checks, `--truth-out`).
+//!
+//! In memory (tests, benchmarks, the demo):
+//!
+//! ```
+//! use sitetally_sensor_sim::{EventStream, MessageKind, SimConfig, SizeProfile, World};
+//! use std::sync::Arc;
+//!
+//! let mut config = SimConfig::new(7, 3);
+//! config.sizes = SizeProfile::Explicit(vec![10, 120, 40]);
+//! config.grow_sites = 0; // growing sites may be enlarged to end past their licence
+//! let world = Arc::new(World::new(config).unwrap());
+//! let mut stream = EventStream::new(world, 1_795_424_400_000);
+//! let valid = stream.by_ref().filter(|m| m.kind == MessageKind::Valid).count() as u64;
+//! let truth = stream.truth();
+//! assert_eq!(truth.valid, valid);
+//! assert_eq!(truth.total_devices(), 10 + 120 + 40);
+//! ```
 
 pub mod kafka;
 pub mod stream;

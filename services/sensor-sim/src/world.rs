@@ -72,7 +72,8 @@ pub enum SizeProfile {
     /// `min` and the largest exactly `max`; the rest drawn 62% XS, 15% S, 10% M, 7% L,
     /// 5% XL, 1% above 5,000.
     Realistic { min: u32, max: u32 },
-    /// Site `i` has `sizes[i % sizes.len()]` devices.
+    /// Site `i` has `sizes[i % sizes.len()]` devices (a growing site's size is raised
+    /// when needed so it ends at least 10% past its licence).
     Explicit(Vec<u32>),
 }
 
