@@ -43,6 +43,10 @@ enum Command {
     Reconcile(ReconcileCommand),
     /// Produce realistic simulated sensor traffic to a Kafka topic (load, demos, tests).
     Simulate(sitetally_sensor_sim::SimulateArgs),
+    /// Run the whole pipeline in one process with simulated sensors: nothing to install
+    /// (in-process broker, embedded store in --data-dir, reconciler, live progress).
+    #[command(long_about = sitetally_demo::LONG_ABOUT)]
+    Demo(sitetally_demo::DemoArgs),
 }
 
 #[derive(Args)]
@@ -218,6 +222,11 @@ async fn main() -> anyhow::Result<()> {
                 "sent": report.sent, "elapsed_ms": report.elapsed.as_millis() as u64,
                 "stopped": format!("{:?}", report.stopped),
             }))?);
+        }
+        Command::Demo(args) => {
+            let format = args.format;
+            let summary = sitetally_demo::run(args, shutdown_signal()).await?;
+            print!("{}", summary.render(format));
         }
     }
     Ok(())
