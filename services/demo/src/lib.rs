@@ -44,7 +44,10 @@ the demo waits until ingest has committed everything they sent, reconciles once 
 prints one line per site on stdout: devices counted (exact, or estimated ± 3 sigma), the \
 simulator's true count, the licensed tier and the reconciler's status.
 
-Run it again with the same --data-dir to continue where the last run stopped.
+Run it again with the same --data-dir to continue where the last run stopped. To replay \
+the decisions later: sitetally reconcile --data-dir DIR --licences DIR/licences.json --once
+
+For a clean terminal (progress line and summary only) add --log warn.
 
 Example: sitetally demo --duration 30s --sites 20 --seed 7";
 
