@@ -47,6 +47,24 @@ enum Command {
     /// (in-process broker, embedded store in --data-dir, reconciler, live progress).
     #[command(long_about = sitetally_demo::LONG_ABOUT)]
     Demo(sitetally_demo::DemoArgs),
+    /// Serve the HTTP API (JSON/CSV), its OpenAPI document and the dashboard for
+    /// capacity planners, over ClickHouse or the embedded store of --data-dir.
+    Serve(ApiCommand<sitetally_api::cli::ServeArgs>),
+    /// A tenant's sites: devices over the billing window, licensed tier, utilisation, status.
+    Sites(ApiCommand<sitetally_api::cli::SitesArgs>),
+    /// One site's distinct devices per day, week or month, by category.
+    Counts(ApiCommand<sitetally_api::cli::CountsArgs>),
+    /// One site's trend and the projected date it crosses its next tier boundary.
+    Forecast(ApiCommand<sitetally_api::cli::ForecastArgs>),
+}
+
+/// A planner command's own flags plus where the data lives.
+#[derive(Args)]
+struct ApiCommand<A: Args> {
+    #[command(flatten)]
+    args: A,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 #[derive(Args)]
@@ -223,6 +241,10 @@ async fn main() -> anyhow::Result<()> {
                 "stopped": format!("{:?}", report.stopped),
             }))?);
         }
+        Command::Serve(c) => sitetally_api::cli::serve(&c.args, c.storage.open()?, shutdown_signal()).await?,
+        Command::Sites(c) => print!("{}", sitetally_api::cli::sites(&c.args, c.storage.open()?).await?),
+        Command::Counts(c) => print!("{}", sitetally_api::cli::counts(&c.args, c.storage.open()?).await?),
+        Command::Forecast(c) => print!("{}", sitetally_api::cli::forecast(&c.args, c.storage.open()?).await?),
         Command::Demo(args) => {
             let format = args.format;
             let summary = sitetally_demo::run(args, shutdown_signal()).await?;
