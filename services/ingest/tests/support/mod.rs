@@ -30,7 +30,14 @@ pub fn unique(name: &str) -> String {
     format!("{name}_{}_{nanos}", std::process::id())
 }
 
+/// Logs of in-process ingest, shown for failing tests (`SITETALLY_TEST_LOG=info`).
+pub fn init_logs() {
+    let filter = std::env::var("SITETALLY_TEST_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
 pub fn ingest_config(topic: &str, database: &str) -> IngestConfig {
+    init_logs();
     let mut c = IngestConfig::default();
     c.kafka.brokers = brokers();
     c.kafka.topic = topic.to_string();
@@ -38,6 +45,10 @@ pub fn ingest_config(topic: &str, database: &str) -> IngestConfig {
     c.clickhouse = ClickHouseConfig { url: clickhouse_url(), database: database.to_string(), ..Default::default() };
     c.batch.max_rows = 20_000;
     c.batch.max_interval_ms = 500;
+    // Tansu 0.6's sqlite fetch sums record sizes over the rest of the partition on every
+    // fetch, so fewer, larger fetches drain it much faster.
+    c.kafka.properties.insert("fetch.max.bytes".into(), "52428800".into());
+    c.kafka.properties.insert("max.partition.fetch.bytes".into(), "16777216".into());
     c
 }
 
@@ -89,17 +100,37 @@ pub fn produce(topic: &str, messages: impl IntoIterator<Item = (Vec<u8>, Vec<u8>
     n
 }
 
+/// Watches a group's committed offsets through one long-lived client (a new client per
+/// look costs the broker a connection and a coordinator lookup each time).
+pub struct CommitWatcher {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+    last: i64,
+}
+
+impl CommitWatcher {
+    pub fn new(brokers: &str, group: &str, topic: &str, partitions: i32) -> Self {
+        let consumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        Self { consumer, partitions: tpl, last: 0 }
+    }
+
+    /// Sum over partitions of the committed offsets; the last known sum when the broker
+    /// does not answer in time.
+    pub fn total(&mut self) -> i64 {
+        if let Ok(list) = self.consumer.committed_offsets(self.partitions.clone(), Duration::from_secs(10)) {
+            self.last = list.elements().iter().map(|e| match e.offset() { Offset::Offset(o) => o, _ => 0 }).sum();
+        }
+        self.last
+    }
+}
+
 /// Sum over partitions of the group's committed offsets (messages processed and committed).
 pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    match c.committed_offsets(tpl, Duration::from_secs(5)) {
-        Ok(list) => list.elements().iter().map(|e| match e.offset() { Offset::Offset(o) => o, _ => 0 }).sum(),
-        Err(_) => 0,
-    }
+    CommitWatcher::new(brokers, group, topic, partitions).total()
 }
 
 /// Waits until `check` is true, failing with `what` after `limit`.
@@ -107,7 +138,7 @@ pub async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> 
     let start = Instant::now();
     while !check() {
         assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -1,0 +1,193 @@
+//! Drain benchmark: pre-fill a broker (librdkafka's mock cluster in its own process) with
+//! simulated discovery events, then let each contender read all of them, one after the
+//! other, in this process:
+//!   1. a bare rdkafka `BaseConsumer` that only reads (the ceiling),
+//!   2. sitetally ingest with a store that discards rows (ingest's own cost),
+//!   3. sitetally ingest writing to ClickHouse (end to end), when --clickhouse-url is set,
+//!   4. the bare consumer again (drift check).
+//! Reports events/s and events per CPU-second of this process for each, and the ratios.
+//!
+//! `cargo run --release -p sitetally-load-tests --bin drain -- --events 5000000`
+
+use clap::Parser;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use sitetally_ingest::IngestConfig;
+use sitetally_load_tests::{now_ms, workload, Measurement, NullStore, Stopwatch};
+use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
+use sitetally_store::Store;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Messages to pre-fill and drain.
+    #[arg(long, default_value_t = 5_000_000)]
+    events: u64,
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Sites in the simulated workload.
+    #[arg(long, default_value_t = 100)]
+    sites: usize,
+    /// Also run ingest end to end into this ClickHouse (e.g. http://127.0.0.1:8123).
+    #[arg(long)]
+    clickhouse_url: Option<String>,
+}
+
+const TOPIC: &str = "device-discoveries";
+
+fn committed(brokers: &str, group: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    (0..partitions).for_each(|p| {
+        tpl.add_partition(TOPIC, p);
+    });
+    c.committed_offsets(tpl, Duration::from_secs(5))
+        .map(|l| l.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum())
+        .unwrap_or(0)
+}
+
+fn prefill(brokers: &str, events: u64, sites: usize) -> Measurement {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "50")
+        .set("batch.num.messages", "100000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", "lz4")
+        .create()
+        .unwrap();
+    let sw = Stopwatch::start("self");
+    let mut sent = 0u64;
+    for m in workload(7, sites, now_ms()).take(events as usize) {
+        let mut rec = BaseRecord::to(TOPIC).key(&m.key).payload(&m.payload);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+        sent += 1;
+        if sent % 1_000_000 == 0 {
+            eprintln!("  pre-filled {sent}");
+        }
+    }
+    producer.flush(Duration::from_secs(300)).expect("pre-fill acknowledged");
+    sw.stop(sent)
+}
+
+fn bare_consumer(brokers: &str, events: u64, group: &str) -> Measurement {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[TOPIC]).unwrap();
+    let sw = Stopwatch::start("self");
+    let (mut n, mut bytes) = (0u64, 0usize);
+    while n < events {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            use rdkafka::Message;
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            n += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    sw.stop(n)
+}
+
+async fn ingest(brokers: &str, events: u64, group: &str, store: Arc<dyn Store>, partitions: i32) -> Measurement {
+    let mut config = IngestConfig::default();
+    config.kafka.brokers = brokers.to_string();
+    config.kafka.topic = TOPIC.to_string();
+    config.kafka.group_id = group.to_string();
+    config.batch.max_rows = 100_000;
+    config.batch.max_interval_ms = 1_000;
+    store.migrate().await.expect("migrate");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let sw = Stopwatch::start("self");
+    let task = tokio::spawn(sitetally_ingest::consumer::run_with_store(config, store, async {
+        let _ = rx.await;
+    }));
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if committed(brokers, group, partitions) as u64 >= events {
+            break;
+        }
+    }
+    let m = sw.stop(events);
+    let _ = tx.send(());
+    let report = task.await.unwrap().unwrap();
+    eprintln!("  ingest report: {report:?}");
+    m
+}
+
+fn row(name: &str, m: &Measurement, ceiling: &Measurement) {
+    println!(
+        "| {name} | {} | {:.1} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.2}× |",
+        m.events,
+        m.wall.as_secs_f64(),
+        m.cpu_seconds,
+        m.events_per_sec(),
+        m.events_per_cpu_sec(),
+        m.events_per_sec() / ceiling.events_per_sec(),
+        m.events_per_cpu_sec() / ceiling.events_per_cpu_sec()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    let args = Args::parse();
+    let exe = std::env::current_exe()?.with_file_name("mock_broker");
+    let mut broker = Command::new(&exe)
+        .args(["--topic", TOPIC, "--partitions", &args.partitions.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("start {}: {e} (build it: cargo build --release -p sitetally-load-tests)", exe.display()))?;
+    let mut line = String::new();
+    BufReader::new(broker.stdout.take().unwrap()).read_line(&mut line)?;
+    let brokers = line.trim().strip_prefix("bootstrap=").ok_or_else(|| anyhow::anyhow!("mock broker said {line:?}"))?.to_string();
+    let broker_pid = broker.id().to_string();
+    eprintln!("mock broker (pid {broker_pid}) at {brokers}; pre-filling {} events over {} partitions", args.events, args.partitions);
+    let fill = prefill(&brokers, args.events, args.sites);
+    eprintln!("  pre-fill: {:.0} events/s", fill.events_per_sec());
+
+    let started = Instant::now();
+    eprintln!("contender: bare BaseConsumer");
+    let bare1 = bare_consumer(&brokers, args.events, "bare-1");
+    eprintln!("contender: ingest (null store)");
+    let null = ingest(&brokers, args.events, "ingest-null", Arc::new(NullStore::default()), args.partitions).await;
+    let ch = match &args.clickhouse_url {
+        Some(url) => {
+            eprintln!("contender: ingest → ClickHouse {url}");
+            let store = ClickHouseStore::new(&ClickHouseConfig { url: url.clone(), database: format!("drain_{}", std::process::id()), ..Default::default() });
+            Some(ingest(&brokers, args.events, "ingest-ch", Arc::new(store), args.partitions).await)
+        }
+        None => None,
+    };
+    eprintln!("contender: bare BaseConsumer (again, drift check)");
+    let bare2 = bare_consumer(&brokers, args.events, "bare-2");
+    drop(broker.stdin.take());
+    let _ = broker.wait();
+
+    println!("\nDrain of {} pre-filled events, broker = librdkafka mock cluster in its own process, {} partitions (total {:.0?})\n", args.events, args.partitions, started.elapsed());
+    println!("| contender | events | wall s | CPU s (this process) | events/s | events/CPU-s | events/s vs bare | events/CPU-s vs bare |");
+    println!("|---|---|---|---|---|---|---|---|");
+    row("bare rdkafka BaseConsumer (read only)", &bare1, &bare1);
+    row("sitetally ingest, null store", &null, &bare1);
+    if let Some(ch) = &ch {
+        row("sitetally ingest → ClickHouse", ch, &bare1);
+    }
+    row("bare rdkafka BaseConsumer (again)", &bare2, &bare1);
+    Ok(())
+}
