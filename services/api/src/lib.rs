@@ -29,6 +29,9 @@ pub mod planner;
 pub mod sample;
 pub mod table;
 
+/// The chrono of the public API (`Planner::with_now`, the answers' dates).
+pub use chrono;
+
 pub use auth::{AuthConfig, Authenticator, Principal, Secret};
 pub use error::ApiError;
 pub use http::{router, ApiDoc, AppState, HttpLimits};

@@ -124,3 +124,8 @@ pub async fn seed(store: &dyn Store, now: DateTime<Utc>) -> Result<usize, StoreE
     }
     Ok(rows.len())
 }
+
+/// [`seed`] relative to the current time.
+pub async fn seed_now(store: &dyn Store) -> Result<usize, StoreError> {
+    seed(store, Utc::now()).await
+}

@@ -241,10 +241,22 @@ async fn main() -> anyhow::Result<()> {
                 "stopped": format!("{:?}", report.stopped),
             }))?);
         }
-        Command::Serve(c) => sitetally_api::cli::serve(&c.args, c.storage.open()?, shutdown_signal()).await?,
-        Command::Sites(c) => print!("{}", sitetally_api::cli::sites(&c.args, c.storage.open()?).await?),
-        Command::Counts(c) => print!("{}", sitetally_api::cli::counts(&c.args, c.storage.open()?).await?),
-        Command::Forecast(c) => print!("{}", sitetally_api::cli::forecast(&c.args, c.storage.open()?).await?),
+        Command::Serve(c) => {
+            let store = c.storage.open()?;
+            sitetally_api::cli::serve(&c.args, store, shutdown_signal()).await?;
+        }
+        Command::Sites(c) => {
+            let store = c.storage.open()?;
+            print!("{}", sitetally_api::cli::sites(&c.args, store).await?);
+        }
+        Command::Counts(c) => {
+            let store = c.storage.open()?;
+            print!("{}", sitetally_api::cli::counts(&c.args, store).await?);
+        }
+        Command::Forecast(c) => {
+            let store = c.storage.open()?;
+            print!("{}", sitetally_api::cli::forecast(&c.args, store).await?);
+        }
         Command::Demo(args) => {
             let format = args.format;
             let summary = sitetally_demo::run(args, shutdown_signal()).await?;

@@ -1,0 +1,190 @@
+//! `sitetally sites|counts|forecast|serve` as a user runs them, on the embedded store
+//! seeded with the API's sample world.
+
+mod api_support;
+
+use api_support::{Server, TempDir, BIN};
+use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN};
+use std::path::Path;
+use std::process::Command;
+
+fn seeded() -> TempDir {
+    let dir = TempDir::new("api-cli");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = sitetally_store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    rt.block_on(sample::seed_now(&store)).unwrap();
+    std::fs::write(dir.path().join("licences.toml"), sample::LICENCES_TOML).unwrap();
+    std::fs::write(dir.path().join("tokens.toml"), sample::tokens_toml()).unwrap();
+    dir
+}
+
+fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--licences",
+            dir.join("licences.toml").to_str().unwrap(),
+        ])
+        .args(["--log", "warn"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn cli_answers_as_table_json_and_csv() {
+    let dir = seeded();
+    let d = dir.path();
+    let (ok, out, err) = run(d, &["sites", "--tenant", "contoso"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("SITE"), "{out}");
+    assert!(
+        out.contains("refinery") && out.contains("OVER_TIER (buy S)") && out.contains("90.0%"),
+        "{out}"
+    );
+
+    let (ok, out, _) = run(d, &["sites", "--tenant", "contoso", "--format", "json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total"], 3);
+
+    let (ok, out, _) = run(
+        d,
+        &[
+            "counts", "--tenant", "contoso", "--site", "refinery", "--format", "csv",
+        ],
+    );
+    assert!(ok);
+    assert!(
+        out.starts_with("tenant,site,start,end,category,devices,method,sigma,error_bound\n"),
+        "{out}"
+    );
+    assert!(out.contains(",ALL,155,exact,"), "{out}");
+
+    let (ok, out, _) = run(
+        d,
+        &[
+            "counts",
+            "--tenant",
+            "contoso",
+            "--site",
+            "plant-north",
+            "--granularity",
+            "month",
+        ],
+    );
+    assert!(ok && out.contains("ALL") && out.contains("450"), "{out}");
+
+    let (ok, out, err) = run(
+        d,
+        &["forecast", "--tenant", "contoso", "--site", "plant-north"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("+5.00 devices/day") && out.contains("outlook: crosses"),
+        "{out}"
+    );
+
+    let (ok, _, err) = run(d, &["forecast", "--tenant", "contoso", "--site", "nowhere"]);
+    assert!(!ok && err.contains("unknown site \"nowhere\""), "{err}");
+    let (ok, _, err) = run(
+        d,
+        &[
+            "counts",
+            "--tenant",
+            "contoso",
+            "--site",
+            "lab",
+            "--from",
+            "2020-01-01",
+        ],
+    );
+    assert!(!ok && err.contains("at most 366 days"), "{err}");
+}
+
+#[test]
+fn serve_answers_over_http_and_requires_tokens() {
+    let dir = seeded();
+    let d = dir.path();
+    let lic = d.join("licences.toml");
+    let tok = d.join("tokens.toml");
+    let server = Server::start(&[
+        "--data-dir",
+        d.to_str().unwrap(),
+        "--licences",
+        lic.to_str().unwrap(),
+        "--tokens",
+        tok.to_str().unwrap(),
+    ]);
+    assert_eq!(server.get("/healthz", None, None).status, 200);
+    assert_eq!(server.get("/readyz", None, None).status, 200);
+    let r = server.get("/api/v1/tenants/contoso/sites", None, None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    let r = server.get("/api/v1/tenants/fabrikam/sites", Some(CONTOSO_TOKEN), None);
+    assert_eq!(r.status, 403);
+    let r = server.get(
+        "/api/v1/tenants/contoso/sites",
+        Some(CONTOSO_TOKEN),
+        Some("text/csv"),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(r.body.contains("contoso,refinery,155,"), "{}", r.body);
+    let r = server.get("/api/v1/tenants/contoso/decisions", Some(ADMIN_TOKEN), None);
+    assert_eq!(r.status, 200);
+    let m = server.get("/metrics", None, None);
+    assert!(
+        m.body.contains("sitetally_api_requests_total"),
+        "{}",
+        m.body
+    );
+    assert!(
+        !m.body.contains("contoso"),
+        "no tenant ids in metric labels"
+    );
+    let doc = server.get("/openapi.json", None, None).json();
+    assert!(doc["paths"]["/api/v1/tenants/{tenant}/sites/{site}/forecast"].is_object());
+}
+
+#[test]
+fn serve_refuses_to_start_without_tokens() {
+    let dir = TempDir::new("api-no-tokens");
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env_remove("SITETALLY_API_ADMIN_TOKEN")
+        .env_remove("SITETALLY_API_TENANT_TOKENS")
+        .env_remove("SITETALLY_API_TOKENS_FILE")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API tokens configured"));
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--no-auth",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
