@@ -7,7 +7,10 @@
 //!   4. the bare consumer again (drift check).
 //! Reports events/s and events per CPU-second of this process for each, and the ratios.
 //!
-//! `cargo run --release -p sitetally-load-tests --bin drain -- --events 5000000`
+//! `cargo run --release -p sitetally-load-tests --bin drain -- --events 5000000 --partitions 256`
+//!
+//! librdkafka's mock cluster keeps at most 5 MB or 100,000 messages per partition and
+//! silently drops older ones, so a 5M-event pre-fill needs ~256 partitions (≈ 4 MB each).
 
 use clap::Parser;
 use rdkafka::config::ClientConfig;
@@ -41,13 +44,28 @@ struct Args {
 const TOPIC: &str = "device-discoveries";
 
 fn committed(brokers: &str, group: &str, partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     (0..partitions).for_each(|p| {
         tpl.add_partition(TOPIC, p);
     });
     c.committed_offsets(tpl, Duration::from_secs(5))
-        .map(|l| l.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum())
+        .map(|l| {
+            l.elements()
+                .iter()
+                .map(|e| {
+                    if let Offset::Offset(o) = e.offset() {
+                        o
+                    } else {
+                        0
+                    }
+                })
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -78,8 +96,22 @@ fn prefill(brokers: &str, events: u64, sites: usize) -> Measurement {
             eprintln!("  pre-filled {sent}");
         }
     }
-    producer.flush(Duration::from_secs(300)).expect("pre-fill acknowledged");
+    producer
+        .flush(Duration::from_secs(300))
+        .expect("pre-fill acknowledged");
     sw.stop(sent)
+}
+
+/// Messages the broker actually holds (high − low watermark over all partitions): the
+/// mock cluster drops a partition's oldest messages beyond 5 MB / 100k, and a producer
+/// can lose some to timeouts, so contenders drain what is there, not what was sent.
+/// Returns (messages held, sum of high watermarks = the committed-offset sum when done).
+fn available(brokers: &str, partitions: i32) -> (u64, u64) {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    (0..partitions).fold((0, 0), |(held, high), p| {
+        let (lo, hi) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(10)).expect("watermarks");
+        (held + (hi - lo) as u64, high + hi as u64)
+    })
 }
 
 fn bare_consumer(brokers: &str, events: u64, group: &str) -> Measurement {
@@ -104,7 +136,16 @@ fn bare_consumer(brokers: &str, events: u64, group: &str) -> Measurement {
     sw.stop(n)
 }
 
-async fn ingest(brokers: &str, events: u64, group: &str, store: Arc<dyn Store>, partitions: i32) -> Measurement {
+/// Runs ingest until its committed offsets reach `high_watermarks`; `events` is how many
+/// messages that is.
+async fn ingest(
+    brokers: &str,
+    events: u64,
+    high_watermarks: u64,
+    group: &str,
+    store: Arc<dyn Store>,
+    partitions: i32,
+) -> Measurement {
     let mut config = IngestConfig::default();
     config.kafka.brokers = brokers.to_string();
     config.kafka.topic = TOPIC.to_string();
@@ -114,12 +155,16 @@ async fn ingest(brokers: &str, events: u64, group: &str, store: Arc<dyn Store>, 
     store.migrate().await.expect("migrate");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let sw = Stopwatch::start("self");
-    let task = tokio::spawn(sitetally_ingest::consumer::run_with_store(config, store, async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(sitetally_ingest::consumer::run_with_store(
+        config,
+        store,
+        async {
+            let _ = rx.await;
+        },
+    ));
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if committed(brokers, group, partitions) as u64 >= events {
+        if committed(brokers, group, partitions) as u64 >= high_watermarks {
             break;
         }
     }
@@ -145,42 +190,88 @@ fn row(name: &str, m: &Measurement, ceiling: &Measurement) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let exe = std::env::current_exe()?.with_file_name("mock_broker");
     let mut broker = Command::new(&exe)
-        .args(["--topic", TOPIC, "--partitions", &args.partitions.to_string()])
+        .args([
+            "--topic",
+            TOPIC,
+            "--partitions",
+            &args.partitions.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| anyhow::anyhow!("start {}: {e} (build it: cargo build --release -p sitetally-load-tests)", exe.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "start {}: {e} (build it: cargo build --release -p sitetally-load-tests)",
+                exe.display()
+            )
+        })?;
     let mut line = String::new();
     BufReader::new(broker.stdout.take().unwrap()).read_line(&mut line)?;
-    let brokers = line.trim().strip_prefix("bootstrap=").ok_or_else(|| anyhow::anyhow!("mock broker said {line:?}"))?.to_string();
+    let brokers = line
+        .trim()
+        .strip_prefix("bootstrap=")
+        .ok_or_else(|| anyhow::anyhow!("mock broker said {line:?}"))?
+        .to_string();
     let broker_pid = broker.id().to_string();
-    eprintln!("mock broker (pid {broker_pid}) at {brokers}; pre-filling {} events over {} partitions", args.events, args.partitions);
+    eprintln!(
+        "mock broker (pid {broker_pid}) at {brokers}; pre-filling {} events over {} partitions",
+        args.events, args.partitions
+    );
     let fill = prefill(&brokers, args.events, args.sites);
     eprintln!("  pre-fill: {:.0} events/s", fill.events_per_sec());
+    let (held, high_watermarks) = available(&brokers, args.partitions);
+    eprintln!("  broker holds {held} of {} sent", args.events);
+    assert!(held > 0 && held <= args.events, "watermarks say {held}");
+    let events = held;
 
     let started = Instant::now();
     eprintln!("contender: bare BaseConsumer");
-    let bare1 = bare_consumer(&brokers, args.events, "bare-1");
+    let bare1 = bare_consumer(&brokers, events, "bare-1");
     eprintln!("contender: ingest (null store)");
-    let null = ingest(&brokers, args.events, "ingest-null", Arc::new(NullStore::default()), args.partitions).await;
+    let null = ingest(
+        &brokers,
+        events,
+        high_watermarks,
+        "ingest-null",
+        Arc::new(NullStore::default()),
+        args.partitions,
+    )
+    .await;
     let ch = match &args.clickhouse_url {
         Some(url) => {
             eprintln!("contender: ingest → ClickHouse {url}");
-            let store = ClickHouseStore::new(&ClickHouseConfig { url: url.clone(), database: format!("drain_{}", std::process::id()), ..Default::default() });
-            Some(ingest(&brokers, args.events, "ingest-ch", Arc::new(store), args.partitions).await)
+            let store = ClickHouseStore::new(&ClickHouseConfig {
+                url: url.clone(),
+                database: format!("drain_{}", std::process::id()),
+                ..Default::default()
+            });
+            Some(
+                ingest(
+                    &brokers,
+                    events,
+                    high_watermarks,
+                    "ingest-ch",
+                    Arc::new(store),
+                    args.partitions,
+                )
+                .await,
+            )
         }
         None => None,
     };
     eprintln!("contender: bare BaseConsumer (again, drift check)");
-    let bare2 = bare_consumer(&brokers, args.events, "bare-2");
+    let bare2 = bare_consumer(&brokers, events, "bare-2");
     drop(broker.stdin.take());
     let _ = broker.wait();
 
-    println!("\nDrain of {} pre-filled events, broker = librdkafka mock cluster in its own process, {} partitions (total {:.0?})\n", args.events, args.partitions, started.elapsed());
+    println!("\nDrain of {events} pre-filled events ({} sent), broker = librdkafka mock cluster in its own process, {} partitions (total {:.0?})\n", args.events, args.partitions, started.elapsed());
     println!("| contender | events | wall s | CPU s (this process) | events/s | events/CPU-s | events/s vs bare | events/CPU-s vs bare |");
     println!("|---|---|---|---|---|---|---|---|");
     row("bare rdkafka BaseConsumer (read only)", &bare1, &bare1);

@@ -1,0 +1,160 @@
+//! Helpers of the process-level fault tests: a `sitetally ingest` child with captured
+//! logs, a workload with known truth, and count checks against ClickHouse.
+
+#![allow(dead_code)]
+
+pub use crate::support::*;
+use sitetally_store::{CountFilter, DayRange, Store};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A running `sitetally ingest` child whose log lines are collected.
+pub struct IngestProcess {
+    pub child: Child,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl IngestProcess {
+    pub fn start(topic: &str, db: &str, group: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sitetally"))
+            .args([
+                "ingest",
+                "--brokers",
+                &brokers(),
+                "--topic",
+                topic,
+                "--group",
+                group,
+            ])
+            .args(["--clickhouse-url", &clickhouse_url(), "--database", db])
+            .env("SITETALLY_INGEST__BATCH__MAX_INTERVAL_MS", "300")
+            .env("SITETALLY_INGEST__BATCH__MAX_ROWS", "5000")
+            .env("SITETALLY_INGEST__BATCH__MAX_BACKOFF_MS", "1000")
+            .env("SITETALLY_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sitetally ingest");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, logs }
+    }
+
+    pub fn logged(&self, needle: &str) -> bool {
+        self.logs.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn dump(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    pub fn kill_hard(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no flush, no commit, no goodbye
+        self.child.wait().unwrap();
+    }
+
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for IngestProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sites` sites of `size` devices, each device reported `reports` times by rotating
+/// sensors and spellings; returns the messages and the true count per site.
+pub fn workload(
+    sites: u32,
+    size: u32,
+    reports: u32,
+) -> (Vec<(Vec<u8>, Vec<u8>)>, HashMap<String, u64>) {
+    let now = now_ms();
+    let mut msgs = Vec::new();
+    let mut truth = HashMap::new();
+    for r in 0..reports {
+        for s in 0..sites {
+            for d in 0..size {
+                let site = format!("site-{s}");
+                let b = [
+                    0x02,
+                    0x42,
+                    s as u8,
+                    (d >> 16) as u8,
+                    (d >> 8) as u8,
+                    d as u8,
+                ];
+                let mac = if (d + r) % 2 == 0 {
+                    b.iter()
+                        .map(|x| format!("{x:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":")
+                } else {
+                    b.iter()
+                        .map(|x| format!("{x:02X}"))
+                        .collect::<Vec<_>>()
+                        .join("-")
+                };
+                let payload = format!(
+                    r#"{{"tenant":"acme","site":"{site}","sensor":"sensor-{}","observed_at":{now},"macs":["{mac}"],"category":"OT"}}"#,
+                    (d + r) % 3
+                );
+                msgs.push((format!("acme/{site}").into_bytes(), payload.into_bytes()));
+            }
+            truth.insert(format!("site-{s}"), size as u64);
+        }
+    }
+    (msgs, truth)
+}
+
+pub async fn assert_counts(db: &str, truth: &HashMap<String, u64>) {
+    let s = store(db);
+    let day = sitetally_core::day_of(now_ms());
+    let days = DayRange {
+        from: day - 1,
+        to: day + 1,
+    };
+    let counts = s
+        .site_counts(Some("acme"), days, &CountFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(counts.len(), truth.len(), "{counts:?}");
+    for c in &counts {
+        assert_eq!(
+            Some(&c.count),
+            truth.get(&c.site),
+            "sketch count of {}",
+            c.site
+        );
+        let exact = s
+            .exact_site_count("acme", &c.site, days, &CountFilter::all())
+            .await
+            .unwrap();
+        assert_eq!(
+            Some(&exact),
+            truth.get(&c.site),
+            "exact count of {}",
+            c.site
+        );
+    }
+}
+
+pub async fn produce_async(topic: String, msgs: Vec<(Vec<u8>, Vec<u8>)>) -> usize {
+    tokio::task::spawn_blocking(move || produce(&topic, msgs))
+        .await
+        .unwrap()
+}
