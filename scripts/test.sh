@@ -17,3 +17,11 @@ log "building the workspace and tests"
 cargo build --workspace --all-targets --quiet
 log "running the test suite (unit + integration)"
 cargo test --workspace "$@" -- --include-ignored
+
+# The API against its own OpenAPI document (schemathesis) and the dashboard in headless
+# Chromium; both install their own tools and serve the seeded sample world on loopback.
+log "property-based API test (schemathesis)"
+services/api/tests/schemathesis.sh
+log "dashboard in headless Chromium"
+services/api/tests/browser.sh
+log "all tests passed"

@@ -43,30 +43,29 @@ struct Args {
 
 const TOPIC: &str = "device-discoveries";
 
-fn committed(brokers: &str, group: &str, partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    (0..partitions).for_each(|p| {
-        tpl.add_partition(TOPIC, p);
-    });
-    c.committed_offsets(tpl, Duration::from_secs(5))
-        .map(|l| {
-            l.elements()
-                .iter()
-                .map(|e| {
-                    if let Offset::Offset(o) = e.offset() {
-                        o
-                    } else {
-                        0
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+/// Committed-offset sum of `group`, through one long-lived client (a client per look
+/// would cost the broker a connection and a coordinator lookup each time).
+struct CommitWatch {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+}
+
+impl CommitWatch {
+    fn new(brokers: &str, group: &str, partitions: i32) -> Self {
+        let consumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        (0..partitions).for_each(|p| {
+            tpl.add_partition(TOPIC, p);
+        });
+        Self { consumer, partitions: tpl }
+    }
+
+    fn total(&self) -> i64 {
+        self.consumer
+            .committed_offsets(self.partitions.clone(), Duration::from_secs(5))
+            .map(|l| l.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum())
+            .unwrap_or(0)
+    }
 }
 
 fn prefill(brokers: &str, events: u64, sites: usize) -> Measurement {
@@ -152,6 +151,13 @@ async fn ingest(
     config.kafka.group_id = group.to_string();
     config.batch.max_rows = 100_000;
     config.batch.max_interval_ms = 1_000;
+    if let Ok(extra) = std::env::var("DRAIN_INGEST_PROPS") {
+        for kv in extra.split(',').filter(|s| !s.is_empty()) {
+            if let Some((k, v)) = kv.split_once('=') {
+                config.kafka.properties.insert(k.into(), v.into());
+            }
+        }
+    }
     store.migrate().await.expect("migrate");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let sw = Stopwatch::start("self");
@@ -162,9 +168,10 @@ async fn ingest(
             let _ = rx.await;
         },
     ));
+    let watch = CommitWatch::new(brokers, group, partitions);
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if committed(brokers, group, partitions) as u64 >= high_watermarks {
+        if watch.total() as u64 >= high_watermarks {
             break;
         }
     }
@@ -191,7 +198,7 @@ fn row(name: &str, m: &Measurement, ceiling: &Measurement) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter("warn")
+        .with_env_filter(std::env::var("SITETALLY_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();

@@ -127,6 +127,8 @@ impl PipelineSettings {
 }
 
 impl IngestConfig {
+    // figment::Error is large, but this runs once at start-up: boxing buys nothing.
+    #[allow(clippy::result_large_err)]
     /// Defaults, then `file` (if given), then `SITETALLY_INGEST__…` variables
     /// (e.g. `SITETALLY_INGEST__KAFKA__BROKERS=kafka:9092`).
     pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {

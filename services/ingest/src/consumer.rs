@@ -226,7 +226,7 @@ fn consume_loop(
         let mut w = lock(&worker);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !w.batch.is_empty() {
-            match w.try_flush(&consumer) {
+            match w.try_flush(&consumer, CommitMode::Sync) {
                 Ok(()) => break,
                 Err(e) if Instant::now() < deadline => {
                     warn!(error = %e, "flush at shutdown failed; retrying");
@@ -291,7 +291,9 @@ impl Worker {
     }
 
     fn flush_or_pause(&mut self, consumer: &BaseConsumer<IngestContext>) {
-        match self.try_flush(consumer) {
+        // Routine flushes commit asynchronously (rows are already durable; a lost commit
+        // only means a harmless re-read); revocation and shutdown commit synchronously.
+        match self.try_flush(consumer, CommitMode::Async) {
             Ok(()) => {
                 if self.paused {
                     if let Ok(assignment) = consumer.assignment() {
@@ -326,7 +328,7 @@ impl Worker {
 
     /// Dead letters ▶ rows ▶ commit. Each stage runs only after the previous one was
     /// acknowledged; a retry resends the identical rows.
-    fn try_flush(&mut self, consumer: &BaseConsumer<IngestContext>) -> Result<(), String> {
+    fn try_flush(&mut self, consumer: &BaseConsumer<IngestContext>, mode: CommitMode) -> Result<(), String> {
         let started = Instant::now();
         if !self.batch.dead_letters.is_empty() && !self.batch.dead_letters_sent {
             self.dlq.publish_all(&self.batch.dead_letters, Duration::from_secs(15))?;
@@ -355,13 +357,14 @@ impl Worker {
         }
         let offsets = self.batch.commit_list();
         if offsets.count() > 0 {
-            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+            if let Err(e) = consumer.commit(&offsets, mode) {
                 // Rows are durable; an uncommitted offset only means a harmless re-read.
                 warn!(error = %e, "offset commit failed after the batch was written; it may be re-read");
             }
         }
         self.report.flushes += 1;
         histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        tracing::debug!(elapsed = ?started.elapsed(), messages = self.batch.messages, dead_letters = self.batch.dead_letters.len(), "batch flushed");
         self.batch.clear();
         Ok(())
     }
@@ -372,7 +375,7 @@ impl Worker {
         }
         let deadline = Instant::now() + Duration::from_millis(self.cfg.revoke_flush_timeout_ms);
         loop {
-            match self.try_flush(consumer) {
+            match self.try_flush(consumer, CommitMode::Sync) {
                 Ok(()) => return,
                 Err(e) if Instant::now() < deadline => {
                     warn!(error = %e, "flush before revocation failed; retrying");
