@@ -14,8 +14,11 @@
 //! - [`summary`]  the end-of-run table / JSON per site: counted vs true devices, tier,
 //!   status;
 //! - [`progress`] the live display on stderr;
+//! - [`api`]      the HTTP API and dashboard (`sitetally-api`) on `127.0.0.1:--port`
+//!   while the demo runs;
 //! - [`run`]      wiring: broker ▶ simulator ▶ ingest ▶ store ▶ reconciler, shutdown.
 
+pub mod api;
 pub mod broker;
 pub mod licences;
 pub mod progress;
@@ -37,7 +40,9 @@ producing to it (tenants with OT sites of every tier size, Enterprise IoT fleets
 growing past their licensed tier over the simulated days, a trickle of malformed \
 messages), the ingest consumer writing to an embedded store in --data-dir, and the \
 reconciler checking counts against a licence book generated from the simulated world \
-(--data-dir/licences.json) and raising tier alerts.
+(--data-dir/licences.json) and raising tier alerts. While it runs, the HTTP API and \
+dashboard are served without authentication on http://127.0.0.1:--port/ (--port 0 picks \
+a free port; the log names it).
 
 Shows live progress on stderr. When --duration is over (or on Ctrl-C) the sensors stop, \
 the demo waits until ingest has committed everything they sent, reconciles once more and \
@@ -77,8 +82,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR", default_value = "./sitetally-data")]
     pub data_dir: PathBuf,
 
-    /// Port on 127.0.0.1 that serves the API/dashboard when the api crate lands. Not
-    /// served yet: the flag is accepted so scripts keep working once it is.
+    /// Port on 127.0.0.1 of the HTTP API and dashboard, served (without authentication,
+    /// loopback only) while the demo runs. 0 picks a free port (logged).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
 

@@ -8,8 +8,10 @@
 //!    point storage holds everything the sensors sent;
 //! 3. ingest is stopped through its shutdown future (it flushes and leaves the group), the
 //!    periodic reconciler is stopped, one final reconciliation runs, and the summary is
-//!    taken from storage and the simulator's ground truth.
+//!    taken from storage and the simulator's ground truth;
+//! 4. the HTTP API and dashboard, up from before the sensors start, are stopped last.
 
+use crate::api::ApiServer;
 use crate::broker::{CommitWatch, EmbeddedBroker, TopicProgress};
 use crate::licences::licence_file;
 use crate::progress::{Display, Snapshot};
@@ -151,17 +153,22 @@ pub async fn run(
         data_dir = %args.data_dir.display(),
         "demo: simulated world built; in-process broker up"
     );
-    info!(
-        port = args.port,
-        "the API/dashboard is not built yet: --port is reserved for it"
-    );
-
     // Licences from the world, saved so `sitetally reconcile` can replay the decisions.
     let file = licence_file(&world, now);
     let licences_path = args.data_dir.join(LICENCES_FILE);
     let text = serde_json::to_string_pretty(&file).expect("licence file serializes");
     std::fs::write(&licences_path, &text).map_err(io_err(&licences_path))?;
     let book = LicenceBook::from_json_str(&text, &settings)?;
+    // One alert state shared by the reconciler and the API (same cache, same file).
+    let alert_state = Arc::new(JsonFileStateStore::new(
+        args.data_dir.join(ALERT_STATE_FILE),
+    ));
+
+    // The HTTP API and dashboard over the same store, licences and alert state.
+    let planner = sitetally_api::Planner::new(store.clone(), book.clone(), settings.clone())
+        .with_alert_state(alert_state.clone());
+    let api = ApiServer::start(planner, args.port).await?;
+    info!(addr = %api.addr(), "dashboard at http://{}/", api.addr());
 
     let alerts = Arc::new(MemorySink::new("demo-memory"));
     let reconciler = Arc::new(
@@ -169,9 +176,7 @@ pub async fn run(
             settings.clone(),
             book,
             Arc::new(StoreCounts::new(store.clone())),
-            Arc::new(JsonFileStateStore::new(
-                args.data_dir.join(ALERT_STATE_FILE),
-            )),
+            alert_state,
         )
         .with_sink(alerts.clone()),
     );
@@ -354,6 +359,7 @@ pub async fn run(
         alerts = summary.alerts_raised,
         "demo finished"
     );
+    api.stop().await;
     Ok(summary)
 }
 

@@ -2,10 +2,13 @@
 //! pipeline in one process (in-process broker, simulated sensors, ingest, embedded store,
 //! reconciler) with nothing installed; its JSON summary is checked against the
 //! simulator's ground truth, then a second run on the same data directory continues.
+//! While each run lasts, its HTTP API (`--port`) answers health and sites requests.
 
 use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A data directory removed at the end of the test (kept on failure for inspection).
@@ -31,9 +34,94 @@ impl Drop for DataDir {
     }
 }
 
-fn demo(data_dir: &Path, duration: &str) -> (Value, Duration) {
+/// A free port on 127.0.0.1 (bound, read, released) for the demo's `--port`.
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// `GET path` on 127.0.0.1:port over plain HTTP/1.1: status and body.
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\
+         Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).map_err(|_| bad("chunk size"))?;
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+/// What the demo's API answered while it ran.
+#[derive(Debug)]
+struct ApiSeen {
+    tenant: String,
+    sites: Vec<Value>,
+}
+
+/// One probe of the API: `/healthz`, the tenants, the first tenant's sites.
+fn probe_api(port: u16) -> Result<ApiSeen, String> {
+    let get = |path: &str| -> Result<Value, String> {
+        let (status, body) = http_get(port, path).map_err(|e| format!("GET {path}: {e}"))?;
+        if status != 200 {
+            return Err(format!("GET {path}: {status} {body}"));
+        }
+        serde_json::from_str(&body).map_err(|e| format!("GET {path}: not JSON ({e}): {body}"))
+    };
+    get("/healthz")?;
+    let tenants = get("/api/v1/tenants")?;
+    let tenant = tenants["tenants"][0]
+        .as_str()
+        .ok_or_else(|| format!("no tenants: {tenants}"))?
+        .to_string();
+    let sites = get(&format!("/api/v1/tenants/{tenant}/sites"))?;
+    assert_eq!(sites["tenant"], tenant.as_str(), "{sites:#}");
+    let rows = sites["sites"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| format!("no sites listed: {sites}"))?
+        .clone();
+    Ok(ApiSeen {
+        tenant,
+        sites: rows,
+    })
+}
+
+/// Runs the demo with its API on a free port, probing the API while it runs.
+fn demo(data_dir: &Path, duration: &str) -> (Value, Duration, ApiSeen) {
+    let port = free_port();
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_sitetally"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sitetally"))
         .args([
             "demo",
             "--duration",
@@ -44,25 +132,53 @@ fn demo(data_dir: &Path, duration: &str) -> (Value, Duration) {
             "7",
             "--format",
             "json",
+            "--port",
+            &port.to_string(),
         ])
         .arg("--data-dir")
         .arg(data_dir)
         .env("SITETALLY_LOG", "info,librdkafka=warn,rdkafka=warn")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run sitetally demo");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+
+    let mut seen = Err("never probed".to_string());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the demo") {
+            break status;
+        }
+        if seen.is_err() {
+            seen = probe_api(port);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(status.success(), "demo failed ({status}):\n{stderr}");
+    let seen = seen.unwrap_or_else(|e| {
+        panic!("the API on port {port} never answered while the demo ran: {e}\n{stderr}")
+    });
     assert!(
-        out.status.success(),
-        "demo failed ({}):\n{stderr}",
-        out.status
+        stderr.contains(&format!("dashboard at http://127.0.0.1:{port}/")),
+        "the dashboard URL is logged:\n{stderr}"
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let summary: Value = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
         panic!(
             "summary is not JSON ({e}):\n{}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
+            String::from_utf8_lossy(&stdout)
         )
     });
-    (summary, started.elapsed())
+    (summary, started.elapsed(), seen)
 }
 
 fn sites(summary: &Value) -> &Vec<Value> {
@@ -77,7 +193,7 @@ fn u(v: &Value) -> u64 {
 fn demo_counts_match_the_simulator_and_a_second_run_continues() {
     let dir = DataDir::new();
 
-    let (first, took) = demo(&dir.0, "20s");
+    let (first, took, api) = demo(&dir.0, "20s");
     let pretty = serde_json::to_string_pretty(&first).unwrap();
     assert_eq!(first["seed"], 7);
     assert_eq!(
@@ -91,6 +207,17 @@ fn demo_counts_match_the_simulator_and_a_second_run_continues() {
     assert!(took < Duration::from_secs(20 + 90), "demo took {took:?}");
     let rows = sites(&first);
     assert_eq!(rows.len(), 20, "{pretty}");
+    // The API served the demo's licence book and store: the tenant's sites are the ones
+    // the summary lists for it.
+    for s in &api.sites {
+        let site = s["site"].as_str().unwrap_or_else(|| panic!("site id: {s}"));
+        assert!(
+            rows.iter()
+                .any(|r| r["tenant"] == api.tenant.as_str() && r["site"] == site),
+            "API lists {}/{site}, not in the summary:\n{pretty}",
+            api.tenant
+        );
+    }
 
     let mut grown = 0;
     let mut estimated = 0;
@@ -164,7 +291,8 @@ fn demo_counts_match_the_simulator_and_a_second_run_continues() {
 
     // Second run on the same data directory: counts continue (never lower), and statuses
     // already alerted on are not alerted again.
-    let (second, _) = demo(&dir.0, "8s");
+    let (second, _, api2) = demo(&dir.0, "8s");
+    assert!(!api2.sites.is_empty());
     let rows2 = sites(&second);
     assert_eq!(rows2.len(), 20);
     for (a, b) in rows.iter().zip(rows2) {
