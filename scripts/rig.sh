@@ -35,6 +35,7 @@ ensure_tansu() {
   if [ -x "$HOME/.cargo/bin/tansu" ]; then export PATH="$HOME/.cargo/bin:$PATH"; return 0; fi
   log "building the Tansu broker $TANSU_VERSION from crates.io (once; about 12 minutes)"
   cargo install --quiet tansu --version "$TANSU_VERSION" --features libsql
+  export PATH="$HOME/.cargo/bin:$PATH"
 }
 
 launch_clickhouse() { # starts the server on the ports in $RIG_DIR/clickhouse.env
