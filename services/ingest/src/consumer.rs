@@ -103,6 +103,8 @@ struct Worker {
     backoff: Duration,
     report: IngestReport,
     published: PipelineStats,
+    /// Set when ingest must stop (schema registry unavailable).
+    fatal: Option<String>,
 }
 
 struct IngestContext {
@@ -195,6 +197,7 @@ fn consume_loop(
         backoff: Duration::from_millis(config.batch.initial_backoff_ms),
         report: IngestReport::default(),
         published: PipelineStats::default(),
+        fatal: None,
     }));
     let consumer: BaseConsumer<IngestContext> =
         consumer_config(&config).create_with_context(IngestContext { worker: worker.clone() })?;
@@ -212,6 +215,9 @@ fn consume_loop(
             }
         }
         let mut w = lock(&worker);
+        if w.fatal.is_some() {
+            break;
+        }
         if w.paused || w.should_flush() {
             w.flush_or_pause(&consumer);
         }
@@ -242,8 +248,14 @@ fn consume_loop(
         w.publish_metrics();
     }
     consumer.unsubscribe();
-    let report = lock(&worker).report;
+    let (report, fatal) = {
+        let w = lock(&worker);
+        (w.report, w.fatal.clone())
+    };
     drop(consumer);
+    if let Some(why) = fatal {
+        return Err(anyhow::anyhow!("ingest stopped: {why}; offsets are committed up to the message that needs the schema"));
+    }
     info!(report = ?report, "ingest stopped");
     Ok(report)
 }
@@ -258,12 +270,16 @@ impl Worker {
             Outcome::NotADevice(why) => {
                 counter!(m::NOT_A_DEVICE, "reason" => why.reason()).increment(1);
             }
+            Outcome::Rejected(rejection) if rejection.is_retryable() => {
+                // The registry is down: this is not bad data. Stop before this message
+                // (its offset is not recorded, so what was handled before it is flushed
+                // and committed) and let a restart re-read it, rather than dead-letter it.
+                error!(error = %rejection, offset = msg.offset(), partition = msg.partition(),
+                       "schema registry unavailable: stopping without dead-lettering; a restart resumes here");
+                self.fatal = Some(rejection.to_string());
+                return;
+            }
             Outcome::Rejected(rejection) => {
-                if rejection.is_retryable() {
-                    // The registry is down: this is not bad data. Stop and let a restart
-                    // re-read from the last commit rather than dead-letter good events.
-                    error!(error = %rejection, "schema registry unavailable; not dead-lettering");
-                }
                 counter!(m::REJECTED, "reason" => rejection.reason()).increment(1);
                 self.batch.dead_letters.push(DeadLetter {
                     key: msg.key().map(<[u8]>::to_vec),

@@ -93,3 +93,30 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
         assert!(l.headers.contains_key("dlq.source.offset") && l.headers.contains_key("dlq.error"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
+async fn registry_outage_stops_before_the_message_without_dead_lettering_it() {
+    let topic = unique("registry");
+    let db = unique("registry");
+    create_topics(&[&topic, &format!("{topic}.dlq")], 1).await;
+    let now = now_ms();
+    let schema = sitetally_core::codec::bundled_avro_schema(1).unwrap();
+    let json_first = event("site-a", "s1", &spell(1, 0), now);
+    let avro: sitetally_core::Discovery = serde_json::from_slice(&json_first).unwrap();
+    let avro = sitetally_core::codec::encode_avro(&avro, 1, &schema).unwrap();
+    produce(&topic, vec![(b"k".to_vec(), json_first.clone()), (b"k".to_vec(), avro)]);
+
+    let mut config = ingest_config(&topic, &db);
+    // A registry nobody listens on: every Avro schema lookup is an outage.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    config.schema_registry_url = Some(format!("http://{closed}"));
+    let group = config.kafka.group_id.clone();
+    let result = tokio::time::timeout(Duration::from_secs(120), sitetally_ingest::consumer::run(config, std::future::pending())).await;
+    let err = result.expect("ingest stops by itself on a registry outage").unwrap_err().to_string();
+    assert!(err.contains("schema registry unavailable"), "{err}");
+    // The JSON message before it was written and committed; the Avro one was not.
+    assert_eq!(committed_total(&brokers(), &group, &topic, 1), 1);
+    let letters = read_all(&format!("{topic}.dlq"), 1, Duration::from_secs(5));
+    assert!(letters.is_empty(), "a registry outage must not dead-letter good data");
+}
