@@ -6,7 +6,6 @@ mod common;
 mod support;
 
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
