@@ -10,13 +10,12 @@ use crate::forecast::{crossing, Trend, MIN_POINTS};
 use crate::model::*;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use sitetally_core::DeviceCategory;
-use sitetally_reconciler::count::{
-    Count, CountError, CountMethod, CountQuery, CountSource, CountWindow, SiteCount,
-};
+use sitetally_reconciler::count::{Count, CountMethod, CountQuery, CountWindow};
 use sitetally_reconciler::decision::{Coverage, Decision, Subject};
 use sitetally_reconciler::engine::{decide_all, PreviousStatuses};
+use sitetally_reconciler::store_source::{window_days, StoreCounts};
 use sitetally_reconciler::{AlertStateStore, LicenceBook, Settings, SubjectState, TierCatalogue};
-use sitetally_store::{CountFilter, DayRange, Store, StoreError};
+use sitetally_store::{CountFilter, DayRange, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -175,72 +174,6 @@ fn store_count(exact: bool, value: u64, sigma: f64) -> Count {
     }
 }
 
-/// The reconciler's counts, for one tenant only.
-struct TenantCounts {
-    store: Arc<dyn Store>,
-    tenant: String,
-}
-
-fn window_days(query: &CountQuery) -> DayRange {
-    // Same convention as the reconciler's StoreCounts: [start day, end day].
-    DayRange {
-        from: day_of_time(query.window.start),
-        to: day_of_time(query.window.end),
-    }
-}
-
-fn count_error(e: StoreError) -> CountError {
-    if e.is_retryable() {
-        CountError::Unavailable(e.to_string())
-    } else {
-        CountError::Unsupported(e.to_string())
-    }
-}
-
-#[async_trait::async_trait]
-impl CountSource for TenantCounts {
-    async fn site_counts(&self, query: &CountQuery) -> Result<Vec<SiteCount>, CountError> {
-        let mut out = Vec::new();
-        for category in DeviceCategory::ALL {
-            let filter = CountFilter {
-                categories: vec![category],
-                include_agent_managed: query.include_agent_managed,
-            };
-            let counts = self
-                .store
-                .site_counts(Some(&self.tenant), window_days(query), &filter)
-                .await
-                .map_err(count_error)?;
-            for c in counts.into_iter().filter(|c| c.tenant == self.tenant) {
-                out.push(SiteCount {
-                    tenant: c.tenant,
-                    site: c.site,
-                    category,
-                    count: store_count(c.exact, c.count, c.sigma),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    async fn exact_site_count(
-        &self,
-        tenant: &str,
-        site: &str,
-        categories: &[DeviceCategory],
-        query: &CountQuery,
-    ) -> Result<u64, CountError> {
-        let filter = CountFilter {
-            categories: categories.to_vec(),
-            include_agent_managed: query.include_agent_managed,
-        };
-        self.store
-            .exact_site_count(tenant, site, window_days(query), &filter)
-            .await
-            .map_err(count_error)
-    }
-}
-
 impl Planner {
     pub fn new(store: Arc<dyn Store>, licences: LicenceBook, settings: Settings) -> Self {
         Self {
@@ -372,10 +305,7 @@ impl Planner {
             .iter()
             .map(|(k, s)| (k.clone(), s.status.clone()))
             .collect();
-        let source = TenantCounts {
-            store: Arc::clone(&self.store),
-            tenant: tenant.to_string(),
-        };
+        let source = StoreCounts::for_tenant(Arc::clone(&self.store), tenant);
         let decisions = decide_all(&book, &self.settings, &source, &previous, self.now()).await?;
         Ok((decisions, states))
     }

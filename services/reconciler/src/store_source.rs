@@ -8,15 +8,23 @@ use std::sync::Arc;
 
 pub struct StoreCounts {
     store: Arc<dyn Store>,
+    /// Only this tenant's sites (the API decides per tenant on request).
+    tenant: Option<String>,
 }
 
 impl StoreCounts {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self { store, tenant: None }
+    }
+
+    /// Counts of one tenant's sites only.
+    pub fn for_tenant(store: Arc<dyn Store>, tenant: &str) -> Self {
+        Self { store, tenant: Some(tenant.to_string()) }
     }
 }
 
-fn days(query: &CountQuery) -> DayRange {
+/// The store's day range of a count window.
+pub fn window_days(query: &CountQuery) -> DayRange {
     let day = |t: chrono::DateTime<chrono::Utc>| sitetally_core::day_of(t.timestamp_millis());
     // The window is [start, end): a device seen on the end day up to `end` counts.
     DayRange { from: day(query.window.start), to: day(query.window.end) }
@@ -36,7 +44,7 @@ impl CountSource for StoreCounts {
         let mut out = Vec::new();
         for category in DeviceCategory::ALL {
             let filter = CountFilter { categories: vec![category], include_agent_managed: query.include_agent_managed };
-            for c in self.store.site_counts(None, days(query), &filter).await.map_err(unavailable)? {
+            for c in self.store.site_counts(self.tenant.as_deref(), window_days(query), &filter).await.map_err(unavailable)? {
                 let count = if c.exact { Count::exact(c.count) } else { Count::estimated(c.count, c.sigma) };
                 out.push(SiteCount { tenant: c.tenant, site: c.site, category, count });
             }
@@ -52,7 +60,7 @@ impl CountSource for StoreCounts {
         query: &CountQuery,
     ) -> Result<u64, CountError> {
         let filter = CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed };
-        self.store.exact_site_count(tenant, site, days(query), &filter).await.map_err(unavailable)
+        self.store.exact_site_count(tenant, site, window_days(query), &filter).await.map_err(unavailable)
     }
 }
 
