@@ -207,14 +207,18 @@ fn consume_loop(
 
     let mut last_metrics = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let wait = if lock(&worker).paused { lock(&worker).backoff } else { Duration::from_millis(100) };
-        if let Some(result) = consumer.poll(wait) {
-            match result {
-                Ok(msg) => lock(&worker).handle(&msg, now_ms()),
-                Err(e) => warn!(error = %e, "consumer error"),
-            }
-        }
+        let wait = {
+            let w = lock(&worker);
+            if w.paused { w.backoff } else { Duration::from_millis(100) }
+        };
+        // Never hold the worker across poll: the rebalance callback runs inside it and locks.
+        let polled = consumer.poll(wait);
         let mut w = lock(&worker);
+        match polled {
+            Some(Ok(msg)) => w.handle(&msg, now_ms()),
+            Some(Err(e)) => warn!(error = %e, "consumer error"),
+            None => {}
+        }
         if w.fatal.is_some() {
             break;
         }
