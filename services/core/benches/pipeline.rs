@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sitetally_core::codec::{bundled_avro_schema, encode_avro, Codec};
 use sitetally_core::dedup::Dedup;
-use sitetally_core::event::{DeviceCategory, Discovery};
+use sitetally_core::event::{DeviceCategory, Discovery, Report};
 use sitetally_core::identity::identify;
 use sitetally_core::sketch::SiteSketch;
 use sitetally_core::{Pipeline, PipelineConfig};
@@ -47,7 +47,13 @@ fn decode(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let mut codec = Codec::bundled();
     let mut i = 0;
-    g.bench_function("avro/serde_avro_fast", |b| {
+    g.bench_function("avro/serde_avro_fast_report", |b| {
+        b.iter(|| {
+            i = (i + 1) % avro.len();
+            black_box(codec.decode_report(&avro[i]).unwrap().observed_at)
+        })
+    });
+    g.bench_function("avro/serde_avro_fast_discovery", |b| {
         b.iter(|| {
             i = (i + 1) % avro.len();
             black_box(codec.decode(&avro[i]).unwrap().observed_at)
@@ -62,10 +68,22 @@ fn decode(c: &mut Criterion) {
             black_box(e.observed_at)
         })
     });
-    g.bench_function("json/serde_json", |b| {
+    g.bench_function("json/sonic_rs_report", |b| {
         b.iter(|| {
             i = (i + 1) % json.len();
-            black_box(codec.decode(&json[i]).unwrap().observed_at)
+            black_box(codec.decode_report(&json[i]).unwrap().observed_at)
+        })
+    });
+    g.bench_function("json/serde_json_report", |b| {
+        b.iter(|| {
+            i = (i + 1) % json.len();
+            black_box(serde_json::from_slice::<Report>(&json[i]).unwrap().observed_at)
+        })
+    });
+    g.bench_function("json/serde_json_discovery", |b| {
+        b.iter(|| {
+            i = (i + 1) % json.len();
+            black_box(serde_json::from_slice::<Discovery>(&json[i]).unwrap().observed_at)
         })
     });
     g.finish();

@@ -7,7 +7,8 @@
 //! with the *writer's* schema (looked up by id) into the reader struct: fields the reader
 //! does not know are skipped, fields the writer lacks take their serde defaults.
 
-use crate::event::Discovery;
+use crate::event::{Discovery, Report};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -129,6 +130,16 @@ impl Codec {
 
     /// Decodes one message, Avro or JSON, telling them apart by the first byte.
     pub fn decode<'a>(&mut self, payload: &'a [u8]) -> Result<Discovery<'a>, DecodeError> {
+        self.decode_as(payload)
+    }
+
+    /// Decodes only what counting reads (the hot path).
+    pub fn decode_report<'a>(&mut self, payload: &'a [u8]) -> Result<Report<'a>, DecodeError> {
+        self.decode_as(payload)
+    }
+
+    /// Decodes into any serde type shaped like the event (fields the type lacks are skipped).
+    pub fn decode_as<'a, T: Deserialize<'a>>(&mut self, payload: &'a [u8]) -> Result<T, DecodeError> {
         let first = *payload.first().ok_or(DecodeError::Empty)?;
         if payload.len() > MAX_MESSAGE_BYTES {
             return Err(DecodeError::TooLarge(payload.len()));
@@ -140,7 +151,7 @@ impl Codec {
         }
     }
 
-    fn decode_avro<'a>(&mut self, payload: &'a [u8]) -> Result<Discovery<'a>, DecodeError> {
+    fn decode_avro<'a, T: Deserialize<'a>>(&mut self, payload: &'a [u8]) -> Result<T, DecodeError> {
         if payload.len() < 5 {
             return Err(DecodeError::TruncatedHeader(payload.len()));
         }
@@ -153,9 +164,10 @@ impl Codec {
     }
 }
 
-/// Decodes a JSON event.
-pub fn decode_json(payload: &[u8]) -> Result<Discovery<'_>, DecodeError> {
-    serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))
+/// Decodes a JSON event with `sonic-rs` (SIMD; measured against `serde_json` in
+/// `benches/pipeline.rs`, see load-tests/RESULTS.md).
+pub fn decode_json<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, DecodeError> {
+    sonic_rs::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))
 }
 
 /// Encodes an event in the schema-registry wire format with `apache-avro` (producers:
@@ -268,5 +280,50 @@ mod tests {
         let mut bytes = vec![0, 0, 0, 0, 1];
         bytes.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(Codec::bundled().decode(&bytes).unwrap_err().reason(), "avro_decode");
+    }
+
+    /// The counting view of an event must agree with the full event.
+    fn assert_report_matches(r: &Report<'_>, d: &Discovery<'_>) {
+        assert_eq!((&r.tenant, &r.site, &r.sensor), (&d.tenant, &d.site, &d.sensor));
+        assert_eq!((r.observed_at, r.category, r.agent_managed), (d.observed_at, d.category, d.agent_managed));
+        assert_eq!((&r.zone, &r.device_id), (&d.zone, &d.device_id));
+        let macs: Vec<&str> = r.macs.iter().map(|m| &**m).collect();
+        let ips: Vec<&str> = r.ips.iter().map(|m| &**m).collect();
+        assert_eq!(macs, d.macs.iter().map(|m| m.as_ref()).collect::<Vec<_>>());
+        assert_eq!(ips, d.ips.iter().map(|m| m.as_ref()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn report_borrows_identifiers_from_avro_and_plain_json() {
+        let mut c = Codec::bundled();
+        let avro = encode_avro(&sample(), 1, &bundled_avro_schema(1).unwrap()).unwrap();
+        let json = serde_json::to_vec(&sample()).unwrap();
+        for bytes in [&avro, &json] {
+            let r = c.decode_report(bytes).unwrap();
+            assert_report_matches(&r, &sample());
+            assert!(r.macs.iter().chain(&r.ips).all(|t| matches!(t.0, Cow::Borrowed(_))), "identifiers must not allocate");
+            assert!(!r.macs.spilled());
+        }
+    }
+
+    #[test]
+    fn report_unescapes_json_and_takes_long_lists() {
+        let json = br#"{"tenant":"a\u0063me","site":"p","sensor":"s","observed_at":1795424400000,
+            "macs":["00:1a:2b:3c:4d:5\u0065","m2","m3","m4","m5","m6"],"vendor":{"nested":[1,2]}}"#;
+        let r = Codec::bundled().decode_report(json).unwrap();
+        assert_eq!(r.tenant, "acme");
+        assert_eq!(&*r.macs[0], "00:1a:2b:3c:4d:5e");
+        assert!(matches!(r.macs[0].0, Cow::Owned(_)));
+        assert_eq!(r.macs.len(), 6);
+        assert!(r.macs.spilled());
+    }
+
+    #[test]
+    fn report_and_discovery_agree_on_rejections() {
+        let mut c = Codec::bundled();
+        for bad in [&b"{\"tenant\": 3}"[..], b"{\"tenant\":\"t\"}", b"{\"tenant\":\"t\",\"site\":\"s\",\"sensor\":\"x\",\"observed_at\":\"noon\"}",
+                    b"{\"tenant\":\"t\",\"site\":\"s\",\"sensor\":\"x\",\"observed_at\":1,\"macs\":\"one\"}", b"{]"] {
+            assert_eq!(c.decode_report(bad).unwrap_err().reason(), c.decode(bad).unwrap_err().reason(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

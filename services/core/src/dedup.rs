@@ -9,7 +9,8 @@
 //!
 //! [`clear`]: Dedup::clear
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Result of offering a triple to the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +23,33 @@ pub enum Seen {
     WriteThrough,
 }
 
+/// Device keys are already xxh3 hashes: use them as their own hash. (An 8-byte key with
+/// no hashing keeps the per-site sets 3× denser than a hashed (site, day, device) tuple,
+/// which is what the hot path's cache misses cost; see load-tests/RESULTS.md.)
+#[derive(Default)]
+pub struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; keep a correct fallback anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type DeviceSet = HashSet<u64, BuildHasherDefault<KeyIsHash>>;
+
 pub struct Dedup {
-    seen: HashSet<(u64, u16, u64), ahash::RandomState>,
+    /// (site, day) → device keys handed to storage. Few sites, many devices each.
+    seen: HashMap<(u64, u16), DeviceSet, ahash::RandomState>,
+    entries: usize,
     cap: usize,
     /// Days older than `newest_day - keep_days` are evicted.
     keep_days: u16,
@@ -32,10 +58,11 @@ pub struct Dedup {
 }
 
 impl Dedup {
-    /// `cap` bounds the number of remembered triples (≈ 40 bytes each with table overhead).
+    /// `cap` bounds the number of remembered triples (≈ 9–18 bytes each with table overhead).
     pub fn new(cap: usize, keep_days: u16) -> Self {
         Self {
-            seen: HashSet::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            seen: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            entries: 0,
             cap,
             keep_days,
             newest_day: 0,
@@ -50,13 +77,16 @@ impl Dedup {
         if day < self.oldest_kept_day {
             return Seen::WriteThrough;
         }
-        if self.seen.contains(&(site, day, device)) {
+        let full = self.entries >= self.cap;
+        let set = self.seen.entry((site, day)).or_default();
+        if set.contains(&device) {
             return Seen::Duplicate;
         }
-        if self.seen.len() >= self.cap {
+        if full {
             return Seen::WriteThrough;
         }
-        self.seen.insert((site, day, device));
+        set.insert(device);
+        self.entries += 1;
         Seen::New
     }
 
@@ -65,27 +95,29 @@ impl Dedup {
         let oldest = day.saturating_sub(self.keep_days);
         if oldest > self.oldest_kept_day {
             self.oldest_kept_day = oldest;
-            self.seen.retain(|&(_, d, _)| d >= oldest);
+            self.seen.retain(|&(_, d), _| d >= oldest);
+            self.entries = self.seen.values().map(HashSet::len).sum();
         }
     }
 
     /// Forgets everything (after discarding unwritten rows).
     pub fn clear(&mut self) {
         self.seen.clear();
+        self.entries = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.entries
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.entries == 0
     }
 
     /// Approximate heap bytes held (for the memory gauge).
     pub fn memory_bytes(&self) -> usize {
-        // hashbrown: one control byte plus the 24-byte key per bucket.
-        self.seen.capacity() * (std::mem::size_of::<(u64, u16, u64)>() + 1)
+        // hashbrown: one control byte plus the 8-byte key per bucket.
+        self.seen.values().map(|s| s.capacity() * (std::mem::size_of::<u64>() + 1)).sum()
     }
 }
 
@@ -110,6 +142,7 @@ mod tests {
         assert_eq!(d.offer(1, 10, 3), Seen::WriteThrough);
         assert_eq!(d.offer(1, 10, 3), Seen::WriteThrough);
         assert_eq!(d.offer(1, 10, 1), Seen::Duplicate);
+        assert_eq!(d.offer(2, 10, 1), Seen::WriteThrough, "the cap is global across sites");
         assert_eq!(d.len(), 2);
     }
 

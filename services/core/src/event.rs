@@ -107,6 +107,77 @@ pub struct Discovery<'a> {
     pub hostname: Option<Cow<'a, str>>,
 }
 
+/// What counting reads from a discovery event: [`Discovery`] without the descriptive
+/// fields (vendor, model, hostname), which decoders skip. Identifier lists hold up to four
+/// entries inline and every string borrows from the payload unless JSON escaped it, so
+/// decoding a typical event allocates nothing.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Report<'a> {
+    #[serde(borrow)]
+    pub tenant: Cow<'a, str>,
+    #[serde(borrow)]
+    pub site: Cow<'a, str>,
+    #[serde(borrow)]
+    pub sensor: Cow<'a, str>,
+    #[serde(deserialize_with = "epoch_ms")]
+    pub observed_at: i64,
+    #[serde(borrow, default)]
+    pub zone: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub device_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub macs: Identifiers<'a>,
+    #[serde(borrow, default)]
+    pub ips: Identifiers<'a>,
+    #[serde(default)]
+    pub category: DeviceCategory,
+    #[serde(default)]
+    pub agent_managed: bool,
+}
+
+/// A list of MAC or IP spellings, inline up to four.
+pub type Identifiers<'a> = smallvec::SmallVec<[Text<'a>; 4]>;
+
+/// A string that borrows from the payload when it can. (serde only borrows a `Cow` that is
+/// a struct field itself; inside a list it would always allocate.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text(Cow::Borrowed(s))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(V).map(Text)
+    }
+}
+
 fn epoch_ms<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
@@ -148,9 +219,11 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
-        let frac = &s[start..i];
-        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        ms = digits.parse().ok()?;
+        if i == start {
+            return None;
+        }
+        // Milliseconds from the first three fraction digits, without allocating.
+        ms = b[start..i].iter().chain(b"000").take(3).fold(0, |acc, d| acc * 10 + i64::from(d - b'0'));
     }
     let offset_min = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
@@ -204,6 +277,9 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("2026-11-23T09:00:00Z"), Some(1_795_424_400_000));
         assert_eq!(parse_rfc3339_ms("2026-13-23T09:00:00Z"), None);
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.123456Z"), Some(1123));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.07Z"), Some(1070));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.Z"), None, "a fraction needs a digit");
     }
 
     #[test]

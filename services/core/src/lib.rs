@@ -17,7 +17,7 @@ pub mod pipeline;
 pub mod sketch;
 pub mod validate;
 
-pub use event::{DeviceCategory, Discovery, Sighting};
+pub use event::{DeviceCategory, Discovery, Report, Sighting};
 pub use pipeline::{Outcome, Pipeline, PipelineConfig};
 
 /// Milliseconds in one UTC day; sightings are bucketed by day since the Unix epoch.

@@ -124,7 +124,7 @@ impl Pipeline {
     }
 
     fn process_inner(&mut self, payload: &[u8], now_ms: i64) -> Outcome {
-        let event = match self.codec.decode(payload) {
+        let event = match self.codec.decode_report(payload) {
             Ok(e) => e,
             Err(e) => return Outcome::Rejected(e.into()),
         };
@@ -134,8 +134,8 @@ impl Pipeline {
         let zone = event.zone.as_deref();
         let device_id = event.device_id.as_deref();
         let identified = identity::identify(
-            event.macs.iter().map(|m| m.as_ref()),
-            event.ips.iter().map(|i| i.as_ref()),
+            event.macs.iter().map(|m| &**m),
+            event.ips.iter().map(|i| &**i),
             zone,
             &event.sensor,
             device_id,

@@ -1,6 +1,6 @@
 //! Field validation of decoded events: required fields, sane lengths, sane timestamps.
 
-use crate::event::Discovery;
+use crate::event::Report;
 
 /// Validation limits, part of the ingest config.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ impl Invalid {
 }
 
 impl ValidationRules {
-    pub fn check(&self, e: &Discovery<'_>, now_ms: i64) -> Result<(), Invalid> {
+    pub fn check(&self, e: &Report<'_>, now_ms: i64) -> Result<(), Invalid> {
         for (field, value) in [("tenant", &e.tenant), ("site", &e.site), ("sensor", &e.sensor)] {
             if value.trim().is_empty() {
                 return Err(Invalid::MissingField(field));
@@ -99,21 +99,18 @@ mod tests {
     use super::*;
     use crate::event::DeviceCategory;
 
-    fn ev(tenant: &str, at: i64) -> Discovery<'_> {
-        Discovery {
+    fn ev(tenant: &str, at: i64) -> Report<'_> {
+        Report {
             tenant: tenant.into(),
             site: "s".into(),
             sensor: "x".into(),
             observed_at: at,
             zone: None,
             device_id: None,
-            macs: vec![],
-            ips: vec![],
+            macs: Default::default(),
+            ips: Default::default(),
             category: DeviceCategory::Unknown,
             agent_managed: false,
-            vendor: None,
-            model: None,
-            hostname: None,
         }
     }
 
