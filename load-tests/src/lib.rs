@@ -26,9 +26,16 @@ pub struct Measurement {
     pub events: u64,
     pub wall: Duration,
     pub cpu_seconds: f64,
+    /// When the first message arrived (group join + first fetch), if known.
+    pub first_message: Option<Duration>,
 }
 
 impl Measurement {
+    /// Events per second once messages flowed (wall time after the first message).
+    pub fn flowing_events_per_sec(&self) -> Option<f64> {
+        let f = self.first_message?;
+        Some(self.events as f64 / (self.wall.saturating_sub(f)).as_secs_f64().max(1e-9))
+    }
     pub fn events_per_sec(&self) -> f64 {
         self.events as f64 / self.wall.as_secs_f64()
     }
@@ -47,8 +54,11 @@ impl Stopwatch {
     pub fn start(pid: &str) -> Self {
         Self { start: Instant::now(), cpu: cpu_seconds(pid), pid: pid.to_string() }
     }
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
     pub fn stop(&self, events: u64) -> Measurement {
-        Measurement { events, wall: self.start.elapsed(), cpu_seconds: cpu_seconds(&self.pid) - self.cpu }
+        Measurement { events, wall: self.start.elapsed(), cpu_seconds: cpu_seconds(&self.pid) - self.cpu, first_message: None }
     }
 }
 

@@ -124,15 +124,17 @@ fn bare_consumer(brokers: &str, events: u64, group: &str) -> Measurement {
     c.subscribe(&[TOPIC]).unwrap();
     let sw = Stopwatch::start("self");
     let (mut n, mut bytes) = (0u64, 0usize);
+    let mut first = None;
     while n < events {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             use rdkafka::Message;
+            first.get_or_insert_with(|| sw.elapsed());
             bytes += m.payload().map_or(0, <[u8]>::len);
             n += 1;
         }
     }
     std::hint::black_box(bytes);
-    sw.stop(n)
+    Measurement { first_message: first, ..sw.stop(n) }
 }
 
 /// Runs ingest until its committed offsets reach `high_watermarks`; `events` is how many
@@ -179,18 +181,22 @@ async fn ingest(
     let _ = tx.send(());
     let report = task.await.unwrap().unwrap();
     eprintln!("  ingest report: {report:?}");
-    m
+    Measurement { first_message: report.first_message_after_ms.map(Duration::from_millis), ..m }
 }
 
 fn row(name: &str, m: &Measurement, ceiling: &Measurement) {
+    let flowing = |m: &Measurement| m.flowing_events_per_sec().unwrap_or(f64::NAN);
     println!(
-        "| {name} | {} | {:.1} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.2}× |",
+        "| {name} | {} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.2}× | {:.2}× |",
         m.events,
         m.wall.as_secs_f64(),
+        m.first_message.map_or(f64::NAN, |f| f.as_secs_f64()),
         m.cpu_seconds,
         m.events_per_sec(),
+        flowing(m),
         m.events_per_cpu_sec(),
         m.events_per_sec() / ceiling.events_per_sec(),
+        flowing(m) / flowing(ceiling),
         m.events_per_cpu_sec() / ceiling.events_per_cpu_sec()
     );
 }
@@ -279,8 +285,8 @@ async fn main() -> anyhow::Result<()> {
     let _ = broker.wait();
 
     println!("\nDrain of {events} pre-filled events ({} sent), broker = librdkafka mock cluster in its own process, {} partitions (total {:.0?})\n", args.events, args.partitions, started.elapsed());
-    println!("| contender | events | wall s | CPU s (this process) | events/s | events/CPU-s | events/s vs bare | events/CPU-s vs bare |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| contender | events | wall s | first message after s | CPU s (this process) | events/s | events/s after first message | events/CPU-s | events/s vs bare | after first message vs bare | events/CPU-s vs bare |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     row("bare rdkafka BaseConsumer (read only)", &bare1, &bare1);
     row("sitetally ingest, null store", &null, &bare1);
     if let Some(ch) = &ch {

@@ -27,8 +27,9 @@ pub struct Batch {
     /// Dead letters already acknowledged by the broker (a retry after a storage failure
     /// must not publish them again).
     pub dead_letters_sent: bool,
-    /// (topic, partition) → offset of the next message to read (last offset + 1).
-    pub next_offsets: HashMap<(String, i32), i64>,
+    /// topic → partition → offset of the next message to read (last offset + 1). Nested
+    /// so the per-message lookup borrows the topic name instead of allocating a key.
+    pub next_offsets: HashMap<String, HashMap<i32, i64>>,
     pub messages: u64,
     pub started: Option<Instant>,
 }
@@ -37,12 +38,12 @@ impl Batch {
     pub fn record_offset(&mut self, topic: &str, partition: i32, offset: i64) {
         self.started.get_or_insert_with(Instant::now);
         self.messages += 1;
-        match self.next_offsets.get_mut(&(topic.to_string(), partition)) {
-            Some(next) => *next = (*next).max(offset + 1),
-            None => {
-                self.next_offsets.insert((topic.to_string(), partition), offset + 1);
-            }
-        }
+        let partitions = match self.next_offsets.get_mut(topic) {
+            Some(p) => p,
+            None => self.next_offsets.entry(topic.to_string()).or_default(),
+        };
+        let next = partitions.entry(partition).or_insert(offset + 1);
+        *next = (*next).max(offset + 1);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -56,9 +57,10 @@ impl Batch {
     /// Offsets to commit: Kafka commits the offset of the *next* message to read.
     pub fn commit_list(&self) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &self.next_offsets {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))
-                .expect("valid offset");
+        for (topic, partitions) in &self.next_offsets {
+            for (partition, next) in partitions {
+                tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)).expect("valid offset");
+            }
         }
         tpl
     }
@@ -83,10 +85,13 @@ mod tests {
         b.record_offset("t", 0, 5);
         b.record_offset("t", 0, 9);
         b.record_offset("t", 1, 3);
+        b.record_offset("u", 0, 7);
         let tpl = b.commit_list();
+        assert_eq!(tpl.count(), 3);
+        assert_eq!(tpl.find_partition("u", 0).unwrap().offset(), Offset::Offset(8));
         assert_eq!(tpl.find_partition("t", 0).unwrap().offset(), Offset::Offset(10));
         assert_eq!(tpl.find_partition("t", 1).unwrap().offset(), Offset::Offset(4));
-        assert_eq!(b.messages, 3);
+        assert_eq!(b.messages, 4);
         b.clear();
         assert!(b.is_empty() && b.commit_list().count() == 0);
     }

@@ -60,6 +60,10 @@ pub struct BatchConfig {
     pub max_rows: usize,
     /// Flush at least this often (milliseconds) while anything is pending.
     pub max_interval_ms: u64,
+    /// When the consumer has caught up (a poll found nothing), flush a batch that is at
+    /// least this old (milliseconds) instead of waiting for `max_interval_ms`; 0 = never.
+    /// Keeps latency low once caught up without turning a trickle into tiny inserts.
+    pub idle_flush_ms: u64,
     /// First retry delay after a failed flush (milliseconds); doubles up to `max_backoff_ms`.
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
@@ -73,6 +77,7 @@ impl Default for BatchConfig {
         Self {
             max_rows: 50_000,
             max_interval_ms: 1_000,
+            idle_flush_ms: 200,
             initial_backoff_ms: 200,
             max_backoff_ms: 5_000,
             revoke_flush_timeout_ms: 5_000,
@@ -83,6 +88,10 @@ impl Default for BatchConfig {
 impl BatchConfig {
     pub fn max_interval(&self) -> Duration {
         Duration::from_millis(self.max_interval_ms)
+    }
+
+    pub fn idle_flush(&self) -> Option<Duration> {
+        (self.idle_flush_ms > 0).then(|| Duration::from_millis(self.idle_flush_ms))
     }
 }
 

@@ -120,3 +120,36 @@ async fn registry_outage_stops_before_the_message_without_dead_lettering_it() {
     let letters = read_all(&format!("{topic}.dlq"), 1, Duration::from_secs(5));
     assert!(letters.is_empty(), "a registry outage must not dead-letter good data");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
+async fn caught_up_ingest_flushes_without_waiting_for_the_interval() {
+    let topic = unique("idle");
+    let db = unique("idle");
+    create_topics(&[&topic, &format!("{topic}.dlq")], 1).await;
+    let now = now_ms();
+    let total = produce(&topic, (0..25u32).map(|i| (b"k".to_vec(), event("site-idle", "s1", &spell(i, i), now)))) as u64;
+
+    let mut config = ingest_config(&topic, &db);
+    // Neither size nor interval would flush within the test's patience: only the idle
+    // flush (batch.idle_flush_ms, default 200 ms) can write and commit these.
+    config.batch.max_rows = 1_000_000;
+    config.batch.max_interval_ms = 600_000;
+    assert_eq!(config.batch.idle_flush_ms, 200);
+    let group = config.kafka.group_id.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ingest = tokio::spawn(sitetally_ingest::consumer::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let b = brokers();
+    let mut watch = CommitWatcher::new(&b, &group, &topic, 1);
+    wait_until("the idle flush to commit every message", Duration::from_secs(90), || watch.total() as u64 == total).await;
+    let s = store(&db);
+    let day = sitetally_core::day_of(now);
+    let days = DayRange { from: day, to: day };
+    assert_eq!(s.exact_site_count("acme", "site-idle", days, &CountFilter::all()).await.unwrap(), 25);
+    stop_tx.send(()).unwrap();
+    let report = ingest.await.unwrap().unwrap();
+    assert_eq!(report.rows_written, 25);
+    assert!(report.first_message_after_ms.is_some(), "the report says when the first message came");
+}
