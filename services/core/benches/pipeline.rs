@@ -47,10 +47,16 @@ fn decode(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let mut codec = Codec::bundled();
     let mut i = 0;
-    g.bench_function("avro/serde_avro_fast_report", |b| {
+    g.bench_function("avro/compiled_plan_report", |b| {
         b.iter(|| {
             i = (i + 1) % avro.len();
             black_box(codec.decode_report(&avro[i]).unwrap().observed_at)
+        })
+    });
+    g.bench_function("avro/serde_avro_fast_report", |b| {
+        b.iter(|| {
+            i = (i + 1) % avro.len();
+            black_box(codec.decode_as::<Report>(&avro[i]).unwrap().observed_at)
         })
     });
     g.bench_function("avro/serde_avro_fast_discovery", |b| {

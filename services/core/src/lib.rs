@@ -9,6 +9,7 @@
 //! - [`sketch`]   per-site HyperLogLog sketches with exact small sets in front;
 //! - [`pipeline`] decode ▶ validate ▶ identity ▶ dedup ▶ sketch ▶ rows, one call per message.
 
+pub mod avro_plan;
 pub mod codec;
 pub mod dedup;
 pub mod event;
