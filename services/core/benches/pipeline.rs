@@ -74,10 +74,16 @@ fn decode(c: &mut Criterion) {
             black_box(e.observed_at)
         })
     });
-    g.bench_function("json/sonic_rs_report", |b| {
+    g.bench_function("json/fast_scanner_report", |b| {
         b.iter(|| {
             i = (i + 1) % json.len();
             black_box(codec.decode_report(&json[i]).unwrap().observed_at)
+        })
+    });
+    g.bench_function("json/sonic_rs_report", |b| {
+        b.iter(|| {
+            i = (i + 1) % json.len();
+            black_box(codec.decode_as::<Report>(&json[i]).unwrap().observed_at)
         })
     });
     g.bench_function("json/serde_json_report", |b| {

@@ -13,7 +13,7 @@
 //! are skipped without UTF-8 validation, and an out-of-range union index anywhere is an
 //! error (serde_avro_fast tolerates some in fields it skips).
 
-use crate::event::{DeviceCategory, Identifiers, Report, Text};
+use crate::event::{DeviceCategory, Report, Text};
 use apache_avro::Schema;
 use std::borrow::Cow;
 
@@ -110,18 +110,7 @@ impl ReportPlan {
     /// Decodes one Avro body (after the 5-byte wire header).
     pub fn decode<'a>(&self, body: &'a [u8]) -> Result<Report<'a>, String> {
         let mut r = Reader { buf: body, pos: 0 };
-        let mut out = Report {
-            tenant: Cow::Borrowed(""),
-            site: Cow::Borrowed(""),
-            sensor: Cow::Borrowed(""),
-            observed_at: 0,
-            zone: None,
-            device_id: None,
-            macs: Identifiers::new(),
-            ips: Identifiers::new(),
-            category: DeviceCategory::default(),
-            agent_managed: false,
-        };
+        let mut out = Report::blank();
         for step in self.steps.iter() {
             match step {
                 Step::Str(f) => {

@@ -138,13 +138,24 @@ impl Codec {
     }
 
     /// Decodes only what counting reads (the hot path): Avro through the writer schema's
-    /// compiled [`ReportPlan`] when it has one, everything else through serde.
+    /// compiled [`ReportPlan`] when it has one, plain JSON objects through
+    /// [`json_fast`](crate::json_fast); everything else (and every error) through serde.
     pub fn decode_report<'a>(&mut self, payload: &'a [u8]) -> Result<Report<'a>, DecodeError> {
-        if payload.first() == Some(&0) && payload.len() >= 5 && payload.len() <= MAX_MESSAGE_BYTES {
-            let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
-            let schema = self.schema(id)?;
-            if let Some(plan) = &schema.plan {
-                return plan.decode(&payload[5..]).map_err(|reason| DecodeError::Avro { id, reason });
+        if payload.len() <= MAX_MESSAGE_BYTES {
+            match payload.first() {
+                Some(0) if payload.len() >= 5 => {
+                    let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                    let schema = self.schema(id)?;
+                    if let Some(plan) = &schema.plan {
+                        return plan.decode(&payload[5..]).map_err(|reason| DecodeError::Avro { id, reason });
+                    }
+                }
+                Some(b'{' | b' ' | b'\t' | b'\r' | b'\n') => {
+                    if let Some(report) = crate::json_fast::decode(payload) {
+                        return Ok(report);
+                    }
+                }
+                _ => {}
             }
         }
         self.decode_as(payload)

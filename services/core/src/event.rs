@@ -135,6 +135,24 @@ pub struct Report<'a> {
     pub agent_managed: bool,
 }
 
+impl Report<'_> {
+    /// Empty fields, for decoders that fill a report in place.
+    pub(crate) fn blank() -> Self {
+        Report {
+            tenant: Cow::Borrowed(""),
+            site: Cow::Borrowed(""),
+            sensor: Cow::Borrowed(""),
+            observed_at: 0,
+            zone: None,
+            device_id: None,
+            macs: Identifiers::new(),
+            ips: Identifiers::new(),
+            category: DeviceCategory::default(),
+            agent_managed: false,
+        }
+    }
+}
+
 /// A list of MAC or IP spellings, inline up to four.
 pub type Identifiers<'a> = smallvec::SmallVec<[Text<'a>; 4]>;
 

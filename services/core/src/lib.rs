@@ -14,6 +14,7 @@ pub mod codec;
 pub mod dedup;
 pub mod event;
 pub mod identity;
+pub mod json_fast;
 pub mod pipeline;
 pub mod sketch;
 pub mod validate;
