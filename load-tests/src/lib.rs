@@ -1,6 +1,8 @@
 //! Shared pieces of the load tests: CPU accounting from /proc, workloads from the sensor
 //! simulator, and a store that discards rows (to separate ingest's cost from storage's).
 
+pub mod clickhouse_server;
+
 use sitetally_core::Sighting;
 use sitetally_sensor_sim::{EventStream, SimConfig, SizeProfile, World};
 use sitetally_store::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
@@ -65,10 +67,27 @@ impl Stopwatch {
 /// The simulator's realistic workload (100 sites of 5..20,000 devices by default),
 /// endless so any number of messages can be drawn; repeats are what sensors really send.
 pub fn workload(seed: u64, sites: usize, now_ms: i64) -> EventStream {
+    stream(realistic(seed, sites), now_ms)
+}
+
+fn realistic(seed: u64, sites: usize) -> SimConfig {
     let mut c = SimConfig::new(seed, sites);
     c.sizes = SizeProfile::Realistic { min: 5, max: 20_000 };
     c.endless = true;
+    c
+}
+
+fn stream(c: SimConfig, now_ms: i64) -> EventStream {
     EventStream::new(Arc::new(World::new(c).expect("valid workload")), now_ms)
+}
+
+/// The same world as [`workload`], JSON only and without malformed messages (what
+/// ClickHouse 18.16's Kafka engine can read).
+pub fn json_workload(seed: u64, sites: usize, now_ms: i64) -> EventStream {
+    let mut c = realistic(seed, sites);
+    c.avro_fraction = 0.0;
+    c.malformed_fraction = 0.0;
+    stream(c, now_ms)
 }
 
 /// A store that acknowledges and drops rows: measures ingest without storage cost.

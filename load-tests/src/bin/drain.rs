@@ -1,13 +1,19 @@
 //! Drain benchmark: pre-fill a broker (librdkafka's mock cluster in its own process) with
 //! simulated discovery events, then let each contender read all of them, one after the
-//! other, in this process:
-//!   1. a bare rdkafka `BaseConsumer` that only reads (the ceiling),
-//!   2. sitetally ingest with a store that discards rows (ingest's own cost),
-//!   3. sitetally ingest writing to ClickHouse (end to end), when --clickhouse-url is set,
-//!   4. the bare consumer again (drift check).
-//! Reports events/s and events per CPU-second of this process for each, and the ratios.
+//! other:
 //!
-//! `cargo run --release -p sitetally-load-tests --bin drain -- --events 5000000 --partitions 256`
+//! 1. a bare rdkafka `BaseConsumer` that only reads (the ceiling);
+//! 2. sitetally ingest with a store that discards rows (ingest's own cost);
+//! 3. sitetally ingest writing to ClickHouse (end to end), with `--clickhouse-url` or
+//!    `--clickhouse` (a throwaway server started here, whose CPU is counted too);
+//! 4. with `--clickhouse --json-only`: ClickHouse's own Kafka engine + materialized view
+//!    computing per site-day sketches from the same topic (CPU = the server's);
+//! 5. the bare consumer again (drift check).
+//!
+//! Reports events/s (over the whole run and after the first message) and events per
+//! CPU-second for each, and the ratios.
+//!
+//! `cargo run --release -p sitetally-load-tests --bin drain -- --events 5000000 --partitions 512`
 //!
 //! librdkafka's mock cluster keeps at most 5 MB or 100,000 messages per partition and
 //! silently drops older ones, so a 5M-event pre-fill needs ~256 partitions (≈ 4 MB each).
@@ -18,7 +24,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use sitetally_ingest::IngestConfig;
-use sitetally_load_tests::{now_ms, workload, Measurement, NullStore, Stopwatch};
+use sitetally_load_tests::clickhouse_server::ClickHouseServer;
+use sitetally_load_tests::{cpu_seconds, json_workload, now_ms, workload, Measurement, NullStore, Stopwatch};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use sitetally_store::Store;
 use std::io::{BufRead, BufReader};
@@ -37,8 +44,17 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     sites: usize,
     /// Also run ingest end to end into this ClickHouse (e.g. http://127.0.0.1:8123).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "clickhouse")]
     clickhouse_url: Option<String>,
+    /// Start a throwaway ClickHouse server (Debian's clickhouse-server) and run ingest end to
+    /// end into it; with --json-only also ClickHouse's own Kafka engine + materialized view
+    /// as a peer. CPU-seconds of ClickHouse contenders include the server's.
+    #[arg(long)]
+    clickhouse: bool,
+    /// Pre-fill JSON only, without malformed messages: ClickHouse 18.16's Kafka engine reads
+    /// neither Avro nor broken rows, and every contender must read the same topic.
+    #[arg(long)]
+    json_only: bool,
 }
 
 const TOPIC: &str = "device-discoveries";
@@ -68,7 +84,7 @@ impl CommitWatch {
     }
 }
 
-fn prefill(brokers: &str, events: u64, sites: usize) -> Measurement {
+fn prefill(brokers: &str, events: u64, sites: usize, json_only: bool) -> Measurement {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "50")
@@ -79,7 +95,8 @@ fn prefill(brokers: &str, events: u64, sites: usize) -> Measurement {
         .unwrap();
     let sw = Stopwatch::start("self");
     let mut sent = 0u64;
-    for m in workload(7, sites, now_ms()).take(events as usize) {
+    let stream = if json_only { json_workload(7, sites, now_ms()) } else { workload(7, sites, now_ms()) };
+    for m in stream.take(events as usize) {
         let mut rec = BaseRecord::to(TOPIC).key(&m.key).payload(&m.payload);
         loop {
             match producer.send(rec) {
@@ -91,7 +108,7 @@ fn prefill(brokers: &str, events: u64, sites: usize) -> Measurement {
             }
         }
         sent += 1;
-        if sent % 1_000_000 == 0 {
+        if sent.is_multiple_of(1_000_000) {
             eprintln!("  pre-filled {sent}");
         }
     }
@@ -146,6 +163,7 @@ async fn ingest(
     group: &str,
     store: Arc<dyn Store>,
     partitions: i32,
+    server_pid: Option<&str>,
 ) -> Measurement {
     let mut config = IngestConfig::default();
     config.kafka.brokers = brokers.to_string();
@@ -162,6 +180,7 @@ async fn ingest(
     }
     store.migrate().await.expect("migrate");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server_cpu = server_pid.map(cpu_seconds);
     let sw = Stopwatch::start("self");
     let task = tokio::spawn(sitetally_ingest::consumer::run_with_store(
         config,
@@ -177,11 +196,69 @@ async fn ingest(
             break;
         }
     }
-    let m = sw.stop(events);
+    let mut m = sw.stop(events);
+    if let (Some(pid), Some(before)) = (server_pid, server_cpu) {
+        m.cpu_seconds += cpu_seconds(pid) - before;
+    }
     let _ = tx.send(());
     let report = task.await.unwrap().unwrap();
     eprintln!("  ingest report: {report:?}");
     Measurement { first_message: report.first_message_after_ms.map(Duration::from_millis), ..m }
+}
+
+/// ClickHouse's own Kafka engine + materialized view computing the same per site-day
+/// sketches (uniqCombined of the lowest MAC, else zone + lowest IP) from the same topic.
+/// Its consumer group starts at each partition's low watermark (committed up front).
+/// CPU-seconds are the ClickHouse server's.
+async fn clickhouse_kafka_engine(server: &ClickHouseServer, brokers: &str, events: u64, partitions: i32) -> anyhow::Result<Measurement> {
+    const GROUP: &str = "clickhouse-kafka-engine";
+    let start_at: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", GROUP).create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (low, _) = start_at.fetch_watermarks(TOPIC, p, Duration::from_secs(10))?;
+        tpl.add_partition_offset(TOPIC, p, Offset::Offset(low))?;
+    }
+    start_at.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
+    drop(start_at);
+
+    // 18.16 lacks RowBinaryWithNamesAndTypes, which the client's validation needs.
+    let ch = clickhouse::Client::default().with_url(&server.url).with_validation(false);
+    for ddl in [
+        "CREATE DATABASE IF NOT EXISTS kpeer".to_string(),
+        "CREATE TABLE kpeer.sketch (tenant String, site String, day Date, category String, \
+         devices AggregateFunction(uniqCombined, String), messages AggregateFunction(count)) \
+         ENGINE = AggregatingMergeTree() ORDER BY (tenant, site, day, category)".to_string(),
+    ] {
+        ch.query(&ddl).execute().await?;
+    }
+    let pid = server.pid();
+    let sw = Stopwatch::start(&pid);
+    for ddl in [
+        format!("CREATE TABLE kpeer.queue (tenant String, site String, zone String, macs Array(String), \
+                 ips Array(String), category String) ENGINE = Kafka('{brokers}', '{TOPIC}', '{GROUP}', 'JSONEachRow')"),
+        "CREATE MATERIALIZED VIEW kpeer.mv TO kpeer.sketch AS SELECT tenant, site, today() AS day, \
+         upper(category) AS category, uniqCombinedState(if(notEmpty(macs), \
+         arrayReduce('min', arrayMap(m -> lower(replaceRegexpAll(m, '[^0-9A-Fa-f]', '')), macs)), \
+         concat(zone, '/', arrayReduce('min', ips)))) AS devices, countState() AS messages \
+         FROM kpeer.queue GROUP BY tenant, site, day, category".to_string(),
+    ] {
+        ch.query(&ddl).execute().await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let done: u64 = ch.query("SELECT countMerge(messages) FROM kpeer.sketch").fetch_one().await?;
+        if done >= events {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the Kafka engine read {done} of {events} messages in 30 min");
+    }
+    let m = sw.stop(events);
+    let devices: u64 = ch.query("SELECT toUInt64(sum(d)) FROM (SELECT uniqCombinedMerge(devices) AS d FROM kpeer.sketch GROUP BY tenant, site)").fetch_one().await?;
+    eprintln!("  Kafka engine: {devices} devices summed over sites");
+    ch.query("DROP TABLE kpeer.mv").execute().await?;
+    ch.query("DROP TABLE kpeer.queue").execute().await?;
+    Ok(m)
 }
 
 fn row(name: &str, m: &Measurement, ceiling: &Measurement) {
@@ -237,7 +314,7 @@ async fn main() -> anyhow::Result<()> {
         "mock broker (pid {broker_pid}) at {brokers}; pre-filling {} events over {} partitions",
         args.events, args.partitions
     );
-    let fill = prefill(&brokers, args.events, args.sites);
+    let fill = prefill(&brokers, args.events, args.sites, args.json_only);
     eprintln!("  pre-fill: {:.0} events/s", fill.events_per_sec());
     let (held, high_watermarks) = available(&brokers, args.partitions);
     eprintln!("  broker holds {held} of {} sent", args.events);
@@ -255,9 +332,12 @@ async fn main() -> anyhow::Result<()> {
         "ingest-null",
         Arc::new(NullStore::default()),
         args.partitions,
+        None,
     )
     .await;
-    let ch = match &args.clickhouse_url {
+    let server = if args.clickhouse { Some(ClickHouseServer::start()?) } else { None };
+    let ch_url = server.as_ref().map(|s| s.url.clone()).or(args.clickhouse_url.clone());
+    let ch = match &ch_url {
         Some(url) => {
             eprintln!("contender: ingest → ClickHouse {url}");
             let store = ClickHouseStore::new(&ClickHouseConfig {
@@ -265,17 +345,19 @@ async fn main() -> anyhow::Result<()> {
                 database: format!("drain_{}", std::process::id()),
                 ..Default::default()
             });
-            Some(
-                ingest(
-                    &brokers,
-                    events,
-                    high_watermarks,
-                    "ingest-ch",
-                    Arc::new(store),
-                    args.partitions,
-                )
-                .await,
-            )
+            let pid = server.as_ref().map(ClickHouseServer::pid);
+            Some(ingest(&brokers, events, high_watermarks, "ingest-ch", Arc::new(store), args.partitions, pid.as_deref()).await)
+        }
+        None => None,
+    };
+    let kafka_engine = match &server {
+        Some(server) if args.json_only => {
+            eprintln!("contender: ClickHouse Kafka engine + materialized view");
+            Some(clickhouse_kafka_engine(server, &brokers, events, args.partitions).await?)
+        }
+        Some(_) => {
+            eprintln!("(the ClickHouse Kafka engine peer needs --json-only: it reads neither Avro nor malformed rows)");
+            None
         }
         None => None,
     };
@@ -285,13 +367,23 @@ async fn main() -> anyhow::Result<()> {
     let _ = broker.wait();
 
     println!("\nDrain of {events} pre-filled events ({} sent), broker = librdkafka mock cluster in its own process, {} partitions (total {:.0?})\n", args.events, args.partitions, started.elapsed());
-    println!("| contender | events | wall s | first message after s | CPU s (this process) | events/s | events/s after first message | events/CPU-s | events/s vs bare | after first message vs bare | events/CPU-s vs bare |");
+    println!("| contender | events | wall s | first message after s | CPU s | events/s | events/s after first message | events/CPU-s | events/s vs bare | after first message vs bare | events/CPU-s vs bare |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     row("bare rdkafka BaseConsumer (read only)", &bare1, &bare1);
     row("sitetally ingest, null store", &null, &bare1);
     if let Some(ch) = &ch {
-        row("sitetally ingest → ClickHouse", ch, &bare1);
+        let with = if server.is_some() { " (CPU incl. the ClickHouse server)" } else { "" };
+        row(&format!("sitetally ingest → ClickHouse{with}"), ch, &bare1);
+    }
+    if let Some(k) = &kafka_engine {
+        row("ClickHouse Kafka engine + MV (CPU = the ClickHouse server)", k, &bare1);
     }
     row("bare rdkafka BaseConsumer (again)", &bare2, &bare1);
+    if let Some(k) = &kafka_engine {
+        println!("\nsitetally ingest (null store) per CPU-second vs the Kafka engine: {:.2}×", null.events_per_cpu_sec() / k.events_per_cpu_sec());
+        if let Some(ch) = &ch {
+            println!("sitetally ingest → ClickHouse (both processes) per CPU-second vs the Kafka engine: {:.2}×", ch.events_per_cpu_sec() / k.events_per_cpu_sec());
+        }
+    }
     Ok(())
 }
