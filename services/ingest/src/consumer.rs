@@ -9,6 +9,9 @@
 //! On revocation the batch is flushed, or discarded within a bounded time: its offsets
 //! were never committed, so the next owner re-reads it, and dedup forgets what it had
 //! marked as written.
+//! A message whose schema the registry cannot serve (registry down) is not bad data: its
+//! partition is rewound to it and paused for a backoff, then the message is read again;
+//! other partitions carry on.
 
 use crate::batch::{Batch, DeadLetter};
 use crate::config::{BatchConfig, IngestConfig};
@@ -19,7 +22,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sitetally_core::codec::{BundledSchemas, Codec, SchemaResolver};
 use sitetally_core::pipeline::{Outcome, Pipeline, PipelineStats};
 use sitetally_store::clickhouse::ClickHouseStore;
@@ -43,6 +46,8 @@ pub struct IngestReport {
     pub flushes: u64,
     pub failed_flushes: u64,
     pub discarded_batches: u64,
+    /// Messages set aside because the schema registry was unavailable (each re-read later).
+    pub registry_retries: u64,
     /// Milliseconds from start until the first message arrived (group join + first fetch).
     pub first_message_after_ms: Option<u64>,
 }
@@ -106,7 +111,10 @@ struct Worker {
     report: IngestReport,
     published: PipelineStats,
     /// Set when ingest must stop (schema registry unavailable).
-    fatal: Option<String>,
+    /// A message whose schema the registry could not serve: its partition is paused and
+    /// rewound to it until `resume_at`, then it is read again.
+    registry_retry: Option<RegistryRetry>,
+    registry_backoff: Duration,
 }
 
 struct IngestContext {
@@ -140,6 +148,14 @@ impl ConsumerContext for IngestContext {
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
     }
+}
+
+struct RegistryRetry {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    resume_at: Instant,
+    paused: bool,
 }
 
 fn lock(w: &Mutex<Worker>) -> std::sync::MutexGuard<'_, Worker> {
@@ -204,7 +220,8 @@ fn consume_loop(
         backoff: Duration::from_millis(config.batch.initial_backoff_ms),
         report: IngestReport::default(),
         published: PipelineStats::default(),
-        fatal: None,
+        registry_retry: None,
+        registry_backoff: Duration::from_millis(config.batch.initial_backoff_ms),
     }));
     let consumer: BaseConsumer<IngestContext> =
         consumer_config(&config).create_with_context(IngestContext { worker: worker.clone() })?;
@@ -235,9 +252,7 @@ fn consume_loop(
             Some(Err(e)) => warn!(error = %e, "consumer error"),
             None => caught_up = true,
         }
-        if w.fatal.is_some() {
-            break;
-        }
+        w.drive_registry_retry(&consumer);
         if w.paused || w.should_flush() || (caught_up && w.idle_flush_due()) {
             w.flush_or_pause(&consumer);
         }
@@ -268,14 +283,8 @@ fn consume_loop(
         w.publish_metrics();
     }
     consumer.unsubscribe();
-    let (report, fatal) = {
-        let w = lock(&worker);
-        (w.report, w.fatal.clone())
-    };
+    let report = lock(&worker).report;
     drop(consumer);
-    if let Some(why) = fatal {
-        return Err(anyhow::anyhow!("ingest stopped: {why}; offsets are committed up to the message that needs the schema"));
-    }
     info!(report = ?report, "ingest stopped");
     Ok(report)
 }
@@ -291,12 +300,22 @@ impl Worker {
                 counter!(m::NOT_A_DEVICE, "reason" => why.reason()).increment(1);
             }
             Outcome::Rejected(rejection) if rejection.is_retryable() => {
-                // The registry is down: this is not bad data. Stop before this message
-                // (its offset is not recorded, so what was handled before it is flushed
-                // and committed) and let a restart re-read it, rather than dead-letter it.
-                error!(error = %rejection, offset = msg.offset(), partition = msg.partition(),
-                       "schema registry unavailable: stopping without dead-lettering; a restart resumes here");
-                self.fatal = Some(rejection.to_string());
+                // The registry is down: this is not bad data. Leave the offset unrecorded
+                // (what came before is flushed and committed as usual), rewind and pause the
+                // partition, and read the message again after a backoff.
+                self.report.registry_retries += 1;
+                counter!(m::REGISTRY_RETRIES).increment(1);
+                let retry_in = self.registry_backoff;
+                warn!(error = %rejection, topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), retry_in = ?retry_in,
+                      "schema registry unavailable: pausing the partition and retrying the message (not dead-lettered)");
+                self.registry_retry = Some(RegistryRetry {
+                    topic: msg.topic().to_string(),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    resume_at: Instant::now() + retry_in,
+                    paused: false,
+                });
+                self.registry_backoff = (retry_in * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
                 return;
             }
             Outcome::Rejected(rejection) => {
@@ -317,6 +336,33 @@ impl Worker {
             }
         }
         self.batch.record_offset(msg.topic(), msg.partition(), msg.offset());
+        if self.registry_backoff > Duration::from_millis(self.cfg.initial_backoff_ms) && payload.first() == Some(&0) {
+            // An Avro message got through: the registry (or the cache) serves again.
+            self.registry_backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
+        }
+    }
+
+    /// Pauses and rewinds the partition of a message the registry could not serve, and
+    /// resumes it once its backoff has passed (the message is then read again).
+    fn drive_registry_retry(&mut self, consumer: &BaseConsumer<IngestContext>) {
+        let Some(r) = &mut self.registry_retry else { return };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&r.topic, r.partition);
+        if !r.paused {
+            if let Err(e) = consumer.pause(&tpl) {
+                warn!(error = %e, "pause for the registry retry failed");
+            }
+            if let Err(e) = consumer.seek(&r.topic, r.partition, Offset::Offset(r.offset), Duration::from_secs(5)) {
+                warn!(error = %e, "rewind for the registry retry failed");
+            }
+            r.paused = true;
+        } else if Instant::now() >= r.resume_at {
+            if let Err(e) = consumer.resume(&tpl) {
+                warn!(error = %e, "resume after the registry retry failed");
+            }
+            info!(topic = %r.topic, partition = r.partition, offset = r.offset, "retrying the message that needed the schema registry");
+            self.registry_retry = None;
+        }
     }
 
     fn should_flush(&self) -> bool {
@@ -411,6 +457,8 @@ impl Worker {
     }
 
     fn on_revoke(&mut self, consumer: &BaseConsumer<IngestContext>) {
+        // The partition may move; its committed offset already points at the message.
+        self.registry_retry = None;
         if self.batch.is_empty() {
             return;
         }

@@ -4,6 +4,9 @@
 mod support;
 
 use sitetally_store::{CountFilter, DayRange, Store};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
@@ -94,29 +97,71 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
     }
 }
 
+/// A Confluent-style registry on loopback that answers 503 until `up` is set.
+fn flaky_registry(up: Arc<AtomicBool>, requests: Arc<AtomicUsize>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = serde_json::json!({ "schema": sitetally_core::codec::BUNDLED_SCHEMAS[0].1 }).to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            requests.fetch_add(1, Ordering::SeqCst);
+            let reply = if up.load(Ordering::SeqCst) {
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+            } else {
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+            };
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
-async fn registry_outage_stops_before_the_message_without_dead_lettering_it() {
+async fn registry_outage_pauses_and_retries_without_dead_lettering() {
     let topic = unique("registry");
     let db = unique("registry");
     create_topics(&[&topic, &format!("{topic}.dlq")], 1).await;
     let now = now_ms();
     let schema = sitetally_core::codec::bundled_avro_schema(1).unwrap();
     let json_first = event("site-a", "s1", &spell(1, 0), now);
-    let avro: sitetally_core::Discovery = serde_json::from_slice(&json_first).unwrap();
+    let second = event("site-a", "s2", &spell(2, 0), now);
+    let avro: sitetally_core::Discovery = serde_json::from_slice(&second).unwrap();
     let avro = sitetally_core::codec::encode_avro(&avro, 1, &schema).unwrap();
-    produce(&topic, vec![(b"k".to_vec(), json_first.clone()), (b"k".to_vec(), avro)]);
+    produce(&topic, vec![(b"k".to_vec(), json_first), (b"k".to_vec(), avro)]);
 
+    let up = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicUsize::new(0));
     let mut config = ingest_config(&topic, &db);
-    // A registry nobody listens on: every Avro schema lookup is an outage.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    config.schema_registry_url = Some(format!("http://{closed}"));
+    config.schema_registry_url = Some(flaky_registry(up.clone(), requests.clone()));
+    config.batch.initial_backoff_ms = 200;
+    config.batch.max_backoff_ms = 1_000;
     let group = config.kafka.group_id.clone();
-    let result = tokio::time::timeout(Duration::from_secs(120), sitetally_ingest::consumer::run(config, std::future::pending())).await;
-    let err = result.expect("ingest stops by itself on a registry outage").unwrap_err().to_string();
-    assert!(err.contains("schema registry unavailable"), "{err}");
-    // The JSON message before it was written and committed; the Avro one was not.
-    assert_eq!(committed_total(&brokers(), &group, &topic, 1), 1);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ingest = tokio::spawn(sitetally_ingest::consumer::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let b = brokers();
+    let mut watch = CommitWatcher::new(&b, &group, &topic, 1);
+    // The JSON message before it is written and committed; the Avro one waits for the registry.
+    wait_until("the message before the outage to be committed", Duration::from_secs(90), || watch.total() == 1).await;
+    wait_until("ingest to ask the registry again (retry)", Duration::from_secs(30), || requests.load(Ordering::SeqCst) >= 3).await;
+    assert_eq!(watch.total(), 1, "nothing past the message that needs the registry is committed");
+    assert!(!ingest.is_finished(), "ingest keeps running through a registry outage");
+
+    up.store(true, Ordering::SeqCst);
+    wait_until("the retried message to be committed", Duration::from_secs(60), || watch.total() == 2).await;
+    let s = store(&db);
+    let day = sitetally_core::day_of(now);
+    let days = DayRange { from: day, to: day };
+    assert_eq!(s.exact_site_count("acme", "site-a", days, &CountFilter::all()).await.unwrap(), 2, "the retried Avro device is counted");
+    stop_tx.send(()).unwrap();
+    let report = ingest.await.unwrap().unwrap();
+    assert!(report.registry_retries >= 2, "{report:?}");
+    assert_eq!(report.dead_letters_published, 0);
     let letters = read_all(&format!("{topic}.dlq"), 1, Duration::from_secs(5));
     assert!(letters.is_empty(), "a registry outage must not dead-letter good data");
 }
