@@ -110,7 +110,6 @@ struct Worker {
     backoff: Duration,
     report: IngestReport,
     published: PipelineStats,
-    /// Set when ingest must stop (schema registry unavailable).
     /// A message whose schema the registry could not serve: its partition is paused and
     /// rewound to it until `resume_at`, then it is read again.
     registry_retry: Option<RegistryRetry>,
