@@ -63,6 +63,18 @@ enum Skip {
     Record(Box<[Skip]>),
 }
 
+impl Skip {
+    /// Fewest bytes a value of this type occupies.
+    fn min_bytes(&self) -> usize {
+        match self {
+            Skip::Nothing => 0,
+            Skip::Bytes(n) => *n,
+            Skip::Varint | Skip::LengthPrefixed | Skip::Array(_) | Skip::Map(_) | Skip::Union(_) => 1,
+            Skip::Record(fields) => fields.iter().map(Skip::min_bytes).sum(),
+        }
+    }
+}
+
 /// A compiled writer schema.
 #[derive(Debug, Clone)]
 pub struct ReportPlan {
@@ -143,7 +155,7 @@ impl ReportPlan {
                         ListField::Macs => &mut out.macs,
                         ListField::Ips => &mut out.ips,
                     };
-                    r.blocks(|r| {
+                    r.blocks(1, |r| {
                         list.push(Text::from(r.str()?));
                         Ok(())
                     })?;
@@ -253,7 +265,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Array/map blocks: count (negative = followed by a byte size), items, until 0.
-    fn blocks(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), String>) -> Result<(), String> {
+    /// Items of `item_bytes == 0` (nulls, empty records) are not visited: a hostile count
+    /// of them must not spin; other items need at least a byte each, so a count beyond
+    /// the remaining data is an error up front.
+    fn blocks(&mut self, item_bytes: usize, mut item: impl FnMut(&mut Self) -> Result<(), String>) -> Result<(), String> {
         loop {
             let mut count = self.long()?;
             if count == 0 {
@@ -262,6 +277,12 @@ impl<'a> Reader<'a> {
             if count < 0 {
                 count = count.checked_neg().ok_or("invalid block count")?;
                 self.long()?;
+            }
+            if item_bytes == 0 {
+                continue;
+            }
+            if count as u64 > (self.buf.len() - self.pos) as u64 {
+                return Err(format!("block of {count} items exceeds the data"));
             }
             for _ in 0..count {
                 item(self)?;
@@ -278,8 +299,8 @@ impl<'a> Reader<'a> {
                 let n = self.len()?;
                 self.take(n).map(drop)
             }
-            Skip::Array(items) => self.blocks(|r| r.skip(items)),
-            Skip::Map(values) => self.blocks(|r| {
+            Skip::Array(items) => self.blocks(items.min_bytes(), |r| r.skip(items)),
+            Skip::Map(values) => self.blocks(1, |r| {
                 r.skip(&Skip::LengthPrefixed)?;
                 r.skip(values)
             }),
@@ -403,6 +424,31 @@ mod tests {
         let r = plan.decode(&body).unwrap();
         assert_eq!((r.tenant.as_ref(), r.site.as_ref(), r.sensor.as_ref(), r.observed_at), ("t", "s", "x", 5));
         assert!(r.macs.is_empty() && r.zone.is_none());
+    }
+
+    #[test]
+    fn hostile_block_counts_neither_spin_nor_overread() {
+        let w = r#"{"type":"record","name":"D","fields":[{"name":"tenant","type":"string"},{"name":"site","type":"string"},{"name":"sensor","type":"string"},{"name":"observed_at","type":"long"},
+            {"name":"nulls","type":{"type":"array","items":"null"}},{"name":"macs","type":{"type":"array","items":"string"}}]}"#;
+        let plan = ReportPlan::compile(&apache_avro::Schema::parse_str(w).unwrap()).unwrap();
+        // 2^62 nulls (zig-zag varint of 2^62), then a MAC array claiming 2^62 entries.
+        let huge = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        let mut body = vec![2, b't', 2, b's', 2, b'x', 10];
+        body.extend_from_slice(&huge);
+        body.push(0);
+        body.extend_from_slice(&huge);
+        body.extend_from_slice(&[2, b'a']);
+        let err = plan.decode(&body).unwrap_err();
+        assert!(err.contains("exceeds the data"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            for (plan, _) in plans() {
+                let _ = plan.decode(&body);
+            }
+        }
     }
 
     #[test]
