@@ -18,15 +18,17 @@ pub struct DeadLetter {
     pub source_topic: String,
     pub source_partition: i32,
     pub source_offset: i64,
+    /// Delivery state, shared with the producer's callback.
+    pub delivery: crate::dlq::Delivery,
 }
 
 #[derive(Debug, Default)]
 pub struct Batch {
     pub rows: Vec<Sighting>,
     pub dead_letters: Vec<DeadLetter>,
-    /// Dead letters already acknowledged by the broker (a retry after a storage failure
-    /// must not publish them again).
-    pub dead_letters_sent: bool,
+    /// Every dead letter acknowledged by the broker (a retry after a storage failure
+    /// skips them).
+    pub dead_letters_acked: bool,
     /// topic → partition → offset of the next message to read (last offset + 1). Nested
     /// so the per-message lookup borrows the topic name instead of allocating a key.
     pub next_offsets: HashMap<String, HashMap<i32, i64>>,
@@ -68,7 +70,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.rows.clear();
         self.dead_letters.clear();
-        self.dead_letters_sent = false;
+        self.dead_letters_acked = false;
         self.next_offsets.clear();
         self.messages = 0;
         self.started = None;

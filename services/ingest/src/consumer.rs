@@ -331,6 +331,7 @@ impl Worker {
                     source_topic: msg.topic().to_string(),
                     source_partition: msg.partition(),
                     source_offset: msg.offset(),
+                    delivery: Default::default(),
                 });
             }
         }
@@ -416,9 +417,10 @@ impl Worker {
     /// acknowledged; a retry resends the identical rows.
     fn try_flush(&mut self, consumer: &BaseConsumer<IngestContext>, mode: CommitMode) -> Result<(), String> {
         let started = Instant::now();
-        if !self.batch.dead_letters.is_empty() && !self.batch.dead_letters_sent {
+        // Letters already acknowledged (a retry after a storage failure) are not resent.
+        if !self.batch.dead_letters.is_empty() && !self.batch.dead_letters_acked {
             self.dlq.publish_all(&self.batch.dead_letters, Duration::from_secs(15))?;
-            self.batch.dead_letters_sent = true;
+            self.batch.dead_letters_acked = true;
             let n = self.batch.dead_letters.len() as u64;
             self.report.dead_letters_published += n;
             counter!(m::DLQ_PUBLISHED).increment(n);

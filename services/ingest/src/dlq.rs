@@ -7,24 +7,46 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Counts deliveries the broker did not acknowledge.
-#[derive(Default)]
-pub struct DeliveryTracker {
-    failed: AtomicU64,
+/// Where one dead letter stands with the broker. Shared with the delivery callback, so a
+/// retry after a timeout resends only letters that definitively failed (or were never
+/// sent), never one still in flight or already acknowledged: no duplicates in the DLQ.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery(Arc<AtomicU8>);
+
+const UNSENT: u8 = 0;
+const IN_FLIGHT: u8 = 1;
+const ACKED: u8 = 2;
+const FAILED: u8 = 3;
+
+impl Delivery {
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Release);
+    }
 }
+
+/// Records each dead letter's delivery outcome.
+#[derive(Default)]
+pub struct DeliveryTracker;
 
 impl ClientContext for DeliveryTracker {}
 
 impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = Arc<AtomicU8>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            tracing::warn!(error = %e, "dead letter delivery failed");
-            self.failed.fetch_add(1, Ordering::Relaxed);
+    fn delivery(&self, result: &DeliveryResult<'_>, state: Arc<AtomicU8>) {
+        match result {
+            Ok(_) => state.store(ACKED, Ordering::Release),
+            Err((e, _)) => {
+                tracing::warn!(error = %e, "dead letter delivery failed; it will be sent again");
+                state.store(FAILED, Ordering::Release);
+            }
         }
     }
 }
@@ -54,9 +76,15 @@ impl DeadLetterProducer {
         &self.topic
     }
 
-    /// Publishes `letters` and waits until the broker acknowledged all of them.
+    /// Letters queued or sent but not yet acknowledged or failed.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Publishes `letters` and waits until the broker acknowledged all of them. Called
+    /// again after a failure, it sends only the letters that failed or were never sent.
     pub fn publish_all(&self, letters: &[DeadLetter], timeout: Duration) -> Result<(), String> {
-        for l in letters {
+        for l in letters.iter().filter(|l| matches!(l.delivery.get(), UNSENT | FAILED)) {
             let mut headers = OwnedHeaders::new_with_capacity(l.headers.len() + 5);
             for (k, v) in &l.headers {
                 headers = headers.insert(Header { key: k, value: Some(v) });
@@ -69,36 +97,82 @@ impl DeadLetterProducer {
                 .insert(Header { key: HEADER_TOPIC, value: Some(&l.source_topic) })
                 .insert(Header { key: HEADER_PARTITION, value: Some(&partition) })
                 .insert(Header { key: HEADER_OFFSET, value: Some(&offset) });
-            let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to(&self.topic).payload(&l.payload).headers(headers);
+            let mut record = BaseRecord::<Vec<u8>, Vec<u8>, Arc<AtomicU8>>::with_opaque_to(&self.topic, l.delivery.0.clone())
+                .payload(&l.payload)
+                .headers(headers);
             if let Some(k) = &l.key {
                 record = record.key(k);
             }
             let mut record = record;
             loop {
+                l.delivery.set(IN_FLIGHT);
                 match self.producer.send(record) {
                     Ok(()) => break,
                     Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                        l.delivery.set(UNSENT);
                         record = r;
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err((e, _)) => return Err(format!("dead letter not queued: {e}")),
+                    Err((e, _)) => {
+                        l.delivery.set(UNSENT);
+                        return Err(format!("dead letter not queued: {e}"));
+                    }
                 }
             }
         }
-        // flush() fails unless every queued message was delivered or failed; failures are
-        // counted by the delivery callback.
-        let before_errors = self.failed_deliveries();
-        self.producer.flush(timeout).map_err(|e| format!("dead letters not acknowledged: {e}"))?;
-        if self.producer.in_flight_count() > 0 {
-            return Err("dead letters still in flight after flush".into());
+        // A timed-out flush leaves letters in flight: the producer keeps retrying them (up to
+        // message.timeout.ms) and the next call resends only what definitively failed.
+        let flushed = self.producer.flush(timeout);
+        let (pending, failed) = letters.iter().fold((0, 0), |(p, f), l| match l.delivery.get() {
+            ACKED => (p, f),
+            FAILED => (p, f + 1),
+            _ => (p + 1, f),
+        });
+        match (pending, failed) {
+            (0, 0) => Ok(()),
+            _ => Err(format!(
+                "dead letters not acknowledged: {pending} in flight, {failed} rejected{}",
+                flushed.err().map(|e| format!(" ({e})")).unwrap_or_default()
+            )),
         }
-        if self.failed_deliveries() != before_errors {
-            return Err("broker rejected dead letters".into());
-        }
-        Ok(())
     }
 
-    fn failed_deliveries(&self) -> u64 {
-        self.producer.context().failed.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(i: i64) -> DeadLetter {
+        DeadLetter {
+            key: None,
+            payload: vec![b'x'; 8],
+            headers: vec![],
+            reason: "json_decode",
+            error: "bad".into(),
+            source_topic: "t".into(),
+            source_partition: 0,
+            source_offset: i,
+            delivery: Delivery::default(),
+        }
+    }
+
+    #[test]
+    fn a_retry_after_a_timeout_does_not_resend_letters_still_in_flight() {
+        // A loopback port nobody listens on: nothing can be acknowledged.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", closed.to_string());
+        let dlq = DeadLetterProducer::new(config, "t.dlq".into()).unwrap();
+        let letters: Vec<DeadLetter> = (0..3).map(letter).collect();
+        let err = dlq.publish_all(&letters, Duration::from_millis(200)).unwrap_err();
+        assert!(err.contains("3 in flight"), "{err}");
+        assert_eq!(dlq.in_flight(), 3);
+        assert!(dlq.publish_all(&letters, Duration::from_millis(200)).is_err());
+        assert_eq!(dlq.in_flight(), 3, "the retry must not queue the letters a second time");
+        // A letter that definitively failed is sent again.
+        letters[0].delivery.set(FAILED);
+        let _ = dlq.publish_all(&letters, Duration::from_millis(100));
+        assert_eq!(dlq.in_flight(), 4);
     }
 }
