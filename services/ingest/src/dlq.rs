@@ -69,7 +69,7 @@ impl DeadLetterProducer {
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000");
-        Ok(Self { producer: config.create_with_context(DeliveryTracker::default())?, topic })
+        Ok(Self { producer: config.create_with_context(DeliveryTracker)?, topic })
     }
 
     pub fn topic(&self) -> &str {
