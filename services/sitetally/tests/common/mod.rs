@@ -30,7 +30,10 @@ impl IngestProcess {
             ])
             .args(["--clickhouse-url", &clickhouse_url(), "--database", db])
             .env("SITETALLY_INGEST__BATCH__MAX_INTERVAL_MS", "300")
-            .env("SITETALLY_INGEST__BATCH__MAX_ROWS", "5000")
+            // Small batches: ingest reads a whole Tansu fetch in milliseconds, so many small
+            // synchronous flushes are what spread its commits over the stream and let a
+            // kill or a rebalance land mid-stream.
+            .env("SITETALLY_INGEST__BATCH__MAX_ROWS", "300")
             .env("SITETALLY_INGEST__BATCH__MAX_BACKOFF_MS", "1000")
             .env("SITETALLY_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdout(Stdio::null())
