@@ -111,7 +111,7 @@ impl Store for NullStore {
     async fn exact_site_count(&self, _: &str, _: &str, _: DayRange, _: &CountFilter) -> Result<u64, StoreError> {
         Ok(0)
     }
-    async fn daily_counts(&self, _: &str, _: &str, _: DayRange) -> Result<Vec<DailyCount>, StoreError> {
+    async fn daily_counts(&self, _: &str, _: &str, _: DayRange, _: &CountFilter) -> Result<Vec<DailyCount>, StoreError> {
         Ok(vec![])
     }
     async fn ping(&self) -> Result<(), StoreError> {

@@ -396,6 +396,7 @@ impl Planner {
                     from: d_from,
                     to: d_to,
                 },
+                &self.daily_filter(),
             )
             .await?;
         let mut by_day: BTreeMap<u16, Vec<(DeviceCategory, Count)>> = BTreeMap::new();
@@ -503,7 +504,7 @@ impl Planner {
         self.require_site(tenant, site).await?;
         let today = self.today();
         let range = DayRange::ending(today, u16::try_from(history).unwrap_or(u16::MAX));
-        let daily = self.store.daily_counts(tenant, site, range).await?;
+        let daily = self.store.daily_counts(tenant, site, range, &self.daily_filter()).await?;
         let mut totals: BTreeMap<u16, u64> = BTreeMap::new();
         for c in daily
             .iter()
@@ -659,6 +660,11 @@ impl Planner {
             summary,
             history: history_points,
         })
+    }
+
+    /// Per-day counts follow the same agent-managed setting as decisions (DESIGN §3).
+    fn daily_filter(&self) -> CountFilter {
+        CountFilter { categories: Vec::new(), include_agent_managed: self.settings.count_agent_managed }
     }
 
     /// A tenant's Enterprise IoT devices against E5 and standalone licences.

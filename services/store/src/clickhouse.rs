@@ -13,6 +13,9 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "sightings", include_str!("../../../schemas/clickhouse/001_sightings.sql")),
     (2, "site_devices_daily", include_str!("../../../schemas/clickhouse/002_site_devices_daily.sql")),
     (3, "site_devices_daily_mv", include_str!("../../../schemas/clickhouse/003_site_devices_daily_mv.sql")),
+    (4, "alert_state", include_str!("../../../schemas/clickhouse/004_alert_state.sql")),
+    (5, "alert_log", include_str!("../../../schemas/clickhouse/005_alert_log.sql")),
+    (6, "reconciliation_runs", include_str!("../../../schemas/clickhouse/006_reconciliation_runs.sql")),
 ];
 
 /// `uniqCombined` counts exactly (up to 32-bit hash collisions) while its state is a
@@ -180,6 +183,11 @@ impl ClickHouseStore {
         &self.database
     }
 
+    /// The database every table lives in.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     /// The underlying client (for the reconciler's and API's own tables).
     pub fn client(&self) -> &clickhouse::Client {
         &self.client
@@ -324,12 +332,15 @@ impl Store for ClickHouseStore {
             .map_err(classify)
     }
 
-    async fn daily_counts(&self, tenant: &str, site: &str, days: DayRange) -> Result<Vec<DailyCount>, StoreError> {
+    async fn daily_counts(&self, tenant: &str, site: &str, days: DayRange, filter: &CountFilter) -> Result<Vec<DailyCount>, StoreError> {
+        // The sketch table keeps agent-managed devices in their own sketches, so excluding
+        // them is a filter on the key, not a recount.
         let sql = format!(
             "SELECT toUInt16(day) AS day_number, toInt8(category) AS category_code, toUInt64(uniqCombinedMerge(devices)) AS count \
-             FROM {}.site_devices_daily WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?) \
+             FROM {}.site_devices_daily WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?){} \
              GROUP BY day, category ORDER BY day, category_code",
-            self.db()
+            self.db(),
+            filter_sql(filter)
         );
         let rows: Vec<DailyRow> = self
             .client

@@ -546,16 +546,20 @@ fn daily_counts_blocking(
     tenant: String,
     site: String,
     days: DayRange,
+    filter: CountFilter,
 ) -> Result<Vec<DailyCount>, StoreError> {
-    let params = vec![
+    let mut params = vec![
         Value::Text(tenant),
         Value::Text(site),
         Value::Integer(i64::from(days.from)),
         Value::Integer(i64::from(days.to)),
     ];
-    let sql = "SELECT day, category, id, rev FROM site_devices_daily \
-               WHERE tenant = ? AND site = ? AND day >= ? AND day <= ? \
-               ORDER BY day, category";
+    let filter = filter_sql(&filter, &mut params);
+    let sql = &format!(
+        "SELECT day, category, id, rev FROM site_devices_daily \
+         WHERE tenant = ? AND site = ? AND day >= ? AND day <= ?{filter} \
+         ORDER BY day, category"
+    );
     let Inner { conn, cache } = inner;
     let tx = conn.transaction().map_err(classify)?;
     let refs = select_refs(&tx, sql, params, |r| {
@@ -624,9 +628,10 @@ impl Store for EmbeddedStore {
         tenant: &str,
         site: &str,
         days: DayRange,
+        filter: &CountFilter,
     ) -> Result<Vec<DailyCount>, StoreError> {
-        let (tenant, site) = (tenant.to_owned(), site.to_owned());
-        self.with_inner(move |inner| daily_counts_blocking(inner, tenant, site, days))
+        let (tenant, site, filter) = (tenant.to_owned(), site.to_owned(), filter.clone());
+        self.with_inner(move |inner| daily_counts_blocking(inner, tenant, site, days, filter))
             .await
     }
 

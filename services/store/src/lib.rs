@@ -107,12 +107,14 @@ pub trait Store: Send + Sync {
         filter: &CountFilter,
     ) -> Result<u64, StoreError>;
 
-    /// Estimated distinct devices per day and category of one site.
+    /// Estimated distinct devices per day and category of one site, of the devices
+    /// `filter` selects (categories, agent-managed ones or not).
     async fn daily_counts(
         &self,
         tenant: &str,
         site: &str,
         days: DayRange,
+        filter: &CountFilter,
     ) -> Result<Vec<DailyCount>, StoreError>;
 
     /// Cheap reachability check for readiness probes.

@@ -32,7 +32,7 @@ fn row(site: &str, day: u16, key: u64, category: DeviceCategory) -> Sighting {
 async fn migrations_are_idempotent_and_counts_survive_retries() {
     let s = store("migrate");
     let first = s.migrate().await.unwrap();
-    assert_eq!(first.len(), 3, "{first:?}");
+    assert_eq!(first.len(), sitetally_store::clickhouse::MIGRATIONS.len(), "{first:?}");
     assert!(s.migrate().await.unwrap().is_empty(), "second run applies nothing");
 
     let day = 20_000;
@@ -57,10 +57,13 @@ async fn migrations_are_idempotent_and_counts_survive_retries() {
     let one_day = s.site_counts(None, DayRange { from: day, to: day }, &CountFilter::all()).await.unwrap();
     assert_eq!(one_day[0].count, 250);
 
-    let daily = s.daily_counts("acme", "plant", days).await.unwrap();
+    let daily = s.daily_counts("acme", "plant", days, &CountFilter::all()).await.unwrap();
     let total: u64 = daily.iter().map(|d| d.count).sum();
     assert_eq!(total, 500, "{daily:?}");
     assert!(daily.iter().all(|d| d.day == day || d.day == day + 1));
+    let sum = |d: Vec<sitetally_store::DailyCount>| d.iter().map(|d| d.count).sum::<u64>();
+    assert_eq!(sum(s.daily_counts("acme", "plant", days, &no_agents).await.unwrap()), 450, "agent-managed devices excluded per day");
+    assert_eq!(sum(s.daily_counts("acme", "plant", days, &iot).await.unwrap()), 167);
 }
 
 #[tokio::test]

@@ -145,10 +145,13 @@ async fn migrations_are_idempotent_and_counts_survive_retries() {
         .unwrap();
     assert!(outside.is_empty());
 
-    let daily = s.daily_counts("acme", "plant", days).await.unwrap();
+    let daily = s.daily_counts("acme", "plant", days, &CountFilter::all()).await.unwrap();
     let total: u64 = daily.iter().map(|d| d.count).sum();
     assert_eq!(total, 500, "{daily:?}");
     assert!(daily.iter().all(|d| d.day == DAY || d.day == DAY + 1));
+    let filtered = s.daily_counts("acme", "plant", days, &iot_no_agents).await.unwrap();
+    assert_eq!(filtered.iter().map(|d| d.count).sum::<u64>(), exact, "per-day counts honour the filter: {filtered:?}");
+    assert!(filtered.iter().all(|d| d.category == DeviceCategory::Iot));
     assert_eq!(daily.len(), 4, "two days × two categories: {daily:?}");
     assert!(daily
         .windows(2)
@@ -279,7 +282,7 @@ async fn tenant_text_is_bound_not_spliced() {
         0
     );
     assert!(s
-        .daily_counts(evil, "p", all_days)
+        .daily_counts(evil, "p", all_days, &CountFilter::all())
         .await
         .unwrap()
         .is_empty());
@@ -362,7 +365,7 @@ async fn two_handles_on_one_directory_never_serve_stale_sketches() {
             160
         );
         assert_eq!(
-            s.daily_counts("acme", "p", days).await.unwrap()[0].count,
+            s.daily_counts("acme", "p", days, &CountFilter::all()).await.unwrap()[0].count,
             160
         );
     }
@@ -439,7 +442,7 @@ async fn small_sites_are_exact_and_large_sites_within_the_error_bound() {
     );
 
     // Per-day sketches: ~6,667 devices a day, past the exact phase.
-    let daily = s.daily_counts("acme", "large", days).await.unwrap();
+    let daily = s.daily_counts("acme", "large", days, &CountFilter::all()).await.unwrap();
     assert_eq!(daily.len(), 3);
     for d in &daily {
         assert!(!d.exact);
