@@ -2,6 +2,7 @@
 //! `sitetally` binary, and helpers that turn them into settings and alert sinks.
 
 use crate::alert::{AlertStateStore, JsonFileStateStore, MemoryStateStore};
+use crate::history::RunHistory;
 use crate::count::CountSource;
 use crate::licence::LicenceBook;
 use crate::offline::{exit_code, render, run_offline_with, FailOn, OutputFormat};
@@ -95,7 +96,8 @@ pub struct ReconcileArgs {
     pub alert_schema_id: Option<u32>,
 
     /// JSON file keeping alert state between runs (no duplicate alerts after a
-    /// restart). Without it (and without a storage-backed store) state is in memory.
+    /// restart). Against ClickHouse the state is kept in its `alert_state` table unless
+    /// this is given; with the embedded store and without it, state is in memory.
     #[arg(long, value_name = "FILE")]
     pub alert_state: Option<PathBuf>,
 
@@ -207,15 +209,21 @@ impl ReconcileArgs {
         &self,
         counts: Arc<dyn CountSource>,
         state: Option<Arc<dyn AlertStateStore>>,
+        history: Option<Arc<dyn RunHistory>>,
     ) -> Result<Reconciler, ReconcileError> {
         let settings = self.load_settings()?;
         let licences = self.load_licences(&settings)?;
         let sinks = self.build_sinks(&self.delivery_log())?;
-        let state = state.unwrap_or_else(|| self.state_store());
-        Ok(sinks.into_iter().fold(
-            Reconciler::new(settings, licences, counts, state),
-            |r, s| r.with_sink(s),
-        ))
+        // An explicit --alert-state file wins over the caller's storage.
+        let state = match (&self.alert_state, state) {
+            (None, Some(state)) => state,
+            _ => self.state_store(),
+        };
+        let r = sinks.into_iter().fold(Reconciler::new(settings, licences, counts, state), |r, s| r.with_sink(s));
+        Ok(match history {
+            Some(h) => r.with_history(h),
+            None => r,
+        })
     }
 
     /// Online mode against storage. With `--once`: one run, returns its decisions
@@ -225,12 +233,13 @@ impl ReconcileArgs {
         &self,
         counts: Arc<dyn CountSource>,
         state: Option<Arc<dyn AlertStateStore>>,
+        history: Option<Arc<dyn RunHistory>>,
         shutdown: F,
     ) -> Result<(String, i32), ReconcileError>
     where
         F: Future<Output = ()>,
     {
-        let r = self.reconciler(counts, state)?;
+        let r = self.reconciler(counts, state, history)?;
         if self.once {
             let now = self.now();
             let report = r.run_once(now).await?;
@@ -339,7 +348,7 @@ mod tests {
         };
         let (out, code) = c
             .args
-            .run_online(Arc::new(counts), None, std::future::pending())
+            .run_online(Arc::new(counts), None, None, std::future::pending())
             .await
             .unwrap();
         assert_eq!(code, 2);

@@ -15,6 +15,7 @@
 //!   estimate's band straddles a boundary;
 //! - [`alert`]      alerts on transitions, idempotency keys, JSON/Avro encodings, and
 //!   the [`alert::AlertStateStore`] (memory, JSON file) behind restarts;
+//! - [`history`]    alert state, alert log and run history in ClickHouse;
 //! - [`sink`]       alert delivery: webhooks (signed, retried) and Kafka `tier-alerts`,
 //!   a delivery log, concurrent fan-out;
 //! - [`reconciler`] the service: `run_once` (decide, alert, deliver) and `run` on an
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod count;
 pub mod decision;
 pub mod engine;
+pub mod history;
 pub mod licence;
 pub mod offline;
 pub mod reconciler;

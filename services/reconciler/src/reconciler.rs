@@ -2,6 +2,7 @@
 //! transitions (outbox first, then delivery), and retries undelivered alerts; `run`
 //! repeats that on an interval until shutdown.
 
+use crate::history::RunHistory;
 use crate::alert::{Alert, AlertStateStore, PendingAlert, StateError, SubjectState};
 use crate::count::{CountError, CountSource};
 use crate::decision::{Decision, Status};
@@ -73,6 +74,7 @@ pub struct Reconciler {
     counts: Arc<dyn CountSource>,
     state: Arc<dyn AlertStateStore>,
     sinks: Vec<Arc<dyn AlertSink>>,
+    history: Option<Arc<dyn RunHistory>>,
 }
 
 impl Reconciler {
@@ -88,7 +90,14 @@ impl Reconciler {
             counts,
             state,
             sinks: Vec::new(),
+            history: None,
         }
+    }
+
+    /// Records every run's decisions and raised alerts (history and trends).
+    pub fn with_history(mut self, history: Arc<dyn RunHistory>) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// Adds an alert sink. Names must be unique.
@@ -171,13 +180,20 @@ impl Reconciler {
             alerts.push(alert);
         }
         let (delivered, pending) = self.deliver_pending(&mut states).await?;
-        Ok(RunReport {
+        let report = RunReport {
             decided_at: now,
             decisions,
             alerts,
             delivered,
             pending,
-        })
+        };
+        if let Some(history) = &self.history {
+            // History serves planners; a failure to record it must not stop alerting.
+            if let Err(e) = history.record_run(&report, &self.settings).await {
+                tracing::warn!(error = %e, "could not record the run in the history tables");
+            }
+        }
+        Ok(report)
     }
 
     /// Delivers every pending (alert, sink) pair; returns (delivered, still pending).

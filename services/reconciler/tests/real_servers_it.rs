@@ -25,12 +25,12 @@ use sitetally_reconciler::sink::webhook::{
 };
 use sitetally_reconciler::sink::DeliveryLog;
 use sitetally_reconciler::store_source::StoreCounts;
+use sitetally_reconciler::history::ClickHouseHistory;
 use sitetally_reconciler::{
-    Alert, CountMethod, JsonFileStateStore, LicenceBook, Reconciler, RunReport, Settings,
+    Alert, CountMethod, LicenceBook, Reconciler, RunReport, Settings,
 };
 use sitetally_store::Store;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
@@ -223,11 +223,11 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
 }
 
 /// A reconciler as a fresh process would build it: new sinks (new producer, new HTTP
-/// client) and the alert state from `state_file`.
+/// client) and the alert state, alert log and run history in ClickHouse `database`.
 fn reconciler(
     book: LicenceBook,
     counts: Arc<StoreCounts>,
-    state_file: &Path,
+    database: &str,
     alerts_topic: &str,
     encoding: AlertEncoding,
     webhook_url: &str,
@@ -244,10 +244,11 @@ fn reconciler(
         Settings::default(),
         book,
         counts,
-        Arc::new(JsonFileStateStore::new(state_file)),
+        Arc::new(ClickHouseHistory::new(&store(database))),
     )
     .with_sink(Arc::new(kafka))
     .with_sink(Arc::new(webhook))
+    .with_history(Arc::new(ClickHouseHistory::new(&store(database))))
 }
 
 /// A message read back from the alerts topic.
@@ -389,8 +390,6 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
     let alerts_topic = unique("tier-alerts");
     create_topics(&[&alerts_topic], 1).await;
     let (url, got) = webhook_receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let state_file = dir.path().join("alert-state.json");
     let licences = || book(now, &[("xs-site", "XS"), ("l-site", "L"), ("m-site", "M")]);
 
     let mut ingest = Ingest::start("recon_grow").await;
@@ -404,7 +403,7 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
     let first = reconciler(
         licences(),
         counts(&database),
-        &state_file,
+        &database,
         &alerts_topic,
         AlertEncoding::Avro,
         &url,
@@ -466,7 +465,7 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
         let again = reconciler(
             licences(),
             counts(&database),
-            &state_file,
+            &database,
             &alerts_topic,
             AlertEncoding::Avro,
             &url,
@@ -500,7 +499,7 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
     let during_outage = reconciler(
         licences(),
         counts(&database),
-        &state_file,
+        &database,
         &alerts_topic,
         AlertEncoding::Avro,
         &dead_url,
@@ -525,7 +524,7 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
         let again = reconciler(
             licences(),
             counts(&database),
-            &state_file,
+            &database,
             &alerts_topic,
             AlertEncoding::Avro,
             &url,
@@ -590,6 +589,19 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
     hooked.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
     raised.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
     assert_eq!(hooked, raised, "exactly one webhook call per transition");
+
+    // The alert log in ClickHouse holds exactly those alerts; every run left its decisions.
+    let history = ClickHouseHistory::new(&store(&database));
+    let mut logged = history.alerts(TENANT, now - Days::days(1), now + Days::days(1), 100).await.unwrap();
+    logged.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
+    assert_eq!(logged, raised, "alert_log: one row per alert, none twice");
+    let runs: Vec<(String, u64)> = store(&database)
+        .client()
+        .query(&format!("SELECT run_id, count() FROM {database}.reconciliation_runs GROUP BY run_id ORDER BY run_id"))
+        .fetch_all()
+        .await
+        .unwrap();
+    assert!(runs.len() >= 4 && runs.iter().all(|(_, n)| *n == 3), "three decisions per run: {runs:?}");
     eprintln!("grown sites: passed in {:?}", started.elapsed());
 }
 
@@ -603,8 +615,6 @@ async fn a_site_hovering_at_its_boundary_does_not_flap() {
     let alerts_topic = unique("tier-alerts");
     create_topics(&[&alerts_topic], 1).await;
     let (url, got) = webhook_receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let state_file = dir.path().join("alert-state.json");
 
     // An L site (1,000 devices; over above 1,000, back only at 980 with the default 2%
     // hysteresis). Its count over the 60-day window moves as the window slides past old
@@ -623,7 +633,7 @@ async fn a_site_hovering_at_its_boundary_does_not_flap() {
         let r = reconciler(
             book(now, &[("hover", "L")]),
             counts(&database),
-            &state_file,
+            &database,
             &alerts_topic,
             AlertEncoding::Json,
             &url,

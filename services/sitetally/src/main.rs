@@ -91,16 +91,22 @@ struct StorageArgs {
 }
 
 impl StorageArgs {
+    /// The ClickHouse store, unless --data-dir selects the embedded one.
+    fn clickhouse(&self) -> Option<sitetally_store::clickhouse::ClickHouseStore> {
+        self.data_dir.is_none().then(|| {
+            sitetally_store::clickhouse::ClickHouseStore::new(&sitetally_store::clickhouse::ClickHouseConfig {
+                url: self.clickhouse_url.clone(),
+                database: self.database.clone(),
+                ..Default::default()
+            })
+        })
+    }
+
     fn open(&self) -> anyhow::Result<std::sync::Arc<dyn sitetally_store::Store>> {
-        Ok(match &self.data_dir {
-            Some(dir) => std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?),
-            None => std::sync::Arc::new(sitetally_store::clickhouse::ClickHouseStore::new(
-                &sitetally_store::clickhouse::ClickHouseConfig {
-                    url: self.clickhouse_url.clone(),
-                    database: self.database.clone(),
-                    ..Default::default()
-                },
-            )),
+        Ok(match (&self.data_dir, self.clickhouse()) {
+            (_, Some(ch)) => std::sync::Arc::new(ch),
+            (Some(dir), None) => std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?),
+            (None, None) => unreachable!("ClickHouse unless --data-dir"),
         })
     }
 }
@@ -273,8 +279,16 @@ async fn reconcile(cmd: ReconcileCommand) -> anyhow::Result<i32> {
     } else {
         let store = cmd.storage.open()?;
         store.migrate().await?;
+        // On ClickHouse the reconciler keeps its alert state, alert log and run history in
+        // the same database (a restart anywhere sends no duplicate alert); the embedded
+        // store uses --alert-state or memory.
+        let history = cmd.storage.clickhouse().map(|ch| {
+            std::sync::Arc::new(sitetally_reconciler::history::ClickHouseHistory::new(&ch))
+        });
+        let state = history.clone().map(|h| h as std::sync::Arc<dyn sitetally_reconciler::AlertStateStore>);
+        let runs = history.map(|h| h as std::sync::Arc<dyn sitetally_reconciler::history::RunHistory>);
         let counts = std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
-        args.run_online(counts, None, shutdown_signal()).await?
+        args.run_online(counts, state, runs, shutdown_signal()).await?
     };
     print!("{output}");
     Ok(code)
