@@ -133,13 +133,26 @@ impl ServeArgs {
 
 /// `sitetally serve`: serves until `shutdown`. Installs the global Prometheus recorder
 /// unless one is installed already (then `/metrics` is empty).
-pub async fn serve<F>(args: &ServeArgs, store: Arc<dyn Store>, shutdown: F) -> anyhow::Result<()>
+/// `history`: the reconciler's ClickHouse tables (alert log for `/alerts`, and its alert
+/// state unless `--alert-state` names a file).
+pub async fn serve<F>(
+    args: &ServeArgs,
+    store: Arc<dyn Store>,
+    history: Option<Arc<sitetally_reconciler::history::ClickHouseHistory>>,
+    shutdown: F,
+) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let auth = args.authenticator()?;
     store.migrate().await?;
-    let planner = args.planner.planner(store)?;
+    let mut planner = args.planner.planner(store)?;
+    if let Some(h) = history {
+        if args.planner.alert_state.is_none() {
+            planner = planner.with_alert_state(h.clone());
+        }
+        planner = planner.with_alert_log(h);
+    }
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(h) => Some(h),
         Err(e) => {

@@ -63,6 +63,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             get(enterprise_iot),
         )
         .route("/api/v1/tenants/{tenant}/decisions", get(decisions))
+        .route("/api/v1/tenants/{tenant}/alerts", get(alerts))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -442,6 +443,51 @@ pub async fn decisions(
     ))
 }
 
+/// An alert-history query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AlertsParams {
+    /// First day, YYYY-MM-DD (default: 29 days before `to`).
+    pub from: Option<NaiveDate>,
+    /// Last day, YYYY-MM-DD (default: today, UTC). At most 366 days after `from`.
+    pub to: Option<NaiveDate>,
+    /// Items to skip (default 0, at most 1,000,000).
+    #[param(maximum = 1000000)]
+    pub offset: Option<usize>,
+    /// Page size (default 100, 1 to 1,000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    pub format: Option<Format>,
+}
+
+/// The alerts the reconciler raised for a tenant (status transitions), newest first, from
+/// its alert log (`alert_log` in ClickHouse; the embedded store keeps none, and says so
+/// with `alert_log: false`).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/alerts", tag = "tenants",
+    params(TenantPath, AlertsParams), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Alerts", content((AlertsResponse = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "Token of another tenant", body = ErrorBody),
+        (status = 404, description = "Unknown tenant", body = ErrorBody),
+        (status = 422, description = "Range or page out of bounds", body = ErrorBody),
+        (status = 503, description = "Alert log unavailable", body = ErrorBody),
+    ))]
+pub async fn alerts(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    accept: Accept,
+    PathParams(path): PathParams<TenantPath>,
+    Params(p): Params<AlertsParams>,
+) -> Result<Response, ApiError> {
+    who.check_tenant(&path.tenant)?;
+    let page = Page::new(p.offset, p.limit)?;
+    Ok(respond(p.format, accept, s.planner.alerts(&path.tenant, p.from, p.to, page).await?))
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Alive", body = HealthResponse)))]
@@ -524,11 +570,11 @@ impl utoipa::Modify for BearerAuth {
                        for capacity planners. JSON by default; CSV with `Accept: text/csv` or `?format=csv`. \
                        Errors are `{\"error\": {\"code\", \"message\"}}`."
     ),
-    paths(tenants, sites, counts, forecast, enterprise_iot, decisions, healthz, readyz, metrics, openapi),
+    paths(tenants, sites, counts, forecast, enterprise_iot, decisions, alerts, healthz, readyz, metrics, openapi),
     components(schemas(
         ErrorBody, ErrorDetail, TenantsResponse, SitesResponse, SiteRow, CountsResponse, PeriodCount,
         Granularity, ForecastResponse, Boundary, DayPoint, TrendView, CurrentView, EnterpriseIotResponse,
-        DecisionsResponse, DecisionRow, HealthResponse, Format
+        DecisionsResponse, DecisionRow, AlertsResponse, AlertRow, HealthResponse, Format
     )),
     modifiers(&BearerAuth),
     tags(

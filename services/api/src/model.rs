@@ -544,3 +544,66 @@ pub struct HealthResponse {
     /// `ok` or `ready`.
     pub status: String,
 }
+
+/// Alerts the reconciler raised for a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertsResponse {
+    pub tenant: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// False when this server has no alert log (the embedded store keeps none; ClickHouse
+    /// keeps the `alert_log` table): the list is then empty for want of a source.
+    pub alert_log: bool,
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub alerts: Vec<AlertRow>,
+}
+
+/// One alert (a status transition), newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertRow {
+    pub raised_at: DateTime<Utc>,
+    pub idempotency_key: String,
+    /// Null for tenant-wide subjects (Enterprise IoT, legacy plans).
+    pub site: Option<String>,
+    pub old_status: String,
+    pub new_status: String,
+    pub devices: u64,
+    /// `exact` or `estimated`.
+    pub method: String,
+    pub error_bound: u64,
+    pub licensed_tier: Option<String>,
+    pub required_tier: Option<String>,
+    pub message: String,
+}
+
+impl Tabular for AlertsResponse {
+    fn header(&self) -> Vec<&'static str> {
+        vec![
+            "tenant", "raised_at", "idempotency_key", "site", "old_status", "new_status", "devices", "method",
+            "error_bound", "licensed_tier", "required_tier", "message",
+        ]
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.alerts
+            .iter()
+            .map(|a| {
+                vec![
+                    self.tenant.clone(),
+                    a.raised_at.to_rfc3339(),
+                    a.idempotency_key.clone(),
+                    opt(&a.site),
+                    a.old_status.clone(),
+                    a.new_status.clone(),
+                    a.devices.to_string(),
+                    a.method.clone(),
+                    a.error_bound.to_string(),
+                    opt(&a.licensed_tier),
+                    opt(&a.required_tier),
+                    a.message.clone(),
+                ]
+            })
+            .collect()
+    }
+}

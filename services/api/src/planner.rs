@@ -14,6 +14,7 @@ use sitetally_reconciler::count::{Count, CountMethod, CountQuery, CountWindow};
 use sitetally_reconciler::decision::{Coverage, Decision, Subject};
 use sitetally_reconciler::engine::{decide_all, PreviousStatuses};
 use sitetally_reconciler::store_source::{window_days, StoreCounts};
+use sitetally_reconciler::history::AlertLog;
 use sitetally_reconciler::{AlertStateStore, LicenceBook, Settings, SubjectState, TierCatalogue};
 use sitetally_store::{CountFilter, DayRange, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -103,6 +104,7 @@ pub struct Planner {
     licences: LicenceBook,
     settings: Settings,
     alert_state: Option<Arc<dyn AlertStateStore>>,
+    alert_log: Option<Arc<dyn AlertLog>>,
     fixed_now: Option<DateTime<Utc>>,
 }
 
@@ -181,6 +183,7 @@ impl Planner {
             licences,
             settings,
             alert_state: None,
+            alert_log: None,
             fixed_now: None,
         }
     }
@@ -190,6 +193,63 @@ impl Planner {
     pub fn with_alert_state(mut self, state: Arc<dyn AlertStateStore>) -> Self {
         self.alert_state = Some(state);
         self
+    }
+
+    /// Serves the alert history from the reconciler's alert log.
+    pub fn with_alert_log(mut self, log: Arc<dyn AlertLog>) -> Self {
+        self.alert_log = Some(log);
+        self
+    }
+
+    /// Alerts raised for `tenant` from `from` to `to` (UTC days, inclusive), newest first.
+    pub async fn alerts(&self, tenant: &str, from: Option<NaiveDate>, to: Option<NaiveDate>, page: Page) -> Result<AlertsResponse, ApiError> {
+        self.require_tenant(tenant).await?;
+        let to = to.unwrap_or_else(|| self.now().date_naive());
+        let from = from.unwrap_or(to - Duration::days(29));
+        if from > to {
+            return Err(ApiError::Unprocessable(format!("from ({from}) is after to ({to})")));
+        }
+        if (to - from).num_days() + 1 > MAX_RANGE_DAYS {
+            return Err(ApiError::Unprocessable(format!("a range may span at most {MAX_RANGE_DAYS} days")));
+        }
+        let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let end = to.and_hms_opt(23, 59, 59).expect("end of day").and_utc();
+        let all = match &self.alert_log {
+            None => Vec::new(),
+            Some(log) => log
+                .alerts(tenant, start, end, (page.offset + page.limit) as u64)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("alert log: {e}")))?,
+        };
+        let rows: Vec<AlertRow> = all
+            .iter()
+            .map(|a| AlertRow {
+                raised_at: a.decided_at,
+                idempotency_key: a.idempotency_key.clone(),
+                site: a.site.clone(),
+                old_status: a.old_status.clone(),
+                new_status: a.new_status.clone(),
+                devices: a.device_count,
+                method: match a.count_method {
+                    CountMethod::Exact => "exact".into(),
+                    CountMethod::Estimated => "estimated".into(),
+                },
+                error_bound: a.error_bound,
+                licensed_tier: a.licensed_tier.clone(),
+                required_tier: a.required_tier.clone(),
+                message: a.message.clone(),
+            })
+            .collect();
+        Ok(AlertsResponse {
+            tenant: tenant.to_string(),
+            from,
+            to,
+            alert_log: self.alert_log.is_some(),
+            total: rows.len(),
+            offset: page.offset,
+            limit: page.limit,
+            alerts: page.slice(&rows),
+        })
     }
 
     /// Answers as of `now` instead of the clock (reproducible output, tests).

@@ -9,6 +9,7 @@
 use crate::alert::{Alert, AlertStateStore, StateError, SubjectState};
 use crate::reconciler::RunReport;
 use crate::settings::Settings;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -16,6 +17,14 @@ use std::fmt::Write;
 #[async_trait::async_trait]
 pub trait RunHistory: Send + Sync {
     async fn record_run(&self, report: &RunReport, settings: &Settings) -> Result<(), StateError>;
+}
+
+/// The alerts raised, for the alert-history API.
+#[async_trait::async_trait]
+pub trait AlertLog: Send + Sync {
+    /// Alerts raised for `tenant` between `from` and `to` (inclusive), newest first, at
+    /// most `limit`.
+    async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError>;
 }
 
 /// Alert state, alert log and run history in one ClickHouse database.
@@ -38,34 +47,6 @@ impl ClickHouseHistory {
     /// Uses the store's connection and database (run `migrate` first).
     pub fn new(store: &sitetally_store::clickhouse::ClickHouseStore) -> Self {
         Self { client: store.client().clone(), db: store.database().to_string() }
-    }
-
-    /// Alerts raised for `tenant` between `from` and `to` (inclusive), newest first.
-    pub async fn alerts(
-        &self,
-        tenant: &str,
-        from: chrono::DateTime<chrono::Utc>,
-        to: chrono::DateTime<chrono::Utc>,
-        limit: u64,
-    ) -> Result<Vec<Alert>, StateError> {
-        let sql = format!(
-            "SELECT any(alert) FROM {}.alert_log WHERE tenant = ? AND raised_at >= toDateTime(?) AND raised_at <= toDateTime(?) \
-             GROUP BY idempotency_key ORDER BY max(raised_at) DESC, idempotency_key LIMIT ?",
-            self.db
-        );
-        let docs: Vec<String> = self
-            .client
-            .query(&sql)
-            .bind(tenant)
-            .bind(from.timestamp())
-            .bind(to.timestamp())
-            .bind(limit)
-            .fetch_all()
-            .await
-            .map_err(unavailable)?;
-        docs.iter()
-            .map(|d| serde_json::from_str(d).map_err(|e| StateError::Corrupt(format!("alert_log: {e}"))))
-            .collect()
     }
 }
 
@@ -107,6 +88,30 @@ impl AlertStateStore for ClickHouseHistory {
             .execute()
             .await
             .map_err(unavailable)
+    }
+}
+
+#[async_trait::async_trait]
+impl AlertLog for ClickHouseHistory {
+    async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError> {
+        let sql = format!(
+            "SELECT any(alert) FROM {}.alert_log WHERE tenant = ? AND raised_at >= toDateTime(?) AND raised_at <= toDateTime(?) \
+             GROUP BY idempotency_key ORDER BY max(raised_at) DESC, idempotency_key LIMIT ?",
+            self.db
+        );
+        let docs: Vec<String> = self
+            .client
+            .query(&sql)
+            .bind(tenant)
+            .bind(from.timestamp())
+            .bind(to.timestamp())
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
+        docs.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| StateError::Corrupt(format!("alert_log: {e}"))))
+            .collect()
     }
 }
 

@@ -25,7 +25,7 @@ use sitetally_reconciler::sink::webhook::{
 };
 use sitetally_reconciler::sink::DeliveryLog;
 use sitetally_reconciler::store_source::StoreCounts;
-use sitetally_reconciler::history::ClickHouseHistory;
+use sitetally_reconciler::history::{AlertLog, ClickHouseHistory};
 use sitetally_reconciler::{
     Alert, CountMethod, LicenceBook, Reconciler, RunReport, Settings,
 };

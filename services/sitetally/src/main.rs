@@ -249,7 +249,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve(c) => {
             let store = c.storage.open()?;
-            sitetally_api::cli::serve(&c.args, store, shutdown_signal()).await?;
+            let history = c.storage.clickhouse().map(|ch| std::sync::Arc::new(sitetally_reconciler::history::ClickHouseHistory::new(&ch)));
+            sitetally_api::cli::serve(&c.args, store, history, shutdown_signal()).await?;
         }
         Command::Sites(c) => {
             let store = c.storage.open()?;

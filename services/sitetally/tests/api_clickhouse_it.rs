@@ -54,6 +54,24 @@ fn every_endpoint_against_clickhouse() {
         .block_on(sample::seed(&db.store, now))
         .expect("seed ClickHouse");
     assert!(rows > 10_000);
+    // One reconciliation with its history in ClickHouse, as `sitetally reconcile` does:
+    // the alerts it raises are what /alerts must serve.
+    let raised = rt.block_on(async {
+        use sitetally_reconciler::{history::ClickHouseHistory, LicenceBook, Reconciler, Settings};
+        let settings = Settings::default();
+        let book = LicenceBook::from_toml_str(sample::LICENCES_TOML, &settings).unwrap();
+        let store: std::sync::Arc<dyn sitetally_store::Store> = std::sync::Arc::new(ClickHouseStore::new(&ClickHouseConfig {
+            url: url.clone(),
+            database: db.name.clone(),
+            ..Default::default()
+        }));
+        let history = std::sync::Arc::new(ClickHouseHistory::new(&db.store));
+        let counts = std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
+        let r = Reconciler::new(settings, book, counts, history.clone()).with_history(history);
+        r.run_once(now).await.unwrap().alerts
+    });
+    let contoso_alerts = raised.iter().filter(|a| a.tenant == "contoso").count();
+    assert!(contoso_alerts > 0, "the sample has contoso sites over tier: {raised:?}");
 
     let dir = TempDir::new("api-ch");
     std::fs::write(dir.path().join("licences.toml"), sample::LICENCES_TOML).unwrap();
@@ -156,6 +174,12 @@ fn every_endpoint_against_clickhouse() {
         (v["devices"].as_u64(), v["gap"].as_i64()),
         (Some(30), Some(19))
     );
+    let v = admin("/api/v1/tenants/contoso/alerts");
+    assert_eq!(v["alert_log"], true);
+    let listed = v["alerts"].as_array().unwrap();
+    assert_eq!(listed.len(), contoso_alerts, "{v}");
+    assert!(listed.iter().any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"), "{v}");
+    assert!(listed.iter().all(|a| a["idempotency_key"].as_str().unwrap().len() == 32));
     let v = admin("/api/v1/tenants/contoso/decisions");
     assert_eq!(v["source"], "computed_on_demand");
     assert!(v["decisions"]
@@ -171,6 +195,7 @@ fn every_endpoint_against_clickhouse() {
         "/api/v1/tenants/contoso/sites/plant-north/forecast",
         "/api/v1/tenants/contoso/enterprise-iot",
         "/api/v1/tenants/contoso/decisions",
+        "/api/v1/tenants/contoso/alerts",
     ] {
         let r = server.get(p, Some(CONTOSO_TOKEN), Some("text/csv"));
         assert_eq!(r.status, 200, "{p}");
