@@ -497,7 +497,7 @@ impl Planner {
                     for cat in cats.values() {
                         let filter = CountFilter {
                             categories: vec![*cat],
-                            include_agent_managed: true,
+                            include_agent_managed: self.settings.count_agent_managed,
                         };
                         let c = self.merged(tenant, site, range, &filter).await?;
                         counts.push(self.period_count(ps, pe, cat.as_str(), c));
