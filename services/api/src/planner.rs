@@ -505,7 +505,7 @@ impl Planner {
                     let all = if cats.is_empty() {
                         Count::exact(0)
                     } else {
-                        self.merged(tenant, site, range, &CountFilter::all())
+                        self.merged(tenant, site, range, &self.daily_filter())
                             .await?
                     };
                     counts.push(self.period_count(ps, pe, "ALL", all));
@@ -722,7 +722,7 @@ impl Planner {
         })
     }
 
-    /// Per-day counts follow the same agent-managed setting as decisions (DESIGN §3).
+    /// Counts over time follow the same agent-managed setting as decisions (DESIGN §3).
     fn daily_filter(&self) -> CountFilter {
         CountFilter { categories: Vec::new(), include_agent_managed: self.settings.count_agent_managed }
     }
