@@ -30,13 +30,29 @@ async fn killed_without_warning_then_restarted_counts_the_same() {
     let at_kill = committed_total(&b, &group, &topic, 3);
     assert!(at_kill < total, "killed after the end ({at_kill}/{total}): the test proved nothing; make the workload bigger");
 
+    // Restart only after the killed member's session (10 s, see IngestProcess) has expired:
+    // Tansu 0.6 otherwise can keep the dead member in the group and hand the restarted one
+    // an empty assignment for minutes (seen: `partitions assigned partitions=[]`, no
+    // rebalance within 300 s).
+    tokio::time::sleep(Duration::from_secs(15)).await;
     let mut second = IngestProcess::start(&topic, &db, &group);
-    wait_until(
-        "the restarted ingest to commit everything",
-        Duration::from_secs(300),
-        || committed_total(&b, &group, &topic, 3) == total,
-    )
+    wait_until("the restarted ingest to be assigned partitions (not an empty assignment)", Duration::from_secs(120), || {
+        second.logs.lock().unwrap().iter().any(|l| l.contains("partitions assigned") && !l.contains("partitions=[]"))
+    })
     .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while committed_total(&b, &group, &topic, 3) != total {
+        if std::time::Instant::now() > deadline {
+            let logs = second.dump();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            panic!(
+                "timed out after 300s waiting for the restarted ingest to commit everything ({} of {total}); its last log lines:\n{}",
+                committed_total(&b, &group, &topic, 3),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     second.terminate();
     assert_counts(&db, &truth).await;
     // Redelivered rows may exist before merges; counting never uses row counts.

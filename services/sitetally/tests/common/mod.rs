@@ -18,9 +18,19 @@ pub struct IngestProcess {
 
 impl IngestProcess {
     pub fn start(topic: &str, db: &str, group: &str) -> Self {
+        // Short group timeouts: after a kill -9 the broker may hold a rebalance until the
+        // dead member's session expires (or, in Tansu, up to the rebalance timeout, which
+        // librdkafka sets to max.poll.interval.ms: 300 s by default).
+        let config = std::env::temp_dir().join(format!("{group}-{}-ingest.toml", std::process::id()));
+        std::fs::write(
+            &config,
+            "[kafka.properties]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"60000\"\n",
+        )
+        .expect("write the ingest config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_sitetally"))
+            .args(["ingest", "--config"])
+            .arg(&config)
             .args([
-                "ingest",
                 "--brokers",
                 &brokers(),
                 "--topic",
