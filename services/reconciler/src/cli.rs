@@ -41,6 +41,20 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "FILE", env = "SITETALLY_LICENCES")]
     pub licences: Option<PathBuf>,
 
+    /// Read licences from ClickHouse's `licences` table (see --import-licences) instead of
+    /// --licences FILE. Loaded when the service starts.
+    #[arg(long, conflicts_with = "licences")]
+    pub licences_from_clickhouse: bool,
+
+    /// Validate FILE (TOML or JSON, as --licences) and store it in ClickHouse's `licences`
+    /// table (newest import of a tenant wins), then exit.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["licences", "licences_from_clickhouse", "counts"])]
+    pub import_licences: Option<PathBuf>,
+
+    /// Licences loaded by the caller (from the licences table); wins over --licences.
+    #[arg(skip)]
+    pub preloaded_licences: Option<LicenceBook>,
+
     /// Reconcile offline from this counts CSV instead of storage:
     /// `tenant,site,category,count[,error_bound]`, categories OT, IOT, NETWORK,
     /// COMPUTERS_MOBILE, UNKNOWN.
@@ -140,6 +154,9 @@ impl ReconcileArgs {
 
     /// Licences from --licences (an empty book when unset: every site is unlicensed).
     pub fn load_licences(&self, settings: &Settings) -> Result<LicenceBook, ReconcileError> {
+        if let Some(book) = &self.preloaded_licences {
+            return Ok(book.clone());
+        }
         match &self.licences {
             None => Ok(LicenceBook::default()),
             Some(p) => Ok(LicenceBook::load(p, settings)?),

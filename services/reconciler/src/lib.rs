@@ -8,6 +8,7 @@
 //!   licensing documents, each with its documented default;
 //! - [`licence`]    tenants, sites, OT licences, Enterprise IoT coverage, legacy plans,
 //!   and the validated TOML/JSON licence file;
+//! - [`licence_table`] licences stored in ClickHouse (`--import-licences`, `--licences-from-clickhouse`);
 //! - [`count`]      error-aware counts (exact or estimated ± sigma) and the
 //!   [`count::CountSource`] trait storage implements;
 //! - [`decision`]   pure decisions: status of a site / tenant for a count at a time;
@@ -30,6 +31,7 @@ pub mod decision;
 pub mod engine;
 pub mod history;
 pub mod licence;
+pub mod licence_table;
 pub mod offline;
 pub mod reconciler;
 pub mod settings;

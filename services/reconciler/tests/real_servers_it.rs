@@ -720,3 +720,48 @@ async fn a_site_hovering_at_its_boundary_does_not_flap() {
     assert_eq!(webhook_alerts(&got), raised, "no flapping at the webhook");
     eprintln!("hovering site: passed in {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse: run scripts/test.sh"]
+async fn licences_round_trip_through_the_clickhouse_table() {
+    use sitetally_reconciler::licence_table::{import, load, LicenceTableError};
+    let database = unique("recon_licences");
+    let ch = store(&database);
+    ch.migrate().await.unwrap();
+    let settings = Settings::default();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/licences.toml");
+    let from_file = LicenceBook::load(&example, &settings).unwrap();
+    let n = import(&ch, &example, &settings).await.unwrap();
+    assert_eq!(n, from_file.tenants.len());
+    assert_eq!(load(&ch, &settings).await.unwrap(), from_file, "the table reads back as the file");
+
+    // A newer import of one tenant replaces only that tenant.
+    let dir = std::env::temp_dir().join(format!("{database}-licences"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = at(now_ms());
+    let update = dir.join("update.toml");
+    std::fs::write(&update, format!("[[tenants]]\nid = \"{TENANT}\"\n[[tenants.sites]]\nid = \"only-site\"\n")).unwrap();
+    import(&ch, &update, &settings).await.unwrap();
+    let book = load(&ch, &settings).await.unwrap();
+    assert_eq!(book.tenants.len(), from_file.tenants.len() + usize::from(from_file.tenant(TENANT).is_none()));
+    assert_eq!(book.tenant(TENANT).unwrap().sites.len(), 1);
+
+    // A bad file is refused with the field named, and nothing is stored.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[tenants]]\nid = \"t\"\n[[tenants.sites]]\nid = \"s\"\n[[tenants.sites.licences]]\ntier = \"HUGE\"\nkind = \"paid\"\nstart = \"2026-01-01\"\n").unwrap();
+    let e = import(&ch, &bad, &settings).await.unwrap_err().to_string();
+    assert!(e.contains("tenants[0].sites[0]"), "{e}");
+    assert!(load(&ch, &settings).await.unwrap().tenant("t").is_none());
+
+    // A stored document that no longer validates is reported with its tenant.
+    ch.client()
+        .query(&format!("INSERT INTO {database}.licences (tenant, document, updated_ms) VALUES ('broken', '{{\"id\": \"broken\", \"colour\": 1}}', 1)"))
+        .execute()
+        .await
+        .unwrap();
+    match load(&ch, &settings).await {
+        Err(LicenceTableError::Stored { tenant, .. }) => assert_eq!(tenant, "broken"),
+        other => panic!("expected the broken tenant to be named: {other:?}"),
+    }
+    let _ = (now, std::fs::remove_dir_all(&dir));
+}

@@ -273,7 +273,24 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn reconcile(cmd: ReconcileCommand) -> anyhow::Result<i32> {
+async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
+    use sitetally_store::Store;
+    if cmd.reconcile.import_licences.is_some() || cmd.reconcile.licences_from_clickhouse {
+        let ch = cmd
+            .storage
+            .clickhouse()
+            .ok_or_else(|| anyhow::anyhow!("licences in ClickHouse need ClickHouse (not --data-dir)"))?;
+        ch.migrate().await?;
+        let settings = cmd.reconcile.load_settings()?;
+        if let Some(file) = &cmd.reconcile.import_licences {
+            let n = sitetally_reconciler::licence_table::import(&ch, file, &settings).await?;
+            println!("imported the licences of {n} tenants from {} into {}.licences", file.display(), ch.database());
+            return Ok(0);
+        }
+        let book = sitetally_reconciler::licence_table::load(&ch, &settings).await?;
+        tracing::info!(tenants = book.tenants.len(), "licences loaded from ClickHouse");
+        cmd.reconcile.preloaded_licences = Some(book);
+    }
     let args = &cmd.reconcile;
     let (output, code) = if args.is_offline() {
         args.run_offline().await?

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "alert_state", include_str!("../../../schemas/clickhouse/004_alert_state.sql")),
     (5, "alert_log", include_str!("../../../schemas/clickhouse/005_alert_log.sql")),
     (6, "reconciliation_runs", include_str!("../../../schemas/clickhouse/006_reconciliation_runs.sql")),
+    (7, "licences", include_str!("../../../schemas/clickhouse/007_licences.sql")),
 ];
 
 /// `uniqCombined` counts exactly (up to 32-bit hash collisions) while its state is a
