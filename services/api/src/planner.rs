@@ -749,7 +749,11 @@ impl Planner {
             .filter(|c| c.tenant == tenant)
             .map(|c| store_count(c.exact, c.count, c.sigma))
             .collect();
-        let mut count = Count::sum(&per_site);
+        // Merged across sites where the store can (a device at two sites counts once).
+        let mut count = match self.store.tenant_count(tenant, range, &filter).await? {
+            Some(c) => store_count(c.exact, c.count, c.sigma),
+            None => Count::sum(&per_site),
+        };
         let (decisions, _) = self.decide(tenant).await?;
         let decision = decisions
             .iter()

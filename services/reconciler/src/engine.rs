@@ -87,6 +87,33 @@ fn per_site(
     out
 }
 
+/// A tenant's distinct devices in `categories`: merged across sites when the source can
+/// (a device seen at several sites counts once), else the sum of its per-site counts.
+async fn tenant_estimate(
+    source: &dyn CountSource,
+    tenant: &str,
+    categories: &[DeviceCategory],
+    query: &CountQuery,
+    per_site_sum: Count,
+) -> Result<Count, CountError> {
+    Ok(source.tenant_count(tenant, categories, query).await?.unwrap_or(per_site_sum))
+}
+
+/// Exact tenant-wide distinct devices (every site of the tenant), or the sum of exact
+/// per-site counts when the source cannot merge across sites.
+async fn exact_tenant(
+    source: &dyn CountSource,
+    tenant: &str,
+    sites: &[String],
+    categories: &[DeviceCategory],
+    query: &CountQuery,
+) -> Result<u64, CountError> {
+    match source.exact_tenant_count(tenant, categories, query).await? {
+        Some(n) => Ok(n),
+        None => exact_sum(source, tenant, sites, categories, query).await,
+    }
+}
+
 async fn exact_sum(
     source: &dyn CountSource,
     tenant: &str,
@@ -244,11 +271,11 @@ pub async fn decide_all(
                 let d = resolve(
                     subject,
                     q.window,
-                    sum(&settings.eiot_categories),
+                    tenant_estimate(source, &t.id, &settings.eiot_categories, &q, sum(&settings.eiot_categories)).await?,
                     settings,
                     now,
                     |v| decide_eiot(t, v, prev, settings, now),
-                    || exact_sum(source, &t.id, &site_ids, &settings.eiot_categories, &q),
+                    || exact_tenant(source, &t.id, &site_ids, &settings.eiot_categories, &q),
                 )
                 .await;
                 decisions.push(d);
@@ -262,12 +289,12 @@ pub async fn decide_all(
                 let d = resolve(
                     subject,
                     q.window,
-                    sum(&settings.legacy_eiot_categories),
+                    tenant_estimate(source, &t.id, &settings.legacy_eiot_categories, &q, sum(&settings.legacy_eiot_categories)).await?,
                     settings,
                     now,
                     |v| decide_legacy_eiot(t, v, prev, settings, now).expect("commitment in force"),
                     || {
-                        exact_sum(
+                        exact_tenant(
                             source,
                             &t.id,
                             &site_ids,
@@ -419,5 +446,43 @@ e5_licences = 240
         // location, not an unlicensed OT site.
         assert!(d.iter().all(|d| d.subject.site() != Some("p2")));
         assert_eq!(d[0].window.days(), 60);
+    }
+
+    /// Per-site counts plus a tenant-wide merge (as ClickHouse answers it).
+    struct MergingCounts {
+        inner: StaticCounts,
+        tenant_wide: u64,
+    }
+
+    #[async_trait::async_trait]
+    impl CountSource for MergingCounts {
+        async fn site_counts(&self, q: &CountQuery) -> Result<Vec<SiteCount>, CountError> {
+            self.inner.site_counts(q).await
+        }
+        async fn exact_site_count(&self, t: &str, s: &str, c: &[DeviceCategory], q: &CountQuery) -> Result<u64, CountError> {
+            self.inner.exact_site_count(t, s, c, q).await
+        }
+        async fn tenant_count(&self, _: &str, _: &[DeviceCategory], _: &CountQuery) -> Result<Option<Count>, CountError> {
+            Ok(Some(Count::exact(self.tenant_wide)))
+        }
+    }
+
+    #[tokio::test]
+    async fn eiot_counts_a_device_seen_at_two_sites_once_when_the_source_can_merge() {
+        // 1,000 + 204 per site, but 10 devices were seen at both sites: 1,194 distinct.
+        let src = MergingCounts {
+            inner: StaticCounts {
+                counts: vec![sc("p1", DeviceCategory::Iot, Count::exact(1_000)), sc("p2", DeviceCategory::Iot, Count::exact(204))],
+                ..Default::default()
+            },
+            tenant_wide: 1_194,
+        };
+        let d = decide_all(&book(), &Settings::default(), &src, &HashMap::new(), t("2025-06-01T00:00:00Z")).await.unwrap();
+        let e = d.iter().find(|d| matches!(d.subject, Subject::EnterpriseIot { .. })).unwrap();
+        assert_eq!(e.count.value, 1_194);
+        // 240 E5 × 5 = 1,200 covers 1,194 (near the limit): nothing to buy, where the
+        // per-site sum (1,204) would have asked for a standalone licence.
+        assert!(!matches!(e.status(), Status::StandaloneNeeded { .. }), "{:?}", e.status());
+        assert_eq!(e.status().code(), "NEAR_LIMIT");
     }
 }

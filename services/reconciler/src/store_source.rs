@@ -62,6 +62,17 @@ impl CountSource for StoreCounts {
         let filter = CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed };
         self.store.exact_site_count(tenant, site, window_days(query), &filter).await.map_err(unavailable)
     }
+
+    async fn tenant_count(&self, tenant: &str, categories: &[DeviceCategory], query: &CountQuery) -> Result<Option<Count>, CountError> {
+        let filter = CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed };
+        let c = self.store.tenant_count(tenant, window_days(query), &filter).await.map_err(unavailable)?;
+        Ok(c.map(|c| if c.exact { Count::exact(c.count) } else { Count::estimated(c.count, c.sigma) }))
+    }
+
+    async fn exact_tenant_count(&self, tenant: &str, categories: &[DeviceCategory], query: &CountQuery) -> Result<Option<u64>, CountError> {
+        let filter = CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed };
+        self.store.exact_tenant_count(tenant, window_days(query), &filter).await.map_err(unavailable)
+    }
 }
 
 #[cfg(test)]

@@ -333,6 +333,31 @@ impl Store for ClickHouseStore {
             .map_err(classify)
     }
 
+    async fn tenant_count(&self, tenant: &str, days: DayRange, filter: &CountFilter) -> Result<Option<SiteCount>, StoreError> {
+        // The device key does not include the site: merging every site's sketch counts a
+        // device seen at several sites once.
+        let sql = format!(
+            "SELECT toUInt64(uniqCombinedMerge(devices)) FROM {}.site_devices_daily \
+             WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
+            self.db(),
+            filter_sql(filter)
+        );
+        let count: u64 = self.client.query(&sql).bind(tenant).bind(days.from).bind(days.to).fetch_one().await.map_err(classify)?;
+        let (exact, sigma) = count_quality(count);
+        Ok(Some(SiteCount { tenant: tenant.to_string(), site: String::new(), count, exact, sigma }))
+    }
+
+    async fn exact_tenant_count(&self, tenant: &str, days: DayRange, filter: &CountFilter) -> Result<Option<u64>, StoreError> {
+        let sql = format!(
+            "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
+             WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
+            self.db(),
+            filter_sql(filter)
+        );
+        let count = self.client.query(&sql).bind(tenant).bind(days.from).bind(days.to).fetch_one().await.map_err(classify)?;
+        Ok(Some(count))
+    }
+
     async fn daily_counts(&self, tenant: &str, site: &str, days: DayRange, filter: &CountFilter) -> Result<Vec<DailyCount>, StoreError> {
         // The sketch table keeps agent-managed devices in their own sketches, so excluding
         // them is a filter on the key, not a recount.

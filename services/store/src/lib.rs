@@ -98,6 +98,18 @@ pub trait Store: Send + Sync {
         filter: &CountFilter,
     ) -> Result<Vec<SiteCount>, StoreError>;
 
+    /// Distinct devices of a whole tenant over `days` (sketches merged across its sites, so
+    /// a device seen at several sites counts once). `None`: this store cannot merge across
+    /// sites, and callers fall back to summing per-site counts.
+    async fn tenant_count(&self, _tenant: &str, _days: DayRange, _filter: &CountFilter) -> Result<Option<SiteCount>, StoreError> {
+        Ok(None)
+    }
+
+    /// Exact distinct devices of a whole tenant over `days`; `None` as for `tenant_count`.
+    async fn exact_tenant_count(&self, _tenant: &str, _days: DayRange, _filter: &CountFilter) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     /// Exact distinct devices of one site over `days` (from sightings).
     async fn exact_site_count(
         &self,

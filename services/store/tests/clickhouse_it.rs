@@ -76,3 +76,25 @@ async fn tenant_text_is_bound_not_spliced() {
     let counts = s.site_counts(Some(evil), DayRange { from: 0, to: 30_000 }, &CountFilter::all()).await.unwrap();
     assert!(counts.is_empty());
 }
+
+#[tokio::test]
+#[ignore = "needs ClickHouse: run scripts/test.sh"]
+async fn a_device_at_two_sites_counts_once_tenant_wide() {
+    let s = store("tenantwide");
+    s.migrate().await.unwrap();
+    let day = 20_000;
+    // Keys 40..49 are seen at both sites.
+    let mut rows: Vec<Sighting> = (0..50u64).map(|k| row("a", day, k, DeviceCategory::Iot)).collect();
+    rows.extend((40..90u64).map(|k| row("b", day, k, DeviceCategory::Iot)));
+    s.write_sightings(&rows).await.unwrap();
+    let days = DayRange { from: day, to: day };
+    let per_site: u64 = s.site_counts(Some("acme"), days, &CountFilter::all()).await.unwrap().iter().map(|c| c.count).sum();
+    assert_eq!(per_site, 100);
+    let t = s.tenant_count("acme", days, &CountFilter::all()).await.unwrap().unwrap();
+    assert_eq!((t.count, t.exact), (90, true));
+    assert_eq!(s.exact_tenant_count("acme", days, &CountFilter::all()).await.unwrap(), Some(90));
+    // Keys that are multiples of 10 are agent-managed: 9 of 0..90.
+    let no_agents = CountFilter { categories: vec![], include_agent_managed: false };
+    assert_eq!(s.exact_tenant_count("acme", days, &no_agents).await.unwrap(), Some(81));
+    assert_eq!(s.tenant_count("other", days, &CountFilter::all()).await.unwrap().unwrap().count, 0);
+}
