@@ -142,7 +142,11 @@ pub fn check_id(kind: &str, id: &str) -> Result<(), ApiError> {
 }
 
 fn method(c: &Count) -> String {
-    match c.method {
+    method_name(c.method)
+}
+
+fn method_name(m: CountMethod) -> String {
+    match m {
         CountMethod::Exact => "exact".into(),
         CountMethod::Estimated => "estimated".into(),
     }
@@ -230,10 +234,7 @@ impl Planner {
                 old_status: a.old_status.clone(),
                 new_status: a.new_status.clone(),
                 devices: a.device_count,
-                method: match a.count_method {
-                    CountMethod::Exact => "exact".into(),
-                    CountMethod::Estimated => "estimated".into(),
-                },
+                method: method_name(a.count_method),
                 error_bound: a.error_bound,
                 licensed_tier: a.licensed_tier.clone(),
                 required_tier: a.required_tier.clone(),

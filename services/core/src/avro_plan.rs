@@ -341,27 +341,7 @@ mod tests {
     }
 
     fn arb_event() -> impl Strategy<Value = Discovery<'static>> {
-        let s = || "[a-zA-Z0-9:.\\- é]{0,24}";
-        (
-            (s(), s(), s(), any::<i64>(), proptest::option::of(s()), proptest::option::of(s())),
-            (proptest::collection::vec(s(), 0..7), proptest::collection::vec(s(), 0..7), 0..5usize, any::<bool>()),
-            (proptest::option::of(s()), proptest::option::of(s()), proptest::option::of(s())),
-        )
-            .prop_map(|((tenant, site, sensor, at, zone, device_id), (macs, ips, cat, agent), (vendor, model, hostname))| Discovery {
-                tenant: tenant.into(),
-                site: site.into(),
-                sensor: sensor.into(),
-                observed_at: at,
-                zone: zone.map(Into::into),
-                device_id: device_id.map(Into::into),
-                macs: macs.into_iter().map(Into::into).collect(),
-                ips: ips.into_iter().map(Into::into).collect(),
-                category: DeviceCategory::ALL[cat],
-                agent_managed: agent,
-                vendor: vendor.map(Into::into),
-                model: model.map(Into::into),
-                hostname: hostname.map(Into::into),
-            })
+        crate::event::arb_discovery("[a-zA-Z0-9:.\\- é]{0,24}")
     }
 
     fn plans() -> Vec<(ReportPlan, serde_avro_fast::Schema)> {

@@ -280,6 +280,34 @@ pub struct Sighting {
     pub seen_at_ms: i64,
 }
 
+/// Arbitrary events for the decoders' property tests, with strings drawn from `text`
+/// (a proptest regex).
+#[cfg(test)]
+pub(crate) fn arb_discovery(text: &'static str) -> impl proptest::strategy::Strategy<Value = Discovery<'static>> {
+    use proptest::prelude::*;
+    let s = move || text;
+    (
+        (s(), s(), s(), any::<i64>(), proptest::option::of(s()), proptest::option::of(s())),
+        (proptest::collection::vec(s(), 0..7), proptest::collection::vec(s(), 0..7), 0..5usize, any::<bool>()),
+        (proptest::option::of(s()), proptest::option::of(s()), proptest::option::of(s())),
+    )
+        .prop_map(|((tenant, site, sensor, at, zone, device_id), (macs, ips, cat, agent), (vendor, model, hostname))| Discovery {
+            tenant: tenant.into(),
+            site: site.into(),
+            sensor: sensor.into(),
+            observed_at: at,
+            zone: zone.map(Into::into),
+            device_id: device_id.map(Into::into),
+            macs: macs.into_iter().map(Into::into).collect(),
+            ips: ips.into_iter().map(Into::into).collect(),
+            category: DeviceCategory::ALL[cat],
+            agent_managed: agent,
+            vendor: vendor.map(Into::into),
+            model: model.map(Into::into),
+            hostname: hostname.map(Into::into),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

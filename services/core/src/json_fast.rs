@@ -23,75 +23,60 @@ pub fn decode(payload: &[u8]) -> Option<Report<'_>> {
     // One bit per known field: required ones must appear, none may repeat.
     let mut seen = 0u16;
     p.ws();
-    p.eat(b'{')?;
-    p.ws();
-    if p.peek()? == b'}' {
-        return None;
-    }
-    loop {
-        p.ws();
-        let key = p.plain_str()?;
-        p.ws();
-        p.eat(b':')?;
-        p.ws();
+    p.sequence(b'{', b'}', |q| {
+        let key = q.plain_str()?;
+        q.ws();
+        q.eat(b':')?;
+        q.ws();
         let bit = match key {
             "tenant" => {
-                out.tenant = Cow::Borrowed(p.plain_str()?);
+                out.tenant = Cow::Borrowed(q.plain_str()?);
                 1
             }
             "site" => {
-                out.site = Cow::Borrowed(p.plain_str()?);
+                out.site = Cow::Borrowed(q.plain_str()?);
                 2
             }
             "sensor" => {
-                out.sensor = Cow::Borrowed(p.plain_str()?);
+                out.sensor = Cow::Borrowed(q.plain_str()?);
                 4
             }
             "observed_at" => {
-                out.observed_at = if p.peek()? == b'"' { parse_rfc3339_ms(p.plain_str()?)? } else { p.integer()? };
+                out.observed_at = if q.peek()? == b'"' { parse_rfc3339_ms(q.plain_str()?)? } else { q.integer()? };
                 8
             }
             "zone" => {
-                out.zone = p.opt_str()?;
+                out.zone = q.opt_str()?;
                 16
             }
             "device_id" => {
-                out.device_id = p.opt_str()?;
+                out.device_id = q.opt_str()?;
                 32
             }
             "macs" => {
-                p.str_list(&mut out.macs)?;
+                q.str_list(&mut out.macs)?;
                 64
             }
             "ips" => {
-                p.str_list(&mut out.ips)?;
+                q.str_list(&mut out.ips)?;
                 128
             }
             "category" => {
-                let name = p.plain_str()?;
+                let name = q.plain_str()?;
                 out.category = DeviceCategory::ALL.into_iter().find(|c| name == c.as_str() || name == lower(*c))?;
                 256
             }
             "agent_managed" => {
-                out.agent_managed = p.boolean()?;
+                out.agent_managed = q.boolean()?;
                 512
             }
             _ => {
-                p.skip_value(0)?;
+                q.skip_value(0)?;
                 0
             }
         };
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
-        p.ws();
-        match p.next()? {
-            b',' => continue,
-            b'}' => break,
-            _ => return None,
-        }
-    }
+        (seen & bit == 0).then(|| seen |= bit)
+    })?;
     p.ws();
     (p.i == p.b.len() && seen & 0b1111 == 0b1111).then_some(out)
 }
@@ -187,19 +172,28 @@ impl<'a> Scanner<'a> {
     }
 
     fn str_list(&mut self, out: &mut Identifiers<'a>) -> Option<()> {
-        self.eat(b'[')?;
+        self.sequence(b'[', b']', |p| {
+            out.push(Text::from(p.plain_str()?));
+            Some(())
+        })
+    }
+
+    /// `open` items separated by commas `close` (possibly empty), whitespace allowed
+    /// around every token; `item` reads one item.
+    fn sequence(&mut self, open: u8, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(open)?;
         self.ws();
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.i += 1;
             return Some(());
         }
         loop {
             self.ws();
-            out.push(Text::from(self.plain_str()?));
+            item(self)?;
             self.ws();
             match self.next()? {
                 b',' => continue,
-                b']' => return Some(()),
+                c if c == close => return Some(()),
                 _ => return None,
             }
         }
@@ -229,46 +223,14 @@ impl<'a> Scanner<'a> {
         }
         match self.peek()? {
             b'"' => self.skip_string(),
-            b'{' => {
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.skip_string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.next()? {
-                        b',' => continue,
-                        b'}' => return Some(()),
-                        _ => return None,
-                    }
-                }
-            }
-            b'[' => {
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b']' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.next()? {
-                        b',' => continue,
-                        b']' => return Some(()),
-                        _ => return None,
-                    }
-                }
-            }
+            b'{' => self.sequence(b'{', b'}', |p| {
+                p.skip_string()?;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                p.skip_value(depth + 1)
+            }),
+            b'[' => self.sequence(b'[', b']', |p| p.skip_value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -350,27 +312,7 @@ mod tests {
     }
 
     fn arb_event() -> impl Strategy<Value = Discovery<'static>> {
-        let s = || "[a-zA-Z0-9:.\\- é\"\\\\/\u{1}]{0,16}";
-        (
-            (s(), s(), s(), any::<i64>(), proptest::option::of(s()), proptest::option::of(s())),
-            (proptest::collection::vec(s(), 0..6), proptest::collection::vec(s(), 0..6), 0..5usize, any::<bool>()),
-            (proptest::option::of(s()), proptest::option::of(s())),
-        )
-            .prop_map(|((tenant, site, sensor, at, zone, device_id), (macs, ips, cat, agent), (vendor, hostname))| Discovery {
-                tenant: tenant.into(),
-                site: site.into(),
-                sensor: sensor.into(),
-                observed_at: at,
-                zone: zone.map(Into::into),
-                device_id: device_id.map(Into::into),
-                macs: macs.into_iter().map(Into::into).collect(),
-                ips: ips.into_iter().map(Into::into).collect(),
-                category: DeviceCategory::ALL[cat],
-                agent_managed: agent,
-                vendor: vendor.map(Into::into),
-                model: None,
-                hostname: hostname.map(Into::into),
-            })
+        crate::event::arb_discovery("[a-zA-Z0-9:.\\- é\"\\\\/\u{1}]{0,16}")
     }
 
     /// Whether the fast path accepted `payload`, failing the case if serde reads it differently.

@@ -30,6 +30,11 @@ pub fn window_days(query: &CountQuery) -> DayRange {
     DayRange { from: day(query.window.start), to: day(query.window.end) }
 }
 
+/// The store filter of a count query over `categories`.
+fn filter(categories: &[DeviceCategory], query: &CountQuery) -> CountFilter {
+    CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed }
+}
+
 fn unavailable(e: StoreError) -> CountError {
     if e.is_retryable() {
         CountError::Unavailable(e.to_string())
@@ -43,7 +48,7 @@ impl CountSource for StoreCounts {
     async fn site_counts(&self, query: &CountQuery) -> Result<Vec<SiteCount>, CountError> {
         let mut out = Vec::new();
         for category in DeviceCategory::ALL {
-            let filter = CountFilter { categories: vec![category], include_agent_managed: query.include_agent_managed };
+            let filter = filter(&[category], query);
             for c in self.store.site_counts(self.tenant.as_deref(), window_days(query), &filter).await.map_err(unavailable)? {
                 let count = if c.exact { Count::exact(c.count) } else { Count::estimated(c.count, c.sigma) };
                 out.push(SiteCount { tenant: c.tenant, site: c.site, category, count });
@@ -59,18 +64,18 @@ impl CountSource for StoreCounts {
         categories: &[DeviceCategory],
         query: &CountQuery,
     ) -> Result<u64, CountError> {
-        let filter = CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed };
+        let filter = filter(categories, query);
         self.store.exact_site_count(tenant, site, window_days(query), &filter).await.map_err(unavailable)
     }
 
     async fn tenant_count(&self, tenant: &str, categories: &[DeviceCategory], query: &CountQuery) -> Result<Option<Count>, CountError> {
-        let filter = CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed };
+        let filter = filter(categories, query);
         let c = self.store.tenant_count(tenant, window_days(query), &filter).await.map_err(unavailable)?;
         Ok(c.map(|c| if c.exact { Count::exact(c.count) } else { Count::estimated(c.count, c.sigma) }))
     }
 
     async fn exact_tenant_count(&self, tenant: &str, categories: &[DeviceCategory], query: &CountQuery) -> Result<Option<u64>, CountError> {
-        let filter = CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed };
+        let filter = filter(categories, query);
         self.store.exact_tenant_count(tenant, window_days(query), &filter).await.map_err(unavailable)
     }
 }
