@@ -1,20 +1,98 @@
-//! The API against the real ClickHouse: the sample world is written through
-//! `ClickHouseStore::write_sightings` (as ingest writes it) into a database of its own,
-//! then `sitetally serve --clickhouse-url` is asked every endpoint, JSON and CSV, with
-//! tenant and admin tokens.
+//! The API against the real ClickHouse, on data written by ingest: the sample world's
+//! sightings become discovery events (each device-day reported twice, Avro and JSON, by
+//! two sensors in two MAC spellings), are produced to the real broker and ingested into a
+//! database of its own; then `sitetally serve --clickhouse-url` is asked every endpoint,
+//! JSON and CSV, with tenant and admin tokens.
 //!
-//! Needs a server: `scripts/test.sh` starts one and sets SITETALLY_TEST_CLICKHOUSE_URL.
+//! Needs the servers: `scripts/test.sh` starts them and sets SITETALLY_TEST_KAFKA and
+//! SITETALLY_TEST_CLICKHOUSE_URL.
 
 mod api_support;
+#[path = "../../ingest/tests/support/mod.rs"]
+mod support;
 
 use api_support::{Server, TempDir};
 use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN, FABRIKAM_TOKEN};
+use sitetally_core::{codec, Discovery, Sighting};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
+use std::time::Duration;
+use support::{brokers, clickhouse_url, committed_total, create_topics, ingest_config, produce, unique};
 
-fn clickhouse_url() -> String {
-    std::env::var("SITETALLY_TEST_CLICKHOUSE_URL").expect(
-        "SITETALLY_TEST_CLICKHOUSE_URL is not set: run scripts/test.sh, which starts ClickHouse",
-    )
+/// Two reports of one sample sighting: Avro from sensor `a` with a lower-case colon MAC,
+/// JSON from sensor `b` with the same MAC upper-case and dashed. The MAC is the sighting's
+/// (already distinct) key, locally administered, so ingest derives one device per key.
+fn reports_of(s: &Sighting, avro_schema: &apache_avro::Schema) -> [(Vec<u8>, Vec<u8>); 2] {
+    let mac = |sep: &str, upper: bool| {
+        let mut b = (s.device_key & 0xff_ffff_ffff).to_be_bytes();
+        b[2] = 0x02; // bytes 3..8 are the key's low 40 bits; 0x02: locally administered
+        let parts: Vec<String> =
+            b[2..].iter().map(|x| if upper { format!("{x:02X}") } else { format!("{x:02x}") }).collect();
+        parts.join(sep)
+    };
+    let event = |sensor: String, mac: String| Discovery {
+        tenant: s.tenant.as_str().into(),
+        site: s.site.as_str().into(),
+        sensor: sensor.into(),
+        observed_at: s.seen_at_ms,
+        zone: None,
+        device_id: None,
+        macs: vec![mac.into()],
+        ips: vec![],
+        category: s.category,
+        agent_managed: s.agent_managed,
+        vendor: None,
+        model: None,
+        hostname: None,
+    };
+    let key = format!("{}/{}", s.tenant, s.site).into_bytes();
+    let avro = codec::encode_avro(&event(format!("{}-a", s.site), mac(":", false)), 1, avro_schema).unwrap();
+    let json = serde_json::to_vec(&event(format!("{}-b", s.site), mac("-", true))).unwrap();
+    [(key.clone(), avro), (key, json)]
+}
+
+/// Produces the sample world (with "today" the day of `now`) and runs ingest until it has
+/// committed every message; returns the number of device-days (sightings) it stands for.
+async fn ingest_sample(db: &str, now: chrono::DateTime<chrono::Utc>) -> usize {
+    let topic = unique("api_sample");
+    create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
+    let schema = codec::bundled_avro_schema(1).expect("bundled schema 1");
+    let sightings = sample::sightings(now);
+    let msgs: Vec<_> = sightings.iter().flat_map(|s| reports_of(s, &schema)).collect();
+    let total = tokio::task::spawn_blocking({
+        let topic = topic.clone();
+        move || produce(&topic, msgs) as i64
+    })
+    .await
+    .unwrap();
+
+    let config = ingest_config(&topic, db);
+    let group = config.kafka.group_id.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ingest = tokio::spawn(sitetally_ingest::consumer::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let b = brokers();
+    support::wait_until("ingest to commit the sample world", Duration::from_secs(180), || {
+        committed_total(&b, &group, &topic, 2) == total
+    })
+    .await;
+    stop_tx.send(()).unwrap();
+    let report = ingest.await.unwrap().unwrap();
+    assert_eq!(report.messages, total as u64);
+    assert_eq!(report.rejected, 0, "the sample world is valid: {report:?}");
+    assert_eq!(report.not_a_device, 0, "{report:?}");
+    // Dedup holds today and yesterday; older days are written through and collapse in
+    // ClickHouse, so only the recent days' second reports are dedup hits.
+    assert_eq!(report.new_devices + report.duplicates, total as u64, "{report:?}");
+    assert!(report.duplicates > 0, "the recent days' second reports are dedup hits: {report:?}");
+    let device_days: u64 = support::store(db)
+        .client()
+        .query(&format!("SELECT uniqExact(tenant, site, day, device_key) FROM {db}.sightings"))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(device_days, sightings.len() as u64, "one device per sample sighting, Avro and JSON spellings merged");
+    sightings.len()
 }
 
 struct Db {
@@ -36,10 +114,10 @@ impl Drop for Db {
 }
 
 #[test]
-#[ignore = "needs ClickHouse: run scripts/test.sh"]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
 fn every_endpoint_against_clickhouse() {
     let url = clickhouse_url();
-    let name = format!("it_api_{}", std::process::id());
+    let name = unique("it_api");
     let db = Db {
         store: ClickHouseStore::new(&ClickHouseConfig {
             url: url.clone(),
@@ -50,9 +128,7 @@ fn every_endpoint_against_clickhouse() {
     };
     let now = chrono_now();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let rows = rt
-        .block_on(sample::seed(&db.store, now))
-        .expect("seed ClickHouse");
+    let rows = rt.block_on(ingest_sample(&db.name, now));
     assert!(rows > 10_000);
     // One reconciliation with its history in ClickHouse, as `sitetally reconcile` does:
     // the alerts it raises are what /alerts must serve.
