@@ -133,12 +133,12 @@ impl ServeArgs {
 
 /// `sitetally serve`: serves until `shutdown`. Installs the global Prometheus recorder
 /// unless one is installed already (then `/metrics` is empty).
-/// `history`: the reconciler's ClickHouse tables (alert log for `/alerts`, and its alert
-/// state unless `--alert-state` names a file).
+/// `memory`: where the reconciler keeps its alert log (for `/alerts`) and its alert state
+/// (used unless `--alert-state` names a file).
 pub async fn serve<F>(
     args: &ServeArgs,
     store: Arc<dyn Store>,
-    history: Option<Arc<sitetally_reconciler::history::ClickHouseHistory>>,
+    memory: sitetally_reconciler::history::ReconcilerMemory,
     shutdown: F,
 ) -> anyhow::Result<()>
 where
@@ -147,11 +147,11 @@ where
     let auth = args.authenticator()?;
     store.migrate().await?;
     let mut planner = args.planner.planner(store)?;
-    if let Some(h) = history {
-        if args.planner.alert_state.is_none() {
-            planner = planner.with_alert_state(h.clone());
-        }
-        planner = planner.with_alert_log(h);
+    if let (Some(state), None) = (memory.alert_state, &args.planner.alert_state) {
+        planner = planner.with_alert_state(state);
+    }
+    if let Some(log) = memory.alert_log {
+        planner = planner.with_alert_log(log);
     }
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(h) => Some(h),

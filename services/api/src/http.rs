@@ -463,8 +463,8 @@ pub struct AlertsParams {
 }
 
 /// The alerts the reconciler raised for a tenant (status transitions), newest first, from
-/// its alert log (`alert_log` in ClickHouse; the embedded store keeps none, and says so
-/// with `alert_log: false`).
+/// its alert log (`alert_log` in ClickHouse, `alert_log.jsonl` in the embedded store's
+/// data directory; a server without one says so with `alert_log: false`).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/alerts", tag = "tenants",
     params(TenantPath, AlertsParams), security(("bearer" = [])),
     responses(

@@ -551,8 +551,9 @@ pub struct AlertsResponse {
     pub tenant: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
-    /// False when this server has no alert log (the embedded store keeps none; ClickHouse
-    /// keeps the `alert_log` table): the list is then empty for want of a source.
+    /// False when this server was given no alert log (ClickHouse keeps the `alert_log`
+    /// table, the embedded store `alert_log.jsonl` in its data directory): the list is
+    /// then empty for want of a source.
     pub alert_log: bool,
     pub total: usize,
     pub offset: usize,

@@ -324,7 +324,7 @@ impl AlertStateStore for JsonFileStateStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::count::{Count, CountWindow};
     use crate::decision::{Coverage, Outcome};

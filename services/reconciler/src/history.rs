@@ -5,6 +5,8 @@
 //! - `reconciliation_runs`: every decision of every run, for history and trend queries.
 //!
 //! Every value is bound, never spliced into SQL.
+//!
+//! Beside the embedded store the alert log is a JSON-lines file ([`JsonLinesAlertLog`]).
 
 use crate::alert::{Alert, AlertStateStore, StateError, SubjectState};
 use crate::reconciler::RunReport;
@@ -185,9 +187,195 @@ impl RunHistory for ClickHouseHistory {
     }
 }
 
+/// Where a deployment keeps the reconciler's memory, as the CLI wires it: everything in
+/// ClickHouse, or beside the embedded store only the alert log (its alert state is the
+/// `--alert-state` file; decisions are not kept).
+#[derive(Clone, Default)]
+pub struct ReconcilerMemory {
+    pub alert_state: Option<std::sync::Arc<dyn AlertStateStore>>,
+    pub alert_log: Option<std::sync::Arc<dyn AlertLog>>,
+    pub runs: Option<std::sync::Arc<dyn RunHistory>>,
+}
+
+impl ReconcilerMemory {
+    /// Alert state, alert log and run history in the store's ClickHouse database.
+    pub fn clickhouse(store: &sitetally_store::clickhouse::ClickHouseStore) -> Self {
+        let h = std::sync::Arc::new(ClickHouseHistory::new(store));
+        Self { alert_state: Some(h.clone()), alert_log: Some(h.clone()), runs: Some(h) }
+    }
+
+    /// The alert log in `data_dir` ([`ALERT_LOG_FILE`]) beside the embedded store.
+    pub fn embedded(data_dir: &std::path::Path) -> Self {
+        let log = std::sync::Arc::new(JsonLinesAlertLog::new(data_dir.join(ALERT_LOG_FILE)));
+        Self { alert_state: None, alert_log: Some(log.clone()), runs: Some(log) }
+    }
+}
+
+/// File name of the embedded store's alert log, in its data directory.
+pub const ALERT_LOG_FILE: &str = "alert_log.jsonl";
+
+/// The alert log of the embedded store: one JSON alert per line, appended by each run
+/// in one write (the file is opened for append, so concurrent runs do not interleave
+/// lines). Reading scans the file: fine for the alert volume of one deployment.
+#[derive(Debug, Clone)]
+pub struct JsonLinesAlertLog {
+    path: std::path::PathBuf,
+}
+
+impl JsonLinesAlertLog {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn io_error(&self, e: std::io::Error) -> StateError {
+        StateError::Unavailable(format!("{}: {e}", self.path.display()))
+    }
+
+    /// Every alert in the file, oldest first. A last line without its newline is a write
+    /// cut short by a crash, not an alert: it is skipped; any other bad line is an error
+    /// naming it.
+    fn read_all(&self) -> Result<Vec<Alert>, StateError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_error(e)),
+        };
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..end],
+            None => "",
+        };
+        complete
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                serde_json::from_str(line)
+                    .map_err(|e| StateError::Corrupt(format!("{} line {}: {e}", self.path.display(), i + 1)))
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl AlertLog for JsonLinesAlertLog {
+    async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError> {
+        let log = self.clone();
+        let all = tokio::task::spawn_blocking(move || log.read_all())
+            .await
+            .map_err(|e| StateError::Unavailable(format!("alert log reader: {e}")))??;
+        // Newest copy of each alert (a resent alert may be logged twice), newest first.
+        let mut newest: HashMap<String, Alert> = HashMap::new();
+        for a in all.into_iter().filter(|a| a.tenant == tenant && a.decided_at >= from && a.decided_at <= to) {
+            match newest.get(&a.idempotency_key) {
+                Some(kept) if kept.decided_at >= a.decided_at => {}
+                _ => {
+                    newest.insert(a.idempotency_key.clone(), a);
+                }
+            }
+        }
+        let mut out: Vec<Alert> = newest.into_values().collect();
+        out.sort_by(|a, b| b.decided_at.cmp(&a.decided_at).then_with(|| a.idempotency_key.cmp(&b.idempotency_key)));
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl RunHistory for JsonLinesAlertLog {
+    /// Appends the run's alerts (decisions are not kept beside the embedded store).
+    async fn record_run(&self, report: &RunReport, _settings: &Settings) -> Result<(), StateError> {
+        if report.alerts.is_empty() {
+            return Ok(());
+        }
+        let mut lines = String::new();
+        for a in &report.alerts {
+            let doc = serde_json::to_string(a).map_err(|e| StateError::Corrupt(format!("alert: {e}")))?;
+            lines.push_str(&doc);
+            lines.push('\n');
+        }
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            if let Some(dir) = log.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| log.io_error(e))?;
+            }
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log.path).map_err(|e| log.io_error(e))?;
+            f.write_all(lines.as_bytes()).and_then(|_| f.sync_data()).map_err(|e| log.io_error(e))
+        })
+        .await
+        .map_err(|e| StateError::Unavailable(format!("alert log writer: {e}")))?
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::placeholders;
+    use super::*;
+    use crate::alert::tests::sample_decision;
+    use crate::decision::Status;
+
+    fn run_with(alerts: Vec<Alert>) -> RunReport {
+        RunReport { decided_at: alerts[0].decided_at, decisions: vec![], alerts, delivered: 0, pending: 0 }
+    }
+
+    /// An alert of `tenant` decided `minutes` after the sample decision.
+    fn alert(tenant: &str, minutes: i64, old: &Status) -> Alert {
+        let mut d = sample_decision();
+        d.decided_at += chrono::Duration::minutes(minutes);
+        let mut a = Alert::from_decision(&d, Some(old), &Settings::default());
+        a.tenant = tenant.into();
+        a
+    }
+
+    #[tokio::test]
+    async fn file_alert_log_filters_orders_limits_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join(ALERT_LOG_FILE);
+        let log = JsonLinesAlertLog::new(&path);
+        let t0 = sample_decision().decided_at;
+        assert!(log.alerts("acme", t0, t0, 10).await.unwrap().is_empty(), "no file yet: no alerts");
+        let first = alert("acme", 0, &Status::WithinTier);
+        let second = alert("acme", 60, &Status::NearLimit);
+        let other = alert("globex", 30, &Status::WithinTier);
+        log.record_run(&run_with(vec![first.clone(), other.clone()]), &Settings::default()).await.unwrap();
+        log.record_run(&run_with(vec![second.clone()]), &Settings::default()).await.unwrap();
+        // A resend logged again is listed once.
+        log.record_run(&run_with(vec![second.clone()]), &Settings::default()).await.unwrap();
+
+        let reopened = JsonLinesAlertLog::new(&path);
+        let day = chrono::Duration::days(1);
+        let listed = reopened.alerts("acme", t0 - day, t0 + day, 10).await.unwrap();
+        assert_eq!(listed, vec![second.clone(), first.clone()], "newest first, tenant only, no repeats");
+        assert_eq!(reopened.alerts("acme", t0 - day, t0 + day, 1).await.unwrap(), vec![second.clone()]);
+        assert_eq!(reopened.alerts("acme", t0, t0 + chrono::Duration::minutes(59), 10).await.unwrap(), vec![first]);
+        assert_eq!(reopened.alerts("globex", t0 - day, t0 + day, 10).await.unwrap(), vec![other]);
+    }
+
+    #[tokio::test]
+    async fn file_alert_log_skips_a_torn_last_line_and_names_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ALERT_LOG_FILE);
+        let log = JsonLinesAlertLog::new(&path);
+        let a = alert("acme", 0, &Status::WithinTier);
+        log.record_run(&run_with(vec![a.clone()]), &Settings::default()).await.unwrap();
+        let t0 = a.decided_at;
+        let day = chrono::Duration::days(1);
+        // A crash mid-append leaves a partial line without its newline.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"idempotency_key\":\"tor");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(log.alerts("acme", t0 - day, t0 + day, 10).await.unwrap(), vec![a]);
+        // A complete line that is not an alert is corruption, reported with its line.
+        text.push_str("n\n");
+        std::fs::write(&path, &text).unwrap();
+        match log.alerts("acme", t0 - day, t0 + day, 10).await {
+            Err(StateError::Corrupt(why)) => assert!(why.contains("line 2"), "{why}"),
+            other => panic!("expected a corrupt-log error, got {other:?}"),
+        }
+    }
 
     #[test]
     fn placeholders_per_row_and_column() {

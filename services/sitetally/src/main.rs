@@ -102,6 +102,15 @@ impl StorageArgs {
         })
     }
 
+    /// Where the reconciler's alert state, alert log and run history live on this store.
+    fn reconciler_memory(&self) -> sitetally_reconciler::history::ReconcilerMemory {
+        match (&self.data_dir, self.clickhouse()) {
+            (_, Some(ch)) => sitetally_reconciler::history::ReconcilerMemory::clickhouse(&ch),
+            (Some(dir), None) => sitetally_reconciler::history::ReconcilerMemory::embedded(dir),
+            (None, None) => unreachable!("ClickHouse unless --data-dir"),
+        }
+    }
+
     fn open(&self) -> anyhow::Result<std::sync::Arc<dyn sitetally_store::Store>> {
         Ok(match (&self.data_dir, self.clickhouse()) {
             (_, Some(ch)) => std::sync::Arc::new(ch),
@@ -249,8 +258,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve(c) => {
             let store = c.storage.open()?;
-            let history = c.storage.clickhouse().map(|ch| std::sync::Arc::new(sitetally_reconciler::history::ClickHouseHistory::new(&ch)));
-            sitetally_api::cli::serve(&c.args, store, history, shutdown_signal()).await?;
+            sitetally_api::cli::serve(&c.args, store, c.storage.reconciler_memory(), shutdown_signal()).await?;
         }
         Command::Sites(c) => {
             let store = c.storage.open()?;
@@ -298,15 +306,12 @@ async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
         let store = cmd.storage.open()?;
         store.migrate().await?;
         // On ClickHouse the reconciler keeps its alert state, alert log and run history in
-        // the same database (a restart anywhere sends no duplicate alert); the embedded
-        // store uses --alert-state or memory.
-        let history = cmd.storage.clickhouse().map(|ch| {
-            std::sync::Arc::new(sitetally_reconciler::history::ClickHouseHistory::new(&ch))
-        });
-        let state = history.clone().map(|h| h as std::sync::Arc<dyn sitetally_reconciler::AlertStateStore>);
-        let runs = history.map(|h| h as std::sync::Arc<dyn sitetally_reconciler::history::RunHistory>);
+        // the same database (a restart anywhere sends no duplicate alert); beside the
+        // embedded store it appends its alerts to the data directory's alert log and keeps
+        // its state in --alert-state (or memory).
+        let memory = cmd.storage.reconciler_memory();
         let counts = std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
-        args.run_online(counts, state, runs, shutdown_signal()).await?
+        args.run_online(counts, memory.alert_state, memory.runs, shutdown_signal()).await?
     };
     print!("{output}");
     Ok(code)

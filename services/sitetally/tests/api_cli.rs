@@ -155,6 +155,45 @@ fn serve_answers_over_http_and_requires_tokens() {
 }
 
 #[test]
+fn alerts_of_a_reconcile_run_are_served_from_the_embedded_store() {
+    let dir = seeded();
+    let d = dir.path();
+    let state = d.join("alert-state.json");
+    let reconcile = || run(d, &["reconcile", "--once", "--alert-state", state.to_str().unwrap()]);
+    let (_, out, err) = reconcile();
+    assert!(out.contains("alerts raised"), "{out}\n{err}");
+    let log = d.join(sitetally_reconciler::history::ALERT_LOG_FILE);
+    let logged = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}\n{err}", log.display()));
+    assert!(logged.lines().count() >= 3, "{logged}");
+    // A second run with the same state raises nothing new: the log does not grow.
+    reconcile();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), logged, "no alert logged twice");
+
+    let server = Server::start(&[
+        "--data-dir",
+        d.to_str().unwrap(),
+        "--licences",
+        d.join("licences.toml").to_str().unwrap(),
+        "--tokens",
+        d.join("tokens.toml").to_str().unwrap(),
+    ]);
+    let r = server.get("/api/v1/tenants/contoso/alerts", Some(CONTOSO_TOKEN), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["alert_log"], true, "{v}");
+    let alerts = v["alerts"].as_array().unwrap();
+    assert!(
+        alerts.iter().any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"),
+        "{v}"
+    );
+    assert_eq!(
+        alerts.len(),
+        logged.lines().filter(|l| l.contains("\"tenant\":\"contoso\"")).count(),
+        "one entry per logged contoso alert: {v}"
+    );
+}
+
+#[test]
 fn serve_refuses_to_start_without_tokens() {
     let dir = TempDir::new("api-no-tokens");
     let out = Command::new(BIN)

@@ -288,6 +288,9 @@ fn demo_counts_match_the_simulator_and_a_second_run_continues() {
     );
     assert!(dir.0.join("alert-state.json").exists());
     assert!(dir.0.join("licences.json").exists());
+    let alert_log = dir.0.join(sitetally_reconciler::history::ALERT_LOG_FILE);
+    let logged = std::fs::read_to_string(&alert_log).unwrap_or_default().lines().count() as u64;
+    assert_eq!(logged, u(&first["alerts_raised"]), "every alert raised is in the alert log");
 
     // Second run on the same data directory: counts continue (never lower), and statuses
     // already alerted on are not alerted again.
@@ -311,4 +314,6 @@ fn demo_counts_match_the_simulator_and_a_second_run_continues() {
         0,
         "alert state survives the restart:\n{second:#}"
     );
+    let logged_after = std::fs::read_to_string(&alert_log).unwrap().lines().count() as u64;
+    assert_eq!(logged_after, logged, "the second run appends nothing");
 }
