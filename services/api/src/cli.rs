@@ -153,6 +153,9 @@ where
     if let Some(log) = memory.alert_log {
         planner = planner.with_alert_log(log);
     }
+    if let Some(history) = memory.decisions {
+        planner = planner.with_decision_history(history);
+    }
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(h) => Some(h),
         Err(e) => {

@@ -84,6 +84,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<sitetally_reconciler::alert::StateError> for ApiError {
+    fn from(e: sitetally_reconciler::alert::StateError) -> Self {
+        if e.is_retryable() {
+            ApiError::Unavailable(e.to_string())
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
 impl From<sitetally_reconciler::CountError> for ApiError {
     fn from(e: sitetally_reconciler::CountError) -> Self {
         if e.is_retryable() {

@@ -474,9 +474,11 @@ pub struct DecisionRow {
 pub struct DecisionsResponse {
     pub tenant: String,
     pub decided_at: DateTime<Utc>,
-    /// `computed_on_demand`: decided now over the store with the reconciler's own
-    /// logic (no decision history is stored yet). Previous statuses (hysteresis) come
-    /// from the reconciler's alert state file when one is configured.
+    /// `latest_run`: the decisions of the reconciler's latest run that decided on this
+    /// tenant (ClickHouse `reconciliation_runs`), `decided_at` being that run's time.
+    /// `computed_on_demand`: no run is recorded (or no run history is kept, as beside
+    /// the embedded store), so the reconciler's own logic decided now over the store,
+    /// with previous statuses (hysteresis) from its alert state when one is configured.
     pub source: String,
     /// Whether the reconciler's alert state was read (hysteresis and status_since).
     pub alert_state: bool,

@@ -14,7 +14,7 @@ use sitetally_reconciler::count::{Count, CountMethod, CountQuery, CountWindow};
 use sitetally_reconciler::decision::{Coverage, Decision, Subject};
 use sitetally_reconciler::engine::{decide_all, PreviousStatuses};
 use sitetally_reconciler::store_source::{window_days, StoreCounts};
-use sitetally_reconciler::history::AlertLog;
+use sitetally_reconciler::history::{AlertLog, DecisionHistory};
 use sitetally_reconciler::{AlertStateStore, LicenceBook, Settings, SubjectState, TierCatalogue};
 use sitetally_store::{CountFilter, DayRange, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -105,6 +105,7 @@ pub struct Planner {
     settings: Settings,
     alert_state: Option<Arc<dyn AlertStateStore>>,
     alert_log: Option<Arc<dyn AlertLog>>,
+    decision_history: Option<Arc<dyn DecisionHistory>>,
     fixed_now: Option<DateTime<Utc>>,
 }
 
@@ -188,6 +189,7 @@ impl Planner {
             settings,
             alert_state: None,
             alert_log: None,
+            decision_history: None,
             fixed_now: None,
         }
     }
@@ -202,6 +204,12 @@ impl Planner {
     /// Serves the alert history from the reconciler's alert log.
     pub fn with_alert_log(mut self, log: Arc<dyn AlertLog>) -> Self {
         self.alert_log = Some(log);
+        self
+    }
+
+    /// Serves `/decisions` from the reconciler's latest run when there is one.
+    pub fn with_decision_history(mut self, history: Arc<dyn DecisionHistory>) -> Self {
+        self.decision_history = Some(history);
         self
     }
 
@@ -345,6 +353,14 @@ impl Planner {
     }
 
     /// The reconciler's decisions for one tenant, now, and its alert state.
+    /// The reconciler's alert state per subject, when it is configured.
+    async fn alert_states(&self) -> Result<HashMap<String, SubjectState>, ApiError> {
+        Ok(match &self.alert_state {
+            Some(s) => s.load_all().await?,
+            None => HashMap::new(),
+        })
+    }
+
     async fn decide(
         &self,
         tenant: &str,
@@ -352,16 +368,7 @@ impl Planner {
         let book = LicenceBook {
             tenants: self.licences.tenant(tenant).cloned().into_iter().collect(),
         };
-        let states = match &self.alert_state {
-            Some(s) => s.load_all().await.map_err(|e| {
-                if e.is_retryable() {
-                    ApiError::Unavailable(e.to_string())
-                } else {
-                    ApiError::Internal(e.to_string())
-                }
-            })?,
-            None => HashMap::new(),
-        };
+        let states = self.alert_states().await?;
         let previous: PreviousStatuses = states
             .iter()
             .map(|(k, s)| (k.clone(), s.status.clone()))
@@ -799,10 +806,21 @@ impl Planner {
         })
     }
 
-    /// The reconciler's decisions for a tenant, computed now (see [`DecisionsResponse`]).
+    /// The reconciler's decisions for a tenant: those of its latest run when the run
+    /// history is kept, else computed now (see [`DecisionsResponse`]).
     pub async fn decisions(&self, tenant: &str, page: Page) -> Result<DecisionsResponse, ApiError> {
         self.require_tenant(tenant).await?;
-        let (decisions, states) = self.decide(tenant).await?;
+        let stored = match &self.decision_history {
+            Some(h) => h.latest_decisions(tenant).await?,
+            None => None,
+        };
+        let (decided_at, source, decisions, states) = match stored {
+            Some((at, decisions)) => (at, "latest_run", decisions, self.alert_states().await?),
+            None => {
+                let (decisions, states) = self.decide(tenant).await?;
+                (self.now(), "computed_on_demand", decisions, states)
+            }
+        };
         let rows: Vec<DecisionRow> = decisions
             .iter()
             .map(|d| {
@@ -839,8 +857,8 @@ impl Planner {
             .collect();
         Ok(DecisionsResponse {
             tenant: tenant.to_string(),
-            decided_at: self.now(),
-            source: "computed_on_demand".into(),
+            decided_at,
+            source: source.into(),
             alert_state: self.alert_state.is_some(),
             total: rows.len(),
             offset: page.offset,

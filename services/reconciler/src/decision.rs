@@ -197,7 +197,7 @@ pub enum Coverage {
 }
 
 /// The result of deciding on one count value: everything but the count itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub status: Status,
     pub coverage: Coverage,
@@ -226,8 +226,9 @@ impl Outcome {
     }
 }
 
-/// A decision about one subject, with the count it rests on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A decision about one subject, with the count it rests on. Serialized as stored in
+/// `reconciliation_runs.decision` and read back from there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub subject: Subject,
     pub window: CountWindow,

@@ -9,6 +9,7 @@
 //! Beside the embedded store the alert log is a JSON-lines file ([`JsonLinesAlertLog`]).
 
 use crate::alert::{Alert, AlertStateStore, StateError, SubjectState};
+use crate::decision::Decision;
 use crate::reconciler::RunReport;
 use crate::settings::Settings;
 use chrono::{DateTime, Utc};
@@ -27,6 +28,14 @@ pub trait AlertLog: Send + Sync {
     /// Alerts raised for `tenant` between `from` and `to` (inclusive), newest first, at
     /// most `limit`.
     async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError>;
+}
+
+/// The decisions of past runs, for the decisions API.
+#[async_trait::async_trait]
+pub trait DecisionHistory: Send + Sync {
+    /// The decisions about `tenant` of the latest run that decided on it, with that run's
+    /// time; None before any run.
+    async fn latest_decisions(&self, tenant: &str) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError>;
 }
 
 /// Alert state, alert log and run history in one ClickHouse database.
@@ -118,6 +127,24 @@ impl AlertLog for ClickHouseHistory {
 }
 
 #[async_trait::async_trait]
+impl DecisionHistory for ClickHouseHistory {
+    async fn latest_decisions(&self, tenant: &str) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError> {
+        // run_id is the run's time to the millisecond, so its maximum is the latest run.
+        let sql = format!(
+            "SELECT decision FROM {db}.reconciliation_runs WHERE tenant = ? AND run_id = \
+             (SELECT max(run_id) FROM {db}.reconciliation_runs WHERE tenant = ?) ORDER BY subject",
+            db = self.db
+        );
+        let docs: Vec<String> = self.client.query(&sql).bind(tenant).bind(tenant).fetch_all().await.map_err(unavailable)?;
+        let decisions = docs
+            .iter()
+            .map(|d| serde_json::from_str::<Decision>(d).map_err(|e| StateError::Corrupt(format!("reconciliation_runs: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(decisions.first().map(|d| d.decided_at).map(|at| (at, decisions)))
+    }
+}
+
+#[async_trait::async_trait]
 impl RunHistory for ClickHouseHistory {
     async fn record_run(&self, report: &RunReport, settings: &Settings) -> Result<(), StateError> {
         let run_at = report.decided_at.timestamp();
@@ -195,19 +222,20 @@ pub struct ReconcilerMemory {
     pub alert_state: Option<std::sync::Arc<dyn AlertStateStore>>,
     pub alert_log: Option<std::sync::Arc<dyn AlertLog>>,
     pub runs: Option<std::sync::Arc<dyn RunHistory>>,
+    pub decisions: Option<std::sync::Arc<dyn DecisionHistory>>,
 }
 
 impl ReconcilerMemory {
     /// Alert state, alert log and run history in the store's ClickHouse database.
     pub fn clickhouse(store: &sitetally_store::clickhouse::ClickHouseStore) -> Self {
         let h = std::sync::Arc::new(ClickHouseHistory::new(store));
-        Self { alert_state: Some(h.clone()), alert_log: Some(h.clone()), runs: Some(h) }
+        Self { alert_state: Some(h.clone()), alert_log: Some(h.clone()), runs: Some(h.clone()), decisions: Some(h) }
     }
 
     /// The alert log in `data_dir` ([`ALERT_LOG_FILE`]) beside the embedded store.
     pub fn embedded(data_dir: &std::path::Path) -> Self {
         let log = std::sync::Arc::new(JsonLinesAlertLog::new(data_dir.join(ALERT_LOG_FILE)));
-        Self { alert_state: None, alert_log: Some(log.clone()), runs: Some(log) }
+        Self { alert_state: None, alert_log: Some(log.clone()), runs: Some(log), decisions: None }
     }
 }
 
@@ -328,6 +356,14 @@ mod tests {
         let mut a = Alert::from_decision(&d, Some(old), &Settings::default());
         a.tenant = tenant.into();
         a
+    }
+
+    #[test]
+    fn decision_documents_read_back_as_written() {
+        // What reconciliation_runs.decision stores is what latest_decisions parses.
+        let d = sample_decision();
+        let doc = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<Decision>(&doc).unwrap(), d);
     }
 
     #[tokio::test]

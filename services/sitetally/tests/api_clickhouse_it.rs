@@ -130,8 +130,10 @@ fn every_endpoint_against_clickhouse() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows = rt.block_on(ingest_sample(&db.name, now));
     assert!(rows > 10_000);
-    // One reconciliation with its history in ClickHouse, as `sitetally reconcile` does:
-    // the alerts it raises are what /alerts must serve.
+    // One reconciliation with its history in ClickHouse, as `sitetally reconcile` does,
+    // shortly before the server's "now": the alerts it raises are what /alerts must
+    // serve, and its decisions (told apart by their time) what /decisions must serve.
+    let run_at = now - chrono::Duration::seconds(90);
     let raised = rt.block_on(async {
         use sitetally_reconciler::{history::ClickHouseHistory, LicenceBook, Reconciler, Settings};
         let settings = Settings::default();
@@ -144,7 +146,7 @@ fn every_endpoint_against_clickhouse() {
         let history = std::sync::Arc::new(ClickHouseHistory::new(&db.store));
         let counts = std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
         let r = Reconciler::new(settings, book, counts, history.clone()).with_history(history);
-        r.run_once(now).await.unwrap().alerts
+        r.run_once(run_at).await.unwrap().alerts
     });
     let contoso_alerts = raised.iter().filter(|a| a.tenant == "contoso").count();
     assert!(contoso_alerts > 0, "the sample has contoso sites over tier: {raised:?}");
@@ -257,7 +259,13 @@ fn every_endpoint_against_clickhouse() {
     assert!(listed.iter().any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"), "{v}");
     assert!(listed.iter().all(|a| a["idempotency_key"].as_str().unwrap().len() == 32));
     let v = admin("/api/v1/tenants/contoso/decisions");
-    assert_eq!(v["source"], "computed_on_demand");
+    assert_eq!(v["source"], "latest_run", "{v}");
+    let decided_at: chrono::DateTime<chrono::Utc> = v["decided_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(decided_at, run_at, "the recorded run's time, not the server's now");
+    assert!(
+        v["decisions"].as_array().unwrap().iter().any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
+        "{v}"
+    );
     assert!(v["decisions"]
         .as_array()
         .unwrap()
