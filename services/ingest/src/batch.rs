@@ -52,8 +52,9 @@ impl Batch {
         self.messages == 0
     }
 
-    pub fn age_exceeds(&self, limit: std::time::Duration) -> bool {
-        self.started.is_some_and(|s| s.elapsed() >= limit)
+    /// Whether the batch is at least `limit` old at `now`.
+    pub fn age_exceeds(&self, limit: std::time::Duration, now: Instant) -> bool {
+        self.started.is_some_and(|s| now.saturating_duration_since(s) >= limit)
     }
 
     /// Offsets to commit: Kafka commits the offset of the *next* message to read.
