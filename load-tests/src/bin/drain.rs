@@ -266,18 +266,20 @@ async fn clickhouse_kafka_engine(server: &ClickHouseServer, brokers: &str, event
 }
 
 fn row(name: &str, m: &Measurement, ceiling: &Measurement) {
-    let flowing = |m: &Measurement| m.flowing_events_per_sec().unwrap_or(f64::NAN);
+    // The Kafka engine reports no first-message time: "–" rather than NaN.
+    let or_dash = |v: Option<f64>, fmt: &dyn Fn(f64) -> String| v.map_or_else(|| "–".to_string(), fmt);
+    let flowing = m.flowing_events_per_sec();
     println!(
-        "| {name} | {} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.2}× | {:.2}× |",
+        "| {name} | {} | {:.1} | {} | {:.2} | {:.0} | {} | {:.0} | {:.2}× | {} | {:.2}× |",
         m.events,
         m.wall.as_secs_f64(),
-        m.first_message.map_or(f64::NAN, |f| f.as_secs_f64()),
+        or_dash(m.first_message.map(|f| f.as_secs_f64()), &|v| format!("{v:.2}")),
         m.cpu_seconds,
         m.events_per_sec(),
-        flowing(m),
+        or_dash(flowing, &|v| format!("{v:.0}")),
         m.events_per_cpu_sec(),
         m.events_per_sec() / ceiling.events_per_sec(),
-        flowing(m) / flowing(ceiling),
+        or_dash(flowing.zip(ceiling.flowing_events_per_sec()).map(|(a, b)| a / b), &|v| format!("{v:.2}×")),
         m.events_per_cpu_sec() / ceiling.events_per_cpu_sec()
     );
 }
