@@ -475,10 +475,10 @@ pub struct DecisionsResponse {
     pub tenant: String,
     pub decided_at: DateTime<Utc>,
     /// `latest_run`: the decisions of the reconciler's latest run that decided on this
-    /// tenant (ClickHouse `reconciliation_runs`), `decided_at` being that run's time.
-    /// `computed_on_demand`: no run is recorded (or no run history is kept, as beside
-    /// the embedded store), so the reconciler's own logic decided now over the store,
-    /// with previous statuses (hysteresis) from its alert state when one is configured.
+    /// tenant (ClickHouse `reconciliation_runs`, or `latest_run.json` beside the embedded
+    /// store), `decided_at` being that run's time. `computed_on_demand`: no run is
+    /// recorded, so the reconciler's own logic decided now over the store, with previous
+    /// statuses (hysteresis) from its alert state when one is configured.
     pub source: String,
     /// Whether the reconciler's alert state was read (hysteresis and status_since).
     pub alert_state: bool,

@@ -21,7 +21,7 @@ use chrono::Utc;
 use sitetally_ingest::IngestConfig;
 use sitetally_reconciler::sink::MemorySink;
 use sitetally_reconciler::store_source::StoreCounts;
-use sitetally_reconciler::history::{JsonLinesAlertLog, ALERT_LOG_FILE};
+use sitetally_reconciler::history::DataDirHistory;
 use sitetally_reconciler::{Decision, JsonFileStateStore, LicenceBook, Reconciler, Settings};
 use sitetally_sensor_sim::{produce, EventStream, SimulateArgs, World};
 use sitetally_store::embedded::EmbeddedStore;
@@ -165,14 +165,16 @@ pub async fn run(
         args.data_dir.join(ALERT_STATE_FILE),
     ));
 
-    // Every alert raised, appended to the data directory's alert log: the API's alert
-    // history, and `sitetally serve --data-dir` reads the same file later.
-    let alert_log = Arc::new(JsonLinesAlertLog::new(args.data_dir.join(ALERT_LOG_FILE)));
+    // Every alert raised, appended to the data directory's alert log, and the latest
+    // run's decisions: the API's alert history and decisions, which `sitetally serve
+    // --data-dir` reads from the same files later.
+    let history = Arc::new(DataDirHistory::new(&args.data_dir));
 
     // The HTTP API and dashboard over the same store, licences, alert state and log.
     let planner = sitetally_api::Planner::new(store.clone(), book.clone(), settings.clone())
         .with_alert_state(alert_state.clone())
-        .with_alert_log(alert_log.clone());
+        .with_alert_log(history.clone())
+        .with_decision_history(history.clone());
     let api = ApiServer::start(planner, args.port).await?;
     info!(addr = %api.addr(), "dashboard at http://{}/", api.addr());
 
@@ -184,7 +186,7 @@ pub async fn run(
             Arc::new(StoreCounts::new(store.clone())),
             alert_state,
         )
-        .with_history(alert_log)
+        .with_history(history)
         .with_sink(alerts.clone()),
     );
 

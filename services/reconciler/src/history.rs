@@ -6,7 +6,8 @@
 //!
 //! Every value is bound, never spliced into SQL.
 //!
-//! Beside the embedded store the alert log is a JSON-lines file ([`JsonLinesAlertLog`]).
+//! Beside the embedded store the alert log and the latest run's decisions are files in its
+//! data directory ([`DataDirHistory`]).
 
 use crate::alert::{Alert, AlertStateStore, StateError, SubjectState};
 use crate::decision::Decision;
@@ -232,35 +233,71 @@ impl ReconcilerMemory {
         Self { alert_state: Some(h.clone()), alert_log: Some(h.clone()), runs: Some(h.clone()), decisions: Some(h) }
     }
 
-    /// The alert log in `data_dir` ([`ALERT_LOG_FILE`]) beside the embedded store.
+    /// The alert log and the latest run's decisions in `data_dir`, beside the embedded
+    /// store ([`DataDirHistory`]).
     pub fn embedded(data_dir: &std::path::Path) -> Self {
-        let log = std::sync::Arc::new(JsonLinesAlertLog::new(data_dir.join(ALERT_LOG_FILE)));
-        Self { alert_state: None, alert_log: Some(log.clone()), runs: Some(log), decisions: None }
+        let h = std::sync::Arc::new(DataDirHistory::new(data_dir));
+        Self { alert_state: None, alert_log: Some(h.clone()), runs: Some(h.clone()), decisions: Some(h) }
     }
 }
 
 /// File name of the embedded store's alert log, in its data directory.
 pub const ALERT_LOG_FILE: &str = "alert_log.jsonl";
+/// File name of the latest run's decisions, in the embedded store's data directory.
+pub const LATEST_RUN_FILE: &str = "latest_run.json";
 
-/// The alert log of the embedded store: one JSON alert per line, appended by each run
-/// in one write (the file is opened for append, so concurrent runs do not interleave
-/// lines). Reading scans the file: fine for the alert volume of one deployment.
+/// The reconciler's history beside the embedded store, in its data directory:
+/// - [`ALERT_LOG_FILE`]: one JSON alert per line, appended by each run in one write (the
+///   file is opened for append, so concurrent runs do not interleave lines). Reading
+///   scans the file: fine for the alert volume of one deployment.
+/// - [`LATEST_RUN_FILE`]: the decisions of the latest run, replaced atomically (temp file +
+///   rename) by each run. Older runs' decisions are not kept.
 #[derive(Debug, Clone)]
-pub struct JsonLinesAlertLog {
+pub struct DataDirHistory {
     path: std::path::PathBuf,
+    latest_run: std::path::PathBuf,
 }
 
-impl JsonLinesAlertLog {
-    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
-        Self { path: path.into() }
+/// What [`LATEST_RUN_FILE`] holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LatestRun {
+    decided_at: DateTime<Utc>,
+    decisions: Vec<Decision>,
+}
+
+impl DataDirHistory {
+    pub fn new(data_dir: impl AsRef<std::path::Path>) -> Self {
+        let dir = data_dir.as_ref();
+        Self { path: dir.join(ALERT_LOG_FILE), latest_run: dir.join(LATEST_RUN_FILE) }
     }
 
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
+    fn io_error(path: &std::path::Path, e: std::io::Error) -> StateError {
+        StateError::Unavailable(format!("{}: {e}", path.display()))
     }
 
-    fn io_error(&self, e: std::io::Error) -> StateError {
-        StateError::Unavailable(format!("{}: {e}", self.path.display()))
+    fn create_dir(&self) -> Result<(), StateError> {
+        match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|e| Self::io_error(dir, e)),
+            None => Ok(()),
+        }
+    }
+
+    fn write_latest_run(&self, run: &LatestRun) -> Result<(), StateError> {
+        let doc = serde_json::to_vec(run).map_err(|e| StateError::Corrupt(format!("decisions: {e}")))?;
+        let tmp = self.latest_run.with_extension("json.tmp");
+        std::fs::write(&tmp, doc)
+            .and_then(|_| std::fs::rename(&tmp, &self.latest_run))
+            .map_err(|e| Self::io_error(&self.latest_run, e))
+    }
+
+    fn read_latest_run(&self) -> Result<Option<LatestRun>, StateError> {
+        match std::fs::read(&self.latest_run) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt(format!("{}: {e}", self.latest_run.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::io_error(&self.latest_run, e)),
+        }
     }
 
     /// Every alert in the file, oldest first. A last line without its newline is a write
@@ -270,7 +307,7 @@ impl JsonLinesAlertLog {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.io_error(e)),
+            Err(e) => return Err(Self::io_error(&self.path, e)),
         };
         let complete = match text.rfind('\n') {
             Some(end) => &text[..end],
@@ -289,7 +326,7 @@ impl JsonLinesAlertLog {
 }
 
 #[async_trait::async_trait]
-impl AlertLog for JsonLinesAlertLog {
+impl AlertLog for DataDirHistory {
     async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError> {
         let log = self.clone();
         let all = tokio::task::spawn_blocking(move || log.read_all())
@@ -313,29 +350,44 @@ impl AlertLog for JsonLinesAlertLog {
 }
 
 #[async_trait::async_trait]
-impl RunHistory for JsonLinesAlertLog {
-    /// Appends the run's alerts (decisions are not kept beside the embedded store).
+impl DecisionHistory for DataDirHistory {
+    async fn latest_decisions(&self, tenant: &str) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError> {
+        let h = self.clone();
+        let run = tokio::task::spawn_blocking(move || h.read_latest_run())
+            .await
+            .map_err(|e| StateError::Unavailable(format!("latest run reader: {e}")))??;
+        Ok(run.and_then(|run| {
+            let mine: Vec<Decision> = run.decisions.into_iter().filter(|d| d.subject.tenant() == tenant).collect();
+            (!mine.is_empty()).then_some((run.decided_at, mine))
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl RunHistory for DataDirHistory {
+    /// Replaces the latest run's decisions and appends the run's alerts to the log.
     async fn record_run(&self, report: &RunReport, _settings: &Settings) -> Result<(), StateError> {
-        if report.alerts.is_empty() {
-            return Ok(());
-        }
+        let run = LatestRun { decided_at: report.decided_at, decisions: report.decisions.clone() };
         let mut lines = String::new();
         for a in &report.alerts {
             let doc = serde_json::to_string(a).map_err(|e| StateError::Corrupt(format!("alert: {e}")))?;
             lines.push_str(&doc);
             lines.push('\n');
         }
-        let log = self.clone();
+        let h = self.clone();
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            if let Some(dir) = log.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| log.io_error(e))?;
+            h.create_dir()?;
+            h.write_latest_run(&run)?;
+            if lines.is_empty() {
+                return Ok(());
             }
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log.path).map_err(|e| log.io_error(e))?;
-            f.write_all(lines.as_bytes()).and_then(|_| f.sync_data()).map_err(|e| log.io_error(e))
+            let io = |e| Self::io_error(&h.path, e);
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&h.path).map_err(io)?;
+            f.write_all(lines.as_bytes()).and_then(|_| f.sync_data()).map_err(io)
         })
         .await
-        .map_err(|e| StateError::Unavailable(format!("alert log writer: {e}")))?
+        .map_err(|e| StateError::Unavailable(format!("history writer: {e}")))?
     }
 }
 
@@ -347,6 +399,29 @@ mod tests {
 
     fn run_with(alerts: Vec<Alert>) -> RunReport {
         RunReport { decided_at: alerts[0].decided_at, decisions: vec![], alerts, delivered: 0, pending: 0 }
+    }
+
+    #[tokio::test]
+    async fn data_dir_keeps_the_latest_run_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = DataDirHistory::new(dir.path());
+        assert_eq!(h.latest_decisions("acme").await.unwrap(), None, "before any run");
+        let first = sample_decision();
+        let mut other = sample_decision();
+        other.subject = crate::decision::Subject::OtSite { tenant: "globex".into(), site: "g1".into() };
+        let run = |decisions: Vec<Decision>, at| RunReport { decided_at: at, decisions, alerts: vec![], delivered: 0, pending: 0 };
+        h.record_run(&run(vec![first.clone(), other.clone()], first.decided_at), &Settings::default()).await.unwrap();
+        assert!(!dir.path().join(ALERT_LOG_FILE).exists(), "no alerts, no alert log");
+        assert_eq!(h.latest_decisions("acme").await.unwrap(), Some((first.decided_at, vec![first.clone()])));
+        // A later run replaces it; a reopened history reads the same.
+        let mut second = first.clone();
+        second.decided_at += chrono::Duration::hours(1);
+        second.count = crate::count::Count::exact(1_200);
+        h.record_run(&run(vec![second.clone()], second.decided_at), &Settings::default()).await.unwrap();
+        let reopened = DataDirHistory::new(dir.path());
+        assert_eq!(reopened.latest_decisions("acme").await.unwrap(), Some((second.decided_at, vec![second])));
+        assert_eq!(reopened.latest_decisions("globex").await.unwrap(), None, "not decided on in the latest run");
+        assert!(!dir.path().join("latest_run.json.tmp").exists());
     }
 
     /// An alert of `tenant` decided `minutes` after the sample decision.
@@ -369,8 +444,8 @@ mod tests {
     #[tokio::test]
     async fn file_alert_log_filters_orders_limits_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nested").join(ALERT_LOG_FILE);
-        let log = JsonLinesAlertLog::new(&path);
+        let nested = dir.path().join("nested");
+        let log = DataDirHistory::new(&nested);
         let t0 = sample_decision().decided_at;
         assert!(log.alerts("acme", t0, t0, 10).await.unwrap().is_empty(), "no file yet: no alerts");
         let first = alert("acme", 0, &Status::WithinTier);
@@ -381,7 +456,7 @@ mod tests {
         // A resend logged again is listed once.
         log.record_run(&run_with(vec![second.clone()]), &Settings::default()).await.unwrap();
 
-        let reopened = JsonLinesAlertLog::new(&path);
+        let reopened = DataDirHistory::new(&nested);
         let day = chrono::Duration::days(1);
         let listed = reopened.alerts("acme", t0 - day, t0 + day, 10).await.unwrap();
         assert_eq!(listed, vec![second.clone(), first.clone()], "newest first, tenant only, no repeats");
@@ -394,7 +469,7 @@ mod tests {
     async fn file_alert_log_skips_a_torn_last_line_and_names_a_bad_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(ALERT_LOG_FILE);
-        let log = JsonLinesAlertLog::new(&path);
+        let log = DataDirHistory::new(dir.path());
         let a = alert("acme", 0, &Status::WithinTier);
         log.record_run(&run_with(vec![a.clone()]), &Settings::default()).await.unwrap();
         let t0 = a.decided_at;

@@ -140,6 +140,7 @@ fn serve_answers_over_http_and_requires_tokens() {
     assert!(r.body.contains("contoso,refinery,155,"), "{}", r.body);
     let r = server.get("/api/v1/tenants/contoso/decisions", Some(ADMIN_TOKEN), None);
     assert_eq!(r.status, 200);
+    assert_eq!(r.json()["source"], "computed_on_demand", "no reconciliation has run here");
     let m = server.get("/metrics", None, None);
     assert!(
         m.body.contains("sitetally_api_requests_total"),
@@ -155,7 +156,7 @@ fn serve_answers_over_http_and_requires_tokens() {
 }
 
 #[test]
-fn alerts_of_a_reconcile_run_are_served_from_the_embedded_store() {
+fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() {
     let dir = seeded();
     let d = dir.path();
     let state = d.join("alert-state.json");
@@ -190,6 +191,13 @@ fn alerts_of_a_reconcile_run_are_served_from_the_embedded_store() {
         alerts.len(),
         logged.lines().filter(|l| l.contains("\"tenant\":\"contoso\"")).count(),
         "one entry per logged contoso alert: {v}"
+    );
+    // The decisions are the latest run's, read back from the data directory.
+    let v = server.get("/api/v1/tenants/contoso/decisions", Some(CONTOSO_TOKEN), None).json();
+    assert_eq!(v["source"], "latest_run", "{v}");
+    assert!(
+        v["decisions"].as_array().unwrap().iter().any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
+        "{v}"
     );
 }
 
