@@ -56,6 +56,12 @@ struct Args {
     /// neither Avro nor broken rows, and every contender must read the same topic.
     #[arg(long)]
     json_only: bool,
+    /// Partition by key (tenant/site) as sensors do, instead of spreading evenly. The mock
+    /// broker then drops what overflows a big site's partition (5 MB each), so fewer
+    /// messages are held, but it serves them fast enough that the consumers, not the
+    /// broker, are the bottleneck: the CPU-bound comparison.
+    #[arg(long)]
+    keyed: bool,
 }
 
 const TOPIC: &str = "device-discoveries";
@@ -87,7 +93,7 @@ impl CommitWatch {
 
 /// Spreads messages evenly over the partitions (keys are kept, but keyed partitioning would
 /// put a big site's traffic on one partition, which the mock caps at 5 MB).
-fn prefill(brokers: &str, events: u64, sites: usize, json_only: bool, partitions: i32) -> Measurement {
+fn prefill(brokers: &str, events: u64, sites: usize, json_only: bool, partitions: i32, keyed: bool) -> Measurement {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "50")
@@ -101,7 +107,10 @@ fn prefill(brokers: &str, events: u64, sites: usize, json_only: bool, partitions
     let stream = if json_only { json_workload(7, sites, now_ms()) } else { workload(7, sites, now_ms()) };
     for m in stream.take(events as usize) {
         let partition = (sent % partitions as u64) as i32;
-        let mut rec = BaseRecord::to(TOPIC).key(&m.key).payload(&m.payload).partition(partition);
+        let mut rec = BaseRecord::to(TOPIC).key(&m.key).payload(&m.payload);
+        if !keyed {
+            rec = rec.partition(partition);
+        }
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -320,7 +329,7 @@ async fn main() -> anyhow::Result<()> {
         "mock broker (pid {broker_pid}) at {brokers}; pre-filling {} events over {} partitions",
         args.events, args.partitions
     );
-    let fill = prefill(&brokers, args.events, args.sites, args.json_only, args.partitions);
+    let fill = prefill(&brokers, args.events, args.sites, args.json_only, args.partitions, args.keyed);
     eprintln!("  pre-fill: {:.0} events/s", fill.events_per_sec());
     let (held, high_watermarks) = available(&brokers, args.partitions);
     eprintln!("  broker holds {held} of {} sent", args.events);
