@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Longest time one request may take.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// Kafka bootstrap servers whose reachability /readyz also reports (the API itself
+    /// reads only the store; set this where it runs beside ingest).
+    #[arg(long, value_name = "HOST:PORT,...", env = "SITETALLY_API_READY_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
     #[command(flatten)]
     pub planner: PlannerArgs,
 }
@@ -164,6 +168,10 @@ where
         }
     };
     crate::metrics::describe();
+    let broker = match &args.kafka_brokers {
+        Some(b) => Some(crate::readiness::BrokerProbe::new(b, Duration::from_secs(2))?),
+        None => None,
+    };
     let config = crate::ServeConfig {
         listen: args.listen,
         planner,
@@ -173,6 +181,7 @@ where
             ..Default::default()
         },
         metrics,
+        broker,
     };
     crate::run(config, shutdown, |_| {}).await
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Renders `/metrics`; None answers an empty exposition.
     pub metrics: Option<PrometheusHandle>,
+    /// The pipeline's broker, also checked by `/readyz` when configured.
+    pub broker: Option<Arc<crate::readiness::BrokerProbe>>,
 }
 
 /// Limits of the HTTP layer.
@@ -497,11 +499,12 @@ pub async fn healthz() -> Json<HealthResponse> {
     })
 }
 
-/// Readiness: the store (ClickHouse or the embedded store) answers a ping.
+/// Readiness: the store (ClickHouse or the embedded store) answers a ping, and the Kafka
+/// broker answers a metadata request when one is configured (`serve --kafka-brokers`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthResponse),
-        (status = 503, description = "Store unreachable", body = ErrorBody),
+        (status = 503, description = "Store or broker unreachable", body = ErrorBody),
     ))]
 pub async fn readyz(State(s): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
     s.planner
@@ -509,6 +512,12 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<HealthResponse>, A
         .ping()
         .await
         .map_err(|e| ApiError::Unavailable(format!("store unreachable: {e}")))?;
+    if let Some(broker) = &s.broker {
+        broker
+            .check()
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("broker unreachable: {e}")))?;
+    }
     Ok(Json(HealthResponse {
         status: "ready".into(),
     }))

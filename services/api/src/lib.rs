@@ -26,6 +26,7 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod planner;
+pub mod readiness;
 pub mod sample;
 pub mod table;
 
@@ -49,6 +50,8 @@ pub struct ServeConfig {
     pub limits: HttpLimits,
     /// Renders `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Also checked by `/readyz` when set.
+    pub broker: Option<readiness::BrokerProbe>,
 }
 
 /// Serves the API until `shutdown` resolves, then finishes in-flight requests.
@@ -65,6 +68,7 @@ where
         planner: Arc::new(config.planner),
         auth: Arc::new(config.auth),
         metrics: config.metrics,
+        broker: config.broker.map(Arc::new),
     };
     let app = router(state, config.limits);
     let listener = tokio::net::TcpListener::bind(config.listen)

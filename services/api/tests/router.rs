@@ -45,6 +45,7 @@ async fn world() -> &'static World {
                 planner: Arc::new(planner),
                 auth: Arc::new(auth.build().unwrap()),
                 metrics: None,
+                broker: None,
             };
             World {
                 _dir: dir,

@@ -3,8 +3,10 @@
 //! Authentication is disabled: the server listens on loopback only.
 
 use crate::DemoError;
+use sitetally_api::readiness::BrokerProbe;
 use sitetally_api::{Authenticator, HttpLimits, Planner, ServeConfig};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -19,7 +21,8 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds `127.0.0.1:port` (0 picks a free port) and serves `planner` in a tokio task.
     /// Returns once the port is bound, or the reason it could not be.
-    pub async fn start(planner: Planner, port: u16) -> Result<Self, DemoError> {
+    /// `broker`: the in-process broker, reported by `/readyz` beside the store.
+    pub async fn start(planner: Planner, port: u16, broker: &str) -> Result<Self, DemoError> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let (stop, stopped) = oneshot::channel::<()>();
         let (bound_tx, bound_rx) = oneshot::channel::<SocketAddr>();
@@ -29,6 +32,7 @@ impl ApiServer {
             auth: Authenticator::disabled(),
             limits: HttpLimits::default(),
             metrics: None,
+            broker: Some(BrokerProbe::new(broker, Duration::from_secs(2))?),
         };
         let mut task = tokio::spawn(sitetally_api::run(
             config,

@@ -175,7 +175,7 @@ pub async fn run(
         .with_alert_state(alert_state.clone())
         .with_alert_log(history.clone())
         .with_decision_history(history.clone());
-    let api = ApiServer::start(planner, args.port).await?;
+    let api = ApiServer::start(planner, args.port, &bootstrap).await?;
     info!(addr = %api.addr(), "dashboard at http://{}/", api.addr());
 
     let alerts = Arc::new(MemorySink::new("demo-memory"));

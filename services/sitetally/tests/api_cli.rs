@@ -18,6 +18,14 @@ fn seeded() -> TempDir {
     dir
 }
 
+/// `sitetally serve` over a [`seeded`] directory with its licences and tokens.
+fn serve(dir: &Path, extra: &[&str]) -> Server {
+    let (lic, tok) = (dir.join("licences.toml"), dir.join("tokens.toml"));
+    let mut args = vec!["--data-dir", dir.to_str().unwrap(), "--licences", lic.to_str().unwrap(), "--tokens", tok.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN)
         .args(args)
@@ -113,16 +121,7 @@ fn cli_answers_as_table_json_and_csv() {
 fn serve_answers_over_http_and_requires_tokens() {
     let dir = seeded();
     let d = dir.path();
-    let lic = d.join("licences.toml");
-    let tok = d.join("tokens.toml");
-    let server = Server::start(&[
-        "--data-dir",
-        d.to_str().unwrap(),
-        "--licences",
-        lic.to_str().unwrap(),
-        "--tokens",
-        tok.to_str().unwrap(),
-    ]);
+    let server = serve(d, &[]);
     assert_eq!(server.get("/healthz", None, None).status, 200);
     assert_eq!(server.get("/readyz", None, None).status, 200);
     let r = server.get("/api/v1/tenants/contoso/sites", None, None);
@@ -170,14 +169,7 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
     reconcile();
     assert_eq!(std::fs::read_to_string(&log).unwrap(), logged, "no alert logged twice");
 
-    let server = Server::start(&[
-        "--data-dir",
-        d.to_str().unwrap(),
-        "--licences",
-        d.join("licences.toml").to_str().unwrap(),
-        "--tokens",
-        d.join("tokens.toml").to_str().unwrap(),
-    ]);
+    let server = serve(d, &[]);
     let r = server.get("/api/v1/tenants/contoso/alerts", Some(CONTOSO_TOKEN), None);
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
@@ -199,6 +191,20 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
         v["decisions"].as_array().unwrap().iter().any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
         "{v}"
     );
+}
+
+#[test]
+fn readyz_reports_an_unreachable_broker() {
+    let dir = seeded();
+    let d = dir.path();
+    // A loopback port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let server = serve(d, &["--kafka-brokers", &closed.to_string()]);
+    assert_eq!(server.get("/healthz", None, None).status, 200, "alive all the same");
+    let r = server.get("/readyz", None, None);
+    assert_eq!(r.status, 503, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("broker unreachable") && message.contains(&closed.to_string()), "{message}");
 }
 
 #[test]

@@ -166,13 +166,16 @@ fn every_endpoint_against_clickhouse() {
         dir.path().join("tokens.toml").to_str().unwrap(),
         "--now",
         &now_s,
+        "--kafka-brokers",
+        &brokers(),
     ]);
     let admin = |p: &str| {
         let r = server.get(p, Some(ADMIN_TOKEN), None);
         assert_eq!(r.status, 200, "{p}: {}", r.body);
         r.json()
     };
-    assert_eq!(server.get("/readyz", None, None).status, 200);
+    let ready = server.get("/readyz", None, None);
+    assert_eq!(ready.status, 200, "ClickHouse and the broker answer: {}", ready.body);
 
     // Sites.
     let v = admin("/api/v1/tenants/contoso/sites");

@@ -99,6 +99,8 @@ fn probe_api(port: u16) -> Result<ApiSeen, String> {
         serde_json::from_str(&body).map_err(|e| format!("GET {path}: not JSON ({e}): {body}"))
     };
     get("/healthz")?;
+    // Ready: the embedded store and the in-process broker both answer.
+    get("/readyz")?;
     let tenants = get("/api/v1/tenants")?;
     let tenant = tenants["tenants"][0]
         .as_str()

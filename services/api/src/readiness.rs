@@ -1,0 +1,42 @@
+//! Broker reachability for `/readyz`. The API reads only the store, but it is deployed
+//! beside ingest, and one readiness probe should say whether the pipeline's broker
+//! answers too (`sitetally serve --kafka-brokers`).
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Asks the broker for its cluster metadata through one long-lived client.
+pub struct BrokerProbe {
+    consumer: Arc<BaseConsumer>,
+    brokers: String,
+    timeout: Duration,
+}
+
+impl BrokerProbe {
+    /// A probe of `brokers` (bootstrap list); each check waits at most `timeout`.
+    pub fn new(brokers: &str, timeout: Duration) -> Result<Self, rdkafka::error::KafkaError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            // An unreachable broker is what the probe reports, not something to log
+            // every reconnect attempt of.
+            .set_log_level(RDKafkaLogLevel::Critical)
+            .create()?;
+        Ok(Self { consumer: Arc::new(consumer), brokers: brokers.to_string(), timeout })
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The number of brokers in the cluster, or why none answered in time.
+    pub async fn check(&self) -> Result<usize, String> {
+        let consumer = self.consumer.clone();
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, timeout).map(|m| m.brokers().len()))
+            .await
+            .map_err(|e| format!("metadata request: {e}"))?
+            .map_err(|e| format!("{}: {e}", self.brokers))
+    }
+}
