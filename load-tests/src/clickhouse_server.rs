@@ -50,11 +50,20 @@ impl ClickHouseServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| anyhow::anyhow!("start clickhouse-server: {e} (apt-get install clickhouse-server)"))?;
-        let server = Self { child, dir, url: format!("http://127.0.0.1:{http}") };
+            .map_err(|e| {
+                anyhow::anyhow!("start clickhouse-server: {e} (apt-get install clickhouse-server)")
+            })?;
+        let server = Self {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{http}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "ClickHouse did not listen on :{http} within 60 s (see {d}/error.log)");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "ClickHouse did not listen on :{http} within 60 s (see {d}/error.log)"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         Ok(server)

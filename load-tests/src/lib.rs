@@ -54,13 +54,22 @@ pub struct Stopwatch {
 
 impl Stopwatch {
     pub fn start(pid: &str) -> Self {
-        Self { start: Instant::now(), cpu: cpu_seconds(pid), pid: pid.to_string() }
+        Self {
+            start: Instant::now(),
+            cpu: cpu_seconds(pid),
+            pid: pid.to_string(),
+        }
     }
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
     pub fn stop(&self, events: u64) -> Measurement {
-        Measurement { events, wall: self.start.elapsed(), cpu_seconds: cpu_seconds(&self.pid) - self.cpu, first_message: None }
+        Measurement {
+            events,
+            wall: self.start.elapsed(),
+            cpu_seconds: cpu_seconds(&self.pid) - self.cpu,
+            first_message: None,
+        }
     }
 }
 
@@ -72,7 +81,10 @@ pub fn workload(seed: u64, sites: usize, now_ms: i64) -> EventStream {
 
 fn realistic(seed: u64, sites: usize) -> SimConfig {
     let mut c = SimConfig::new(seed, sites);
-    c.sizes = SizeProfile::Realistic { min: 5, max: 20_000 };
+    c.sizes = SizeProfile::Realistic {
+        min: 5,
+        max: 20_000,
+    };
     c.endless = true;
     c
 }
@@ -105,13 +117,30 @@ impl Store for NullStore {
         self.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
         Ok(())
     }
-    async fn site_counts(&self, _: Option<&str>, _: DayRange, _: &CountFilter) -> Result<Vec<SiteCount>, StoreError> {
+    async fn site_counts(
+        &self,
+        _: Option<&str>,
+        _: DayRange,
+        _: &CountFilter,
+    ) -> Result<Vec<SiteCount>, StoreError> {
         Ok(vec![])
     }
-    async fn exact_site_count(&self, _: &str, _: &str, _: DayRange, _: &CountFilter) -> Result<u64, StoreError> {
+    async fn exact_site_count(
+        &self,
+        _: &str,
+        _: &str,
+        _: DayRange,
+        _: &CountFilter,
+    ) -> Result<u64, StoreError> {
         Ok(0)
     }
-    async fn daily_counts(&self, _: &str, _: &str, _: DayRange, _: &CountFilter) -> Result<Vec<DailyCount>, StoreError> {
+    async fn daily_counts(
+        &self,
+        _: &str,
+        _: &str,
+        _: DayRange,
+        _: &CountFilter,
+    ) -> Result<Vec<DailyCount>, StoreError> {
         Ok(vec![])
     }
     async fn ping(&self) -> Result<(), StoreError> {
@@ -120,5 +149,8 @@ impl Store for NullStore {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

@@ -26,7 +26,9 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 use sitetally_ingest::IngestConfig;
 use sitetally_load_tests::clickhouse_server::ClickHouseServer;
-use sitetally_load_tests::{cpu_seconds, json_workload, now_ms, workload, Measurement, NullStore, Stopwatch};
+use sitetally_load_tests::{
+    cpu_seconds, json_workload, now_ms, workload, Measurement, NullStore, Stopwatch,
+};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use sitetally_store::Store;
 use std::io::{BufRead, BufReader};
@@ -75,25 +77,50 @@ struct CommitWatch {
 
 impl CommitWatch {
     fn new(brokers: &str, group: &str, partitions: i32) -> Self {
-        let consumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+        let consumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .create()
+            .unwrap();
         let mut tpl = TopicPartitionList::new();
         (0..partitions).for_each(|p| {
             tpl.add_partition(TOPIC, p);
         });
-        Self { consumer, partitions: tpl }
+        Self {
+            consumer,
+            partitions: tpl,
+        }
     }
 
     fn total(&self) -> i64 {
         self.consumer
             .committed_offsets(self.partitions.clone(), Duration::from_secs(5))
-            .map(|l| l.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum())
+            .map(|l| {
+                l.elements()
+                    .iter()
+                    .map(|e| {
+                        if let Offset::Offset(o) = e.offset() {
+                            o
+                        } else {
+                            0
+                        }
+                    })
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }
 
 /// Spreads messages evenly over the partitions (keys are kept, but keyed partitioning would
 /// put a big site's traffic on one partition, which the mock caps at 5 MB).
-fn prefill(brokers: &str, events: u64, sites: usize, json_only: bool, partitions: i32, keyed: bool) -> Measurement {
+fn prefill(
+    brokers: &str,
+    events: u64,
+    sites: usize,
+    json_only: bool,
+    partitions: i32,
+    keyed: bool,
+) -> Measurement {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "50")
@@ -104,7 +131,11 @@ fn prefill(brokers: &str, events: u64, sites: usize, json_only: bool, partitions
         .unwrap();
     let sw = Stopwatch::start("self");
     let mut sent = 0u64;
-    let stream = if json_only { json_workload(7, sites, now_ms()) } else { workload(7, sites, now_ms()) };
+    let stream = if json_only {
+        json_workload(7, sites, now_ms())
+    } else {
+        workload(7, sites, now_ms())
+    };
     for m in stream.take(events as usize) {
         let partition = (sent % partitions as u64) as i32;
         let mut rec = BaseRecord::to(TOPIC).key(&m.key).payload(&m.payload);
@@ -136,9 +167,14 @@ fn prefill(brokers: &str, events: u64, sites: usize, json_only: bool, partitions
 /// can lose some to timeouts, so contenders drain what is there, not what was sent.
 /// Returns (messages held, sum of high watermarks = the committed-offset sum when done).
 fn available(brokers: &str, partitions: i32) -> (u64, u64) {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
     (0..partitions).fold((0, 0), |(held, high), p| {
-        let (lo, hi) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(10)).expect("watermarks");
+        let (lo, hi) = c
+            .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+            .expect("watermarks");
         (held + (hi - lo) as u64, high + hi as u64)
     })
 }
@@ -164,7 +200,10 @@ fn bare_consumer(brokers: &str, events: u64, group: &str) -> Measurement {
         }
     }
     std::hint::black_box(bytes);
-    Measurement { first_message: first, ..sw.stop(n) }
+    Measurement {
+        first_message: first,
+        ..sw.stop(n)
+    }
 }
 
 /// Runs ingest until its committed offsets reach `high_watermarks`; `events` is how many
@@ -216,16 +255,27 @@ async fn ingest(
     let _ = tx.send(());
     let report = task.await.unwrap().unwrap();
     eprintln!("  ingest report: {report:?}");
-    Measurement { first_message: report.first_message_after_ms.map(Duration::from_millis), ..m }
+    Measurement {
+        first_message: report.first_message_after_ms.map(Duration::from_millis),
+        ..m
+    }
 }
 
 /// ClickHouse's own Kafka engine + materialized view computing the same per site-day
 /// sketches (uniqCombined of the lowest MAC, else zone + lowest IP) from the same topic.
 /// Its consumer group starts at each partition's low watermark (committed up front).
 /// CPU-seconds are the ClickHouse server's.
-async fn clickhouse_kafka_engine(server: &ClickHouseServer, brokers: &str, events: u64, partitions: i32) -> anyhow::Result<Measurement> {
+async fn clickhouse_kafka_engine(
+    server: &ClickHouseServer,
+    brokers: &str,
+    events: u64,
+    partitions: i32,
+) -> anyhow::Result<Measurement> {
     const GROUP: &str = "clickhouse-kafka-engine";
-    let start_at: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", GROUP).create()?;
+    let start_at: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", GROUP)
+        .create()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         let (low, _) = start_at.fetch_watermarks(TOPIC, p, Duration::from_secs(10))?;
@@ -235,12 +285,15 @@ async fn clickhouse_kafka_engine(server: &ClickHouseServer, brokers: &str, event
     drop(start_at);
 
     // 18.16 lacks RowBinaryWithNamesAndTypes, which the client's validation needs.
-    let ch = clickhouse::Client::default().with_url(&server.url).with_validation(false);
+    let ch = clickhouse::Client::default()
+        .with_url(&server.url)
+        .with_validation(false);
     for ddl in [
         "CREATE DATABASE IF NOT EXISTS kpeer".to_string(),
         "CREATE TABLE kpeer.sketch (tenant String, site String, day Date, category String, \
          devices AggregateFunction(uniqCombined, String), messages AggregateFunction(count)) \
-         ENGINE = AggregatingMergeTree() ORDER BY (tenant, site, day, category)".to_string(),
+         ENGINE = AggregatingMergeTree() ORDER BY (tenant, site, day, category)"
+            .to_string(),
     ] {
         ch.query(&ddl).execute().await?;
     }
@@ -260,11 +313,17 @@ async fn clickhouse_kafka_engine(server: &ClickHouseServer, brokers: &str, event
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let done: u64 = ch.query("SELECT countMerge(messages) FROM kpeer.sketch").fetch_one().await?;
+        let done: u64 = ch
+            .query("SELECT countMerge(messages) FROM kpeer.sketch")
+            .fetch_one()
+            .await?;
         if done >= events {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the Kafka engine read {done} of {events} messages in 30 min");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the Kafka engine read {done} of {events} messages in 30 min"
+        );
     }
     let m = sw.stop(events);
     let devices: u64 = ch.query("SELECT toUInt64(sum(d)) FROM (SELECT uniqCombinedMerge(devices) AS d FROM kpeer.sketch GROUP BY tenant, site)").fetch_one().await?;
@@ -276,19 +335,27 @@ async fn clickhouse_kafka_engine(server: &ClickHouseServer, brokers: &str, event
 
 fn row(name: &str, m: &Measurement, ceiling: &Measurement) {
     // The Kafka engine reports no first-message time: "–" rather than NaN.
-    let or_dash = |v: Option<f64>, fmt: &dyn Fn(f64) -> String| v.map_or_else(|| "–".to_string(), fmt);
+    let or_dash =
+        |v: Option<f64>, fmt: &dyn Fn(f64) -> String| v.map_or_else(|| "–".to_string(), fmt);
     let flowing = m.flowing_events_per_sec();
     println!(
         "| {name} | {} | {:.1} | {} | {:.2} | {:.0} | {} | {:.0} | {:.2}× | {} | {:.2}× |",
         m.events,
         m.wall.as_secs_f64(),
-        or_dash(m.first_message.map(|f| f.as_secs_f64()), &|v| format!("{v:.2}")),
+        or_dash(m.first_message.map(|f| f.as_secs_f64()), &|v| format!(
+            "{v:.2}"
+        )),
         m.cpu_seconds,
         m.events_per_sec(),
         or_dash(flowing, &|v| format!("{v:.0}")),
         m.events_per_cpu_sec(),
         m.events_per_sec() / ceiling.events_per_sec(),
-        or_dash(flowing.zip(ceiling.flowing_events_per_sec()).map(|(a, b)| a / b), &|v| format!("{v:.2}×")),
+        or_dash(
+            flowing
+                .zip(ceiling.flowing_events_per_sec())
+                .map(|(a, b)| a / b),
+            &|v| format!("{v:.2}×")
+        ),
         m.events_per_cpu_sec() / ceiling.events_per_cpu_sec()
     );
 }
@@ -329,7 +396,14 @@ async fn main() -> anyhow::Result<()> {
         "mock broker (pid {broker_pid}) at {brokers}; pre-filling {} events over {} partitions",
         args.events, args.partitions
     );
-    let fill = prefill(&brokers, args.events, args.sites, args.json_only, args.partitions, args.keyed);
+    let fill = prefill(
+        &brokers,
+        args.events,
+        args.sites,
+        args.json_only,
+        args.partitions,
+        args.keyed,
+    );
     eprintln!("  pre-fill: {:.0} events/s", fill.events_per_sec());
     let (held, high_watermarks) = available(&brokers, args.partitions);
     eprintln!("  broker holds {held} of {} sent", args.events);
@@ -350,8 +424,15 @@ async fn main() -> anyhow::Result<()> {
         None,
     )
     .await;
-    let server = if args.clickhouse { Some(ClickHouseServer::start()?) } else { None };
-    let ch_url = server.as_ref().map(|s| s.url.clone()).or(args.clickhouse_url.clone());
+    let server = if args.clickhouse {
+        Some(ClickHouseServer::start()?)
+    } else {
+        None
+    };
+    let ch_url = server
+        .as_ref()
+        .map(|s| s.url.clone())
+        .or(args.clickhouse_url.clone());
     let ch = match &ch_url {
         Some(url) => {
             eprintln!("contender: ingest → ClickHouse {url}");
@@ -361,7 +442,18 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             });
             let pid = server.as_ref().map(ClickHouseServer::pid);
-            Some(ingest(&brokers, events, high_watermarks, "ingest-ch", Arc::new(store), args.partitions, pid.as_deref()).await)
+            Some(
+                ingest(
+                    &brokers,
+                    events,
+                    high_watermarks,
+                    "ingest-ch",
+                    Arc::new(store),
+                    args.partitions,
+                    pid.as_deref(),
+                )
+                .await,
+            )
         }
         None => None,
     };
@@ -387,15 +479,26 @@ async fn main() -> anyhow::Result<()> {
     row("bare rdkafka BaseConsumer (read only)", &bare1, &bare1);
     row("sitetally ingest, null store", &null, &bare1);
     if let Some(ch) = &ch {
-        let with = if server.is_some() { " (CPU incl. the ClickHouse server)" } else { "" };
+        let with = if server.is_some() {
+            " (CPU incl. the ClickHouse server)"
+        } else {
+            ""
+        };
         row(&format!("sitetally ingest → ClickHouse{with}"), ch, &bare1);
     }
     if let Some(k) = &kafka_engine {
-        row("ClickHouse Kafka engine + MV (CPU = the ClickHouse server)", k, &bare1);
+        row(
+            "ClickHouse Kafka engine + MV (CPU = the ClickHouse server)",
+            k,
+            &bare1,
+        );
     }
     row("bare rdkafka BaseConsumer (again)", &bare2, &bare1);
     if let Some(k) = &kafka_engine {
-        println!("\nsitetally ingest (null store) per CPU-second vs the Kafka engine: {:.2}×", null.events_per_cpu_sec() / k.events_per_cpu_sec());
+        println!(
+            "\nsitetally ingest (null store) per CPU-second vs the Kafka engine: {:.2}×",
+            null.events_per_cpu_sec() / k.events_per_cpu_sec()
+        );
         if let Some(ch) = &ch {
             println!("sitetally ingest → ClickHouse (both processes) per CPU-second vs the Kafka engine: {:.2}×", ch.events_per_cpu_sec() / k.events_per_cpu_sec());
         }

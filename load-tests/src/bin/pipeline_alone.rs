@@ -24,8 +24,14 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let now = now_ms();
-    eprintln!("pre-encoding {} messages from the simulator ...", args.events);
-    let messages: Vec<Vec<u8>> = workload(7, args.sites, now).take(args.events).map(|m| m.payload).collect();
+    eprintln!(
+        "pre-encoding {} messages from the simulator ...",
+        args.events
+    );
+    let messages: Vec<Vec<u8>> = workload(7, args.sites, now)
+        .take(args.events)
+        .map(|m| m.payload)
+        .collect();
     let bytes: usize = messages.iter().map(Vec::len).sum();
     let mut best = 0f64;
     for run in 0..args.runs {
@@ -46,5 +52,8 @@ fn main() {
             m.events, bytes / 1_000_000, m.wall, rate / 1e6, m.events_per_cpu_sec() / 1e6, 1e9 / rate, p.stats
         );
     }
-    println!("{{\"bench\":\"pipeline_alone\",\"events\":{},\"best_events_per_sec\":{best:.0}}}", messages.len());
+    println!(
+        "{{\"bench\":\"pipeline_alone\",\"events\":{},\"best_events_per_sec\":{best:.0}}}",
+        messages.len()
+    );
 }

@@ -99,7 +99,11 @@ pub struct ServeArgs {
     pub request_timeout: Duration,
     /// Kafka bootstrap servers whose reachability /readyz also reports (the API itself
     /// reads only the store; set this where it runs beside ingest).
-    #[arg(long, value_name = "HOST:PORT,...", env = "SITETALLY_API_READY_KAFKA_BROKERS")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT,...",
+        env = "SITETALLY_API_READY_KAFKA_BROKERS"
+    )]
     pub kafka_brokers: Option<String>,
     #[command(flatten)]
     pub planner: PlannerArgs,
@@ -169,7 +173,10 @@ where
     };
     crate::metrics::describe();
     let broker = match &args.kafka_brokers {
-        Some(b) => Some(crate::readiness::BrokerProbe::new(b, Duration::from_secs(2))?),
+        Some(b) => Some(crate::readiness::BrokerProbe::new(
+            b,
+            Duration::from_secs(2),
+        )?),
         None => None,
     };
     let config = crate::ServeConfig {

@@ -487,7 +487,11 @@ pub async fn alerts(
 ) -> Result<Response, ApiError> {
     who.check_tenant(&path.tenant)?;
     let page = Page::new(p.offset, p.limit)?;
-    Ok(respond(p.format, accept, s.planner.alerts(&path.tenant, p.from, p.to, page).await?))
+    Ok(respond(
+        p.format,
+        accept,
+        s.planner.alerts(&path.tenant, p.from, p.to, page).await?,
+    ))
 }
 
 /// Liveness: the process answers.

@@ -584,8 +584,18 @@ pub struct AlertRow {
 impl Tabular for AlertsResponse {
     fn header(&self) -> Vec<&'static str> {
         vec![
-            "tenant", "raised_at", "idempotency_key", "site", "old_status", "new_status", "devices", "method",
-            "error_bound", "licensed_tier", "required_tier", "message",
+            "tenant",
+            "raised_at",
+            "idempotency_key",
+            "site",
+            "old_status",
+            "new_status",
+            "devices",
+            "method",
+            "error_bound",
+            "licensed_tier",
+            "required_tier",
+            "message",
         ]
     }
     fn rows(&self) -> Vec<Vec<String>> {

@@ -13,8 +13,8 @@ use sitetally_core::DeviceCategory;
 use sitetally_reconciler::count::{Count, CountMethod, CountQuery, CountWindow};
 use sitetally_reconciler::decision::{Coverage, Decision, Subject};
 use sitetally_reconciler::engine::{decide_all, PreviousStatuses};
-use sitetally_reconciler::store_source::{window_days, StoreCounts};
 use sitetally_reconciler::history::{AlertLog, DecisionHistory};
+use sitetally_reconciler::store_source::{window_days, StoreCounts};
 use sitetally_reconciler::{AlertStateStore, LicenceBook, Settings, SubjectState, TierCatalogue};
 use sitetally_store::{CountFilter, DayRange, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -214,15 +214,25 @@ impl Planner {
     }
 
     /// Alerts raised for `tenant` from `from` to `to` (UTC days, inclusive), newest first.
-    pub async fn alerts(&self, tenant: &str, from: Option<NaiveDate>, to: Option<NaiveDate>, page: Page) -> Result<AlertsResponse, ApiError> {
+    pub async fn alerts(
+        &self,
+        tenant: &str,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        page: Page,
+    ) -> Result<AlertsResponse, ApiError> {
         self.require_tenant(tenant).await?;
         let to = to.unwrap_or_else(|| self.now().date_naive());
         let from = from.unwrap_or(to - Duration::days(29));
         if from > to {
-            return Err(ApiError::Unprocessable(format!("from ({from}) is after to ({to})")));
+            return Err(ApiError::Unprocessable(format!(
+                "from ({from}) is after to ({to})"
+            )));
         }
         if (to - from).num_days() + 1 > MAX_RANGE_DAYS {
-            return Err(ApiError::Unprocessable(format!("a range may span at most {MAX_RANGE_DAYS} days")));
+            return Err(ApiError::Unprocessable(format!(
+                "a range may span at most {MAX_RANGE_DAYS} days"
+            )));
         }
         let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
         let end = to.and_hms_opt(23, 59, 59).expect("end of day").and_utc();
@@ -572,7 +582,10 @@ impl Planner {
         self.require_site(tenant, site).await?;
         let today = self.today();
         let range = DayRange::ending(today, u16::try_from(history).unwrap_or(u16::MAX));
-        let daily = self.store.daily_counts(tenant, site, range, &self.daily_filter()).await?;
+        let daily = self
+            .store
+            .daily_counts(tenant, site, range, &self.daily_filter())
+            .await?;
         let mut totals: BTreeMap<u16, u64> = BTreeMap::new();
         for c in daily
             .iter()
@@ -732,7 +745,10 @@ impl Planner {
 
     /// Counts over time follow the same agent-managed setting as decisions (DESIGN §3).
     fn daily_filter(&self) -> CountFilter {
-        CountFilter { categories: Vec::new(), include_agent_managed: self.settings.count_agent_managed }
+        CountFilter {
+            categories: Vec::new(),
+            include_agent_managed: self.settings.count_agent_managed,
+        }
     }
 
     /// A tenant's Enterprise IoT devices against E5 and standalone licences.

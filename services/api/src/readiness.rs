@@ -23,7 +23,11 @@ impl BrokerProbe {
             // every reconnect attempt of.
             .set_log_level(RDKafkaLogLevel::Critical)
             .create()?;
-        Ok(Self { consumer: Arc::new(consumer), brokers: brokers.to_string(), timeout })
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            brokers: brokers.to_string(),
+            timeout,
+        })
     }
 
     pub fn brokers(&self) -> &str {
@@ -34,9 +38,13 @@ impl BrokerProbe {
     pub async fn check(&self) -> Result<usize, String> {
         let consumer = self.consumer.clone();
         let timeout = self.timeout;
-        tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, timeout).map(|m| m.brokers().len()))
-            .await
-            .map_err(|e| format!("metadata request: {e}"))?
-            .map_err(|e| format!("{}: {e}", self.brokers))
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, timeout)
+                .map(|m| m.brokers().len())
+        })
+        .await
+        .map_err(|e| format!("metadata request: {e}"))?
+        .map_err(|e| format!("{}: {e}", self.brokers))
     }
 }

@@ -16,7 +16,13 @@ use std::hint::black_box;
 const NOW: i64 = 1_795_424_400_000;
 
 fn event(i: u64) -> Discovery<'static> {
-    let mac = format!("00:1b:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8);
+    let mac = format!(
+        "00:1b:{:02x}:{:02x}:{:02x}:{:02x}",
+        (i >> 24) as u8,
+        (i >> 16) as u8,
+        (i >> 8) as u8,
+        i as u8
+    );
     Discovery {
         tenant: "contoso".into(),
         site: format!("plant-{}", i % 100).into(),
@@ -36,8 +42,12 @@ fn event(i: u64) -> Discovery<'static> {
 
 fn messages(n: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let schema = bundled_avro_schema(1).unwrap();
-    let avro = (0..n).map(|i| encode_avro(&event(i), 1, &schema).unwrap()).collect();
-    let json = (0..n).map(|i| serde_json::to_vec(&event(i)).unwrap()).collect();
+    let avro = (0..n)
+        .map(|i| encode_avro(&event(i), 1, &schema).unwrap())
+        .collect();
+    let json = (0..n)
+        .map(|i| serde_json::to_vec(&event(i)).unwrap())
+        .collect();
     (avro, json)
 }
 
@@ -89,13 +99,21 @@ fn decode(c: &mut Criterion) {
     g.bench_function("json/serde_json_report", |b| {
         b.iter(|| {
             i = (i + 1) % json.len();
-            black_box(serde_json::from_slice::<Report>(&json[i]).unwrap().observed_at)
+            black_box(
+                serde_json::from_slice::<Report>(&json[i])
+                    .unwrap()
+                    .observed_at,
+            )
         })
     });
     g.bench_function("json/serde_json_discovery", |b| {
         b.iter(|| {
             i = (i + 1) % json.len();
-            black_box(serde_json::from_slice::<Discovery>(&json[i]).unwrap().observed_at)
+            black_box(
+                serde_json::from_slice::<Discovery>(&json[i])
+                    .unwrap()
+                    .observed_at,
+            )
         })
     });
     g.finish();
@@ -108,7 +126,16 @@ fn identity(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % events.len();
             let e = &events[i];
-            black_box(identify(e.macs.iter().map(|m| m.as_ref()), e.ips.iter().map(|s| s.as_ref()), e.zone.as_deref(), &e.sensor, e.device_id.as_deref()).unwrap())
+            black_box(
+                identify(
+                    e.macs.iter().map(|m| m.as_ref()),
+                    e.ips.iter().map(|s| s.as_ref()),
+                    e.zone.as_deref(),
+                    &e.sensor,
+                    e.device_id.as_deref(),
+                )
+                .unwrap(),
+            )
         })
     });
 }
@@ -142,7 +169,9 @@ fn dedup(c: &mut Criterion) {
 
 fn sketch(c: &mut Criterion) {
     use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
-    let keys: Vec<u64> = (0..20_000u64).map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())).collect();
+    let keys: Vec<u64> = (0..20_000u64)
+        .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
+        .collect();
     let mut g = c.benchmark_group("sketch_20k_inserts");
     g.throughput(Throughput::Elements(keys.len() as u64));
     g.bench_function("site_sketch(cardinality-estimator)", |b| {
@@ -154,7 +183,8 @@ fn sketch(c: &mut Criterion) {
     });
     g.bench_function("hyperloglogplus", |b| {
         b.iter(|| {
-            let mut h: HyperLogLogPlus<u64, _> = HyperLogLogPlus::new(14, std::collections::hash_map::RandomState::new()).unwrap();
+            let mut h: HyperLogLogPlus<u64, _> =
+                HyperLogLogPlus::new(14, std::collections::hash_map::RandomState::new()).unwrap();
             keys.iter().for_each(|k| h.insert(k));
             black_box(h.count())
         })
@@ -164,7 +194,11 @@ fn sketch(c: &mut Criterion) {
 
 fn pipeline(c: &mut Criterion) {
     let (avro, json) = messages(50_000);
-    let mixed: Vec<Vec<u8>> = avro.into_iter().zip(json).flat_map(|(a, j)| [a, j]).collect();
+    let mixed: Vec<Vec<u8>> = avro
+        .into_iter()
+        .zip(json)
+        .flat_map(|(a, j)| [a, j])
+        .collect();
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(mixed.len() as u64));
     g.bench_function("process/mixed_avro_json_100k", |b| {

@@ -22,7 +22,11 @@ use std::borrow::Cow;
 enum Step {
     Str(StrField),
     /// `zone` / `device_id`: a plain string or a union with null at `null_branch`.
-    OptStr { field: OptField, null_branch: Option<u64>, branches: u64 },
+    OptStr {
+        field: OptField,
+        null_branch: Option<u64>,
+        branches: u64,
+    },
     ObservedAt,
     List(ListField),
     /// Writer enum symbol index → category (None: a symbol the reader does not know).
@@ -69,7 +73,11 @@ impl Skip {
         match self {
             Skip::Nothing => 0,
             Skip::Bytes(n) => *n,
-            Skip::Varint | Skip::LengthPrefixed | Skip::Array(_) | Skip::Map(_) | Skip::Union(_) => 1,
+            Skip::Varint
+            | Skip::LengthPrefixed
+            | Skip::Array(_)
+            | Skip::Map(_)
+            | Skip::Union(_) => 1,
             Skip::Record(fields) => fields.iter().map(Skip::min_bytes).sum(),
         }
     }
@@ -84,7 +92,9 @@ pub struct ReportPlan {
 impl ReportPlan {
     /// Compiles `writer`, or `None` when the plan cannot stand in for serde exactly.
     pub fn compile(writer: &Schema) -> Option<Self> {
-        let Schema::Record(record) = writer else { return None };
+        let Schema::Record(record) = writer else {
+            return None;
+        };
         let mut steps = Vec::with_capacity(record.fields.len());
         let mut required = [false; 4];
         for f in &record.fields {
@@ -95,28 +105,43 @@ impl ReportPlan {
                 ("observed_at", Schema::Long | Schema::TimestampMillis) => Step::ObservedAt,
                 ("zone", s) => opt_str(OptField::Zone, s)?,
                 ("device_id", s) => opt_str(OptField::DeviceId, s)?,
-                ("macs", Schema::Array(a)) if *a.items == Schema::String => Step::List(ListField::Macs),
-                ("ips", Schema::Array(a)) if *a.items == Schema::String => Step::List(ListField::Ips),
+                ("macs", Schema::Array(a)) if *a.items == Schema::String => {
+                    Step::List(ListField::Macs)
+                }
+                ("ips", Schema::Array(a)) if *a.items == Schema::String => {
+                    Step::List(ListField::Ips)
+                }
                 ("category", Schema::Enum(e)) => Step::Category(
                     e.symbols
                         .iter()
-                        .map(|s| DeviceCategory::ALL.into_iter().find(|c| s == c.as_str() || *s == c.as_str().to_lowercase()))
+                        .map(|s| {
+                            DeviceCategory::ALL
+                                .into_iter()
+                                .find(|c| s == c.as_str() || *s == c.as_str().to_lowercase())
+                        })
                         .collect(),
                 ),
                 ("agent_managed", Schema::Boolean) => Step::AgentManaged,
                 // A field the reader has, with a type the plan does not handle: let serde decide.
-                ("tenant" | "site" | "sensor" | "observed_at" | "macs" | "ips" | "category" | "agent_managed", _) => {
-                    return None
-                }
+                (
+                    "tenant" | "site" | "sensor" | "observed_at" | "macs" | "ips" | "category"
+                    | "agent_managed",
+                    _,
+                ) => return None,
                 (_, s) => Step::Skip(skip_for(s)?),
             };
-            if let Some(i) = ["tenant", "site", "sensor", "observed_at"].iter().position(|n| *n == f.name) {
+            if let Some(i) = ["tenant", "site", "sensor", "observed_at"]
+                .iter()
+                .position(|n| *n == f.name)
+            {
                 required[i] = true;
             }
             steps.push(step);
         }
         // A writer without a required field fails every message; serde says which.
-        required.iter().all(|r| *r).then(|| Self { steps: steps.into() })
+        required.iter().all(|r| *r).then(|| Self {
+            steps: steps.into(),
+        })
     }
 
     /// Decodes one Avro body (after the 5-byte wire header).
@@ -133,7 +158,11 @@ impl ReportPlan {
                         StrField::Sensor => out.sensor = s,
                     }
                 }
-                Step::OptStr { field, null_branch, branches } => {
+                Step::OptStr {
+                    field,
+                    null_branch,
+                    branches,
+                } => {
                     let value = match null_branch {
                         None => Some(Cow::Borrowed(r.str()?)),
                         Some(null) => {
@@ -141,7 +170,11 @@ impl ReportPlan {
                             if branch < 0 || branch as u64 >= *branches {
                                 return Err(format!("union branch {branch} out of range"));
                             }
-                            if branch as u64 == *null { None } else { Some(Cow::Borrowed(r.str()?)) }
+                            if branch as u64 == *null {
+                                None
+                            } else {
+                                Some(Cow::Borrowed(r.str()?))
+                            }
                         }
                     };
                     match field {
@@ -184,12 +217,20 @@ impl ReportPlan {
 
 fn opt_str(field: OptField, s: &Schema) -> Option<Step> {
     match s {
-        Schema::String => Some(Step::OptStr { field, null_branch: None, branches: 1 }),
+        Schema::String => Some(Step::OptStr {
+            field,
+            null_branch: None,
+            branches: 1,
+        }),
         Schema::Union(u) => {
             let v = u.variants();
             let null = v.iter().position(|s| *s == Schema::Null)?;
             let other = v.iter().position(|s| *s == Schema::String)?;
-            (v.len() == 2 && null != other).then_some(Step::OptStr { field, null_branch: Some(null as u64), branches: 2 })
+            (v.len() == 2 && null != other).then_some(Step::OptStr {
+                field,
+                null_branch: Some(null as u64),
+                branches: 2,
+            })
         }
         _ => None,
     }
@@ -219,7 +260,12 @@ fn skip_for(s: &Schema) -> Option<Skip> {
         Schema::Array(a) => Skip::Array(Box::new(skip_for(&a.items)?)),
         Schema::Map(m) => Skip::Map(Box::new(skip_for(&m.types)?)),
         Schema::Union(u) => Skip::Union(u.variants().iter().map(skip_for).collect::<Option<_>>()?),
-        Schema::Record(r) => Skip::Record(r.fields.iter().map(|f| skip_for(&f.schema)).collect::<Option<_>>()?),
+        Schema::Record(r) => Skip::Record(
+            r.fields
+                .iter()
+                .map(|f| skip_for(&f.schema))
+                .collect::<Option<_>>()?,
+        ),
         // Named references, decimals and UUIDs (whose encoding depends on an inner type):
         // leave those writers to serde.
         _ => return None,
@@ -233,7 +279,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or("unexpected end of data")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or("unexpected end of data")?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -268,7 +318,11 @@ impl<'a> Reader<'a> {
     /// Items of `item_bytes == 0` (nulls, empty records) are not visited: a hostile count
     /// of them must not spin; other items need at least a byte each, so a count beyond
     /// the remaining data is an error up front.
-    fn blocks(&mut self, item_bytes: usize, mut item: impl FnMut(&mut Self) -> Result<(), String>) -> Result<(), String> {
+    fn blocks(
+        &mut self,
+        item_bytes: usize,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
         loop {
             let mut count = self.long()?;
             if count == 0 {
@@ -306,7 +360,10 @@ impl<'a> Reader<'a> {
             }),
             Skip::Union(branches) => {
                 let i = self.long()?;
-                let b = usize::try_from(i).ok().and_then(|i| branches.get(i)).ok_or_else(|| format!("union branch {i} out of range"))?;
+                let b = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| branches.get(i))
+                    .ok_or_else(|| format!("union branch {i} out of range"))?;
                 self.skip(b)
             }
             Skip::Record(fields) => fields.iter().try_for_each(|f| self.skip(f)),
@@ -321,7 +378,10 @@ mod tests {
     use crate::event::Discovery;
     use proptest::prelude::*;
 
-    fn serde_decode<'a>(schema: &serde_avro_fast::Schema, body: &'a [u8]) -> Result<Report<'a>, String> {
+    fn serde_decode<'a>(
+        schema: &serde_avro_fast::Schema,
+        body: &'a [u8],
+    ) -> Result<Report<'a>, String> {
         serde_avro_fast::from_datum_slice(body, schema).map_err(|e| e.to_string())
     }
 
@@ -335,7 +395,10 @@ mod tests {
                 None => Value::Union(0, Box::new(Value::Null)),
             };
             fields.push(("firmware".into(), fw));
-            fields.push(("protocols".into(), Value::Array(protocols.iter().map(|p| Value::String(p.clone())).collect())));
+            fields.push((
+                "protocols".into(),
+                Value::Array(protocols.iter().map(|p| Value::String(p.clone())).collect()),
+            ));
         }
         apache_avro::to_avro_datum(&v2, value.resolve(&v2).unwrap()).unwrap()
     }
@@ -348,7 +411,8 @@ mod tests {
         BUNDLED_SCHEMAS
             .iter()
             .map(|(_, json)| {
-                let plan = ReportPlan::compile(&apache_avro::Schema::parse_str(json).unwrap()).expect("bundled schemas compile");
+                let plan = ReportPlan::compile(&apache_avro::Schema::parse_str(json).unwrap())
+                    .expect("bundled schemas compile");
                 (plan, json.parse().unwrap())
             })
             .collect()
@@ -390,7 +454,10 @@ mod tests {
     fn writers_the_plan_cannot_mirror_get_no_plan() {
         let parse = |s: &str| apache_avro::Schema::parse_str(s).unwrap();
         let no_tenant = r#"{"type":"record","name":"D","fields":[{"name":"site","type":"string"},{"name":"sensor","type":"string"},{"name":"observed_at","type":"long"}]}"#;
-        assert!(ReportPlan::compile(&parse(no_tenant)).is_none(), "missing required field: serde reports it");
+        assert!(
+            ReportPlan::compile(&parse(no_tenant)).is_none(),
+            "missing required field: serde reports it"
+        );
         let odd_type = r#"{"type":"record","name":"D","fields":[{"name":"tenant","type":"string"},{"name":"site","type":"string"},{"name":"sensor","type":"string"},{"name":"observed_at","type":"string"}]}"#;
         assert!(ReportPlan::compile(&parse(odd_type)).is_none());
         let minimal = r#"{"type":"record","name":"D","fields":[{"name":"tenant","type":"string"},{"name":"site","type":"string"},{"name":"sensor","type":"string"},{"name":"observed_at","type":"long"},
@@ -402,7 +469,15 @@ mod tests {
         body.extend_from_slice(b"abc");
         body.push(0);
         let r = plan.decode(&body).unwrap();
-        assert_eq!((r.tenant.as_ref(), r.site.as_ref(), r.sensor.as_ref(), r.observed_at), ("t", "s", "x", 5));
+        assert_eq!(
+            (
+                r.tenant.as_ref(),
+                r.site.as_ref(),
+                r.sensor.as_ref(),
+                r.observed_at
+            ),
+            ("t", "s", "x", 5)
+        );
         assert!(r.macs.is_empty() && r.zone.is_none());
     }
 
@@ -439,8 +514,14 @@ mod tests {
         let ok = [2, b't', 2, b's', 2, b'x', 10, 0];
         assert_eq!(plan.decode(&ok).unwrap().category, DeviceCategory::Ot);
         let robot = [2, b't', 2, b's', 2, b'x', 10, 2];
-        assert!(plan.decode(&robot).unwrap_err().contains("unknown device category"));
+        assert!(plan
+            .decode(&robot)
+            .unwrap_err()
+            .contains("unknown device category"));
         let serde: serde_avro_fast::Schema = w.parse().unwrap();
-        assert!(serde_decode(&serde, &robot).is_err(), "serde rejects it too");
+        assert!(
+            serde_decode(&serde, &robot).is_err(),
+            "serde rejects it too"
+        );
     }
 }

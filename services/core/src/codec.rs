@@ -112,7 +112,10 @@ pub struct Codec {
 
 impl Codec {
     pub fn new(resolver: Arc<dyn SchemaResolver>) -> Self {
-        Self { resolver, schemas: Vec::new() }
+        Self {
+            resolver,
+            schemas: Vec::new(),
+        }
     }
 
     /// Codec over the bundled schemas.
@@ -127,7 +130,9 @@ impl Codec {
         let json = self.resolver.schema_json(id)?;
         let invalid = |reason: String| SchemaError::Invalid { id, reason };
         let serde: serde_avro_fast::Schema = json.parse().map_err(|e| invalid(format!("{e}")))?;
-        let plan = apache_avro::Schema::parse_str(&json).ok().and_then(|s| ReportPlan::compile(&s));
+        let plan = apache_avro::Schema::parse_str(&json)
+            .ok()
+            .and_then(|s| ReportPlan::compile(&s));
         self.schemas.push(WriterSchema { id, serde, plan });
         Ok(self.schemas.last().expect("just pushed"))
     }
@@ -147,7 +152,9 @@ impl Codec {
                     let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
                     let schema = self.schema(id)?;
                     if let Some(plan) = &schema.plan {
-                        return plan.decode(&payload[5..]).map_err(|reason| DecodeError::Avro { id, reason });
+                        return plan
+                            .decode(&payload[5..])
+                            .map_err(|reason| DecodeError::Avro { id, reason });
                     }
                 }
                 Some(b'{' | b' ' | b'\t' | b'\r' | b'\n') => {
@@ -162,7 +169,10 @@ impl Codec {
     }
 
     /// Decodes into any serde type shaped like the event (fields the type lacks are skipped).
-    pub fn decode_as<'a, T: Deserialize<'a>>(&mut self, payload: &'a [u8]) -> Result<T, DecodeError> {
+    pub fn decode_as<'a, T: Deserialize<'a>>(
+        &mut self,
+        payload: &'a [u8],
+    ) -> Result<T, DecodeError> {
         let first = *payload.first().ok_or(DecodeError::Empty)?;
         if payload.len() > MAX_MESSAGE_BYTES {
             return Err(DecodeError::TooLarge(payload.len()));
@@ -180,9 +190,11 @@ impl Codec {
         }
         let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
         let schema = self.schema(id)?;
-        serde_avro_fast::from_datum_slice(&payload[5..], &schema.serde).map_err(|e| DecodeError::Avro {
-            id,
-            reason: e.to_string(),
+        serde_avro_fast::from_datum_slice(&payload[5..], &schema.serde).map_err(|e| {
+            DecodeError::Avro {
+                id,
+                reason: e.to_string(),
+            }
         })
     }
 }
@@ -290,10 +302,24 @@ mod tests {
     fn bad_inputs_are_typed_errors() {
         let mut c = Codec::bundled();
         assert_eq!(c.decode(b"").unwrap_err().reason(), "empty");
-        assert_eq!(c.decode(&[0, 0, 1]).unwrap_err().reason(), "truncated_header");
-        assert_eq!(c.decode(&[0, 0, 0, 0, 99, 1]).unwrap_err().reason(), "unknown_schema");
-        assert_eq!(c.decode(&[0, 0, 0, 0, 1, 0xff, 0xff, 0xff]).unwrap_err().reason(), "avro_decode");
-        assert_eq!(c.decode(b"{\"tenant\": 3}").unwrap_err().reason(), "json_decode");
+        assert_eq!(
+            c.decode(&[0, 0, 1]).unwrap_err().reason(),
+            "truncated_header"
+        );
+        assert_eq!(
+            c.decode(&[0, 0, 0, 0, 99, 1]).unwrap_err().reason(),
+            "unknown_schema"
+        );
+        assert_eq!(
+            c.decode(&[0, 0, 0, 0, 1, 0xff, 0xff, 0xff])
+                .unwrap_err()
+                .reason(),
+            "avro_decode"
+        );
+        assert_eq!(
+            c.decode(b"{\"tenant\": 3}").unwrap_err().reason(),
+            "json_decode"
+        );
         assert_eq!(c.decode(b"hello").unwrap_err().reason(), "unknown_format");
     }
 
@@ -302,13 +328,22 @@ mod tests {
         // A string length of ~2^62 after a valid header must fail cleanly.
         let mut bytes = vec![0, 0, 0, 0, 1];
         bytes.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
-        assert_eq!(Codec::bundled().decode(&bytes).unwrap_err().reason(), "avro_decode");
+        assert_eq!(
+            Codec::bundled().decode(&bytes).unwrap_err().reason(),
+            "avro_decode"
+        );
     }
 
     /// The counting view of an event must agree with the full event.
     fn assert_report_matches(r: &Report<'_>, d: &Discovery<'_>) {
-        assert_eq!((&r.tenant, &r.site, &r.sensor), (&d.tenant, &d.site, &d.sensor));
-        assert_eq!((r.observed_at, r.category, r.agent_managed), (d.observed_at, d.category, d.agent_managed));
+        assert_eq!(
+            (&r.tenant, &r.site, &r.sensor),
+            (&d.tenant, &d.site, &d.sensor)
+        );
+        assert_eq!(
+            (r.observed_at, r.category, r.agent_managed),
+            (d.observed_at, d.category, d.agent_managed)
+        );
         assert_eq!((&r.zone, &r.device_id), (&d.zone, &d.device_id));
         let macs: Vec<&str> = r.macs.iter().map(|m| &**m).collect();
         let ips: Vec<&str> = r.ips.iter().map(|m| &**m).collect();
@@ -324,7 +359,13 @@ mod tests {
         for bytes in [&avro, &json] {
             let r = c.decode_report(bytes).unwrap();
             assert_report_matches(&r, &sample());
-            assert!(r.macs.iter().chain(&r.ips).all(|t| matches!(t.0, Cow::Borrowed(_))), "identifiers must not allocate");
+            assert!(
+                r.macs
+                    .iter()
+                    .chain(&r.ips)
+                    .all(|t| matches!(t.0, Cow::Borrowed(_))),
+                "identifiers must not allocate"
+            );
             assert!(!r.macs.spilled());
         }
     }

@@ -117,7 +117,10 @@ impl Dedup {
     /// Approximate heap bytes held (for the memory gauge).
     pub fn memory_bytes(&self) -> usize {
         // hashbrown: one control byte plus the 8-byte key per bucket.
-        self.seen.values().map(|s| s.capacity() * (std::mem::size_of::<u64>() + 1)).sum()
+        self.seen
+            .values()
+            .map(|s| s.capacity() * (std::mem::size_of::<u64>() + 1))
+            .sum()
     }
 }
 
@@ -142,7 +145,11 @@ mod tests {
         assert_eq!(d.offer(1, 10, 3), Seen::WriteThrough);
         assert_eq!(d.offer(1, 10, 3), Seen::WriteThrough);
         assert_eq!(d.offer(1, 10, 1), Seen::Duplicate);
-        assert_eq!(d.offer(2, 10, 1), Seen::WriteThrough, "the cap is global across sites");
+        assert_eq!(
+            d.offer(2, 10, 1),
+            Seen::WriteThrough,
+            "the cap is global across sites"
+        );
         assert_eq!(d.len(), 2);
     }
 
@@ -151,7 +158,11 @@ mod tests {
         let mut d = Dedup::new(100, 1);
         d.offer(1, 10, 1);
         d.offer(1, 12, 1);
-        assert_eq!(d.len(), 1, "day 10 evicted once day 12 arrives with keep_days=1");
+        assert_eq!(
+            d.len(),
+            1,
+            "day 10 evicted once day 12 arrives with keep_days=1"
+        );
         assert_eq!(d.offer(1, 10, 1), Seen::WriteThrough);
         assert_eq!(d.offer(1, 11, 5), Seen::New);
     }

@@ -182,7 +182,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
                 Ok(Cow::Borrowed(v))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -241,7 +244,11 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
             return None;
         }
         // Milliseconds from the first three fraction digits, without allocating.
-        ms = b[start..i].iter().chain(b"000").take(3).fold(0, |acc, d| acc * 10 + i64::from(d - b'0'));
+        ms = b[start..i]
+            .iter()
+            .chain(b"000")
+            .take(3)
+            .fold(0, |acc, d| acc * 10 + i64::from(d - b'0'));
     }
     let offset_min = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
@@ -252,7 +259,11 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         _ => return None,
     };
     // Days from civil date (Howard Hinnant's algorithm).
-    let (y2, m2) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let (y2, m2) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
     let era = y2.div_euclid(400);
     let yoe = y2 - era * 400;
     let doy = (153 * m2 + 2) / 5 + d - 1;
@@ -283,29 +294,53 @@ pub struct Sighting {
 /// Arbitrary events for the decoders' property tests, with strings drawn from `text`
 /// (a proptest regex).
 #[cfg(test)]
-pub(crate) fn arb_discovery(text: &'static str) -> impl proptest::strategy::Strategy<Value = Discovery<'static>> {
+pub(crate) fn arb_discovery(
+    text: &'static str,
+) -> impl proptest::strategy::Strategy<Value = Discovery<'static>> {
     use proptest::prelude::*;
     let s = move || text;
     (
-        (s(), s(), s(), any::<i64>(), proptest::option::of(s()), proptest::option::of(s())),
-        (proptest::collection::vec(s(), 0..7), proptest::collection::vec(s(), 0..7), 0..5usize, any::<bool>()),
-        (proptest::option::of(s()), proptest::option::of(s()), proptest::option::of(s())),
+        (
+            s(),
+            s(),
+            s(),
+            any::<i64>(),
+            proptest::option::of(s()),
+            proptest::option::of(s()),
+        ),
+        (
+            proptest::collection::vec(s(), 0..7),
+            proptest::collection::vec(s(), 0..7),
+            0..5usize,
+            any::<bool>(),
+        ),
+        (
+            proptest::option::of(s()),
+            proptest::option::of(s()),
+            proptest::option::of(s()),
+        ),
     )
-        .prop_map(|((tenant, site, sensor, at, zone, device_id), (macs, ips, cat, agent), (vendor, model, hostname))| Discovery {
-            tenant: tenant.into(),
-            site: site.into(),
-            sensor: sensor.into(),
-            observed_at: at,
-            zone: zone.map(Into::into),
-            device_id: device_id.map(Into::into),
-            macs: macs.into_iter().map(Into::into).collect(),
-            ips: ips.into_iter().map(Into::into).collect(),
-            category: DeviceCategory::ALL[cat],
-            agent_managed: agent,
-            vendor: vendor.map(Into::into),
-            model: model.map(Into::into),
-            hostname: hostname.map(Into::into),
-        })
+        .prop_map(
+            |(
+                (tenant, site, sensor, at, zone, device_id),
+                (macs, ips, cat, agent),
+                (vendor, model, hostname),
+            )| Discovery {
+                tenant: tenant.into(),
+                site: site.into(),
+                sensor: sensor.into(),
+                observed_at: at,
+                zone: zone.map(Into::into),
+                device_id: device_id.map(Into::into),
+                macs: macs.into_iter().map(Into::into).collect(),
+                ips: ips.into_iter().map(Into::into).collect(),
+                category: DeviceCategory::ALL[cat],
+                agent_managed: agent,
+                vendor: vendor.map(Into::into),
+                model: model.map(Into::into),
+                hostname: hostname.map(Into::into),
+            },
+        )
 }
 
 #[cfg(test)]
@@ -320,12 +355,19 @@ mod tests {
             parse_rfc3339_ms("2026-11-23T10:00:00+01:00"),
             parse_rfc3339_ms("2026-11-23T09:00:00Z")
         );
-        assert_eq!(parse_rfc3339_ms("2026-11-23T09:00:00Z"), Some(1_795_424_400_000));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-23T09:00:00Z"),
+            Some(1_795_424_400_000)
+        );
         assert_eq!(parse_rfc3339_ms("2026-13-23T09:00:00Z"), None);
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.123456Z"), Some(1123));
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.07Z"), Some(1070));
-        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.Z"), None, "a fraction needs a digit");
+        assert_eq!(
+            parse_rfc3339_ms("1970-01-01T00:00:01.Z"),
+            None,
+            "a fraction needs a digit"
+        );
     }
 
     #[test]

@@ -269,7 +269,12 @@ pub fn identify<'s>(
 }
 
 /// Human-readable label of a device key for the sightings table.
-pub fn label(basis: IdentityBasis, zone: Option<&str>, sensor: &str, device_id: Option<&str>) -> String {
+pub fn label(
+    basis: IdentityBasis,
+    zone: Option<&str>,
+    sensor: &str,
+    device_id: Option<&str>,
+) -> String {
     match basis {
         IdentityBasis::Mac(m) => format!("mac:{m}"),
         IdentityBasis::Ip(ip) => format!("ip:{}/{ip}", zone.unwrap_or("")),
@@ -286,7 +291,10 @@ mod tests {
         let b = s.as_bytes();
         let sep_ok = match b.len() {
             12 => true,
-            17 => [2, 5, 8, 11, 14].iter().all(|&i| b[i] == b':') || [2, 5, 8, 11, 14].iter().all(|&i| b[i] == b'-'),
+            17 => {
+                [2, 5, 8, 11, 14].iter().all(|&i| b[i] == b':')
+                    || [2, 5, 8, 11, 14].iter().all(|&i| b[i] == b'-')
+            }
             14 => b[4] == b'.' && b[9] == b'.',
             _ => false,
         };
@@ -309,25 +317,60 @@ mod tests {
         (digits == 12).then_some(Mac(v))
     }
 
-    fn key(macs: &[&str], ips: &[&str], zone: Option<&str>, sensor: &str, id: Option<&str>) -> Identified {
+    fn key(
+        macs: &[&str],
+        ips: &[&str],
+        zone: Option<&str>,
+        sensor: &str,
+        id: Option<&str>,
+    ) -> Identified {
         identify(macs.iter().copied(), ips.iter().copied(), zone, sensor, id).unwrap()
     }
 
     #[test]
     fn mac_spellings_are_one_device() {
-        let spellings = ["00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5E", "001a.2b3c.4d5e", "001A2B3C4D5E"];
-        let keys: Vec<_> = spellings.iter().map(|m| key(&[m], &[], None, "s1", None)).collect();
+        let spellings = [
+            "00:1a:2b:3c:4d:5e",
+            "00-1A-2B-3C-4D-5E",
+            "001a.2b3c.4d5e",
+            "001A2B3C4D5E",
+        ];
+        let keys: Vec<_> = spellings
+            .iter()
+            .map(|m| key(&[m], &[], None, "s1", None))
+            .collect();
         assert!(keys.windows(2).all(|w| w[0] == w[1]));
-        assert_eq!(Mac::parse("001a.2b3c.4d5e").unwrap().to_string(), "00:1a:2b:3c:4d:5e");
-        for bad in ["00:1a:2b:3c:4d", "00:1a:2b:3c:4d:5g", "001a-2b3c-4d5e", "00:1a-2b:3c:4d:5e", ""] {
+        assert_eq!(
+            Mac::parse("001a.2b3c.4d5e").unwrap().to_string(),
+            "00:1a:2b:3c:4d:5e"
+        );
+        for bad in [
+            "00:1a:2b:3c:4d",
+            "00:1a:2b:3c:4d:5g",
+            "001a-2b3c-4d5e",
+            "00:1a-2b:3c:4d:5e",
+            "",
+        ] {
             assert!(Mac::parse(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn multi_nic_device_is_one_device_whatever_the_order_or_sensor() {
-        let a = key(&["00:00:00:00:00:02", "00:00:00:00:00:01"], &["10.0.0.1"], Some("z1"), "s1", Some("x"));
-        let b = key(&["00-00-00-00-00-01", "00-00-00-00-00-02"], &["10.0.0.9"], Some("z2"), "s2", Some("y"));
+        let a = key(
+            &["00:00:00:00:00:02", "00:00:00:00:00:01"],
+            &["10.0.0.1"],
+            Some("z1"),
+            "s1",
+            Some("x"),
+        );
+        let b = key(
+            &["00-00-00-00-00-01", "00-00-00-00-00-02"],
+            &["10.0.0.9"],
+            Some("z2"),
+            "s2",
+            Some("y"),
+        );
         assert_eq!(a, b);
     }
 
@@ -342,29 +385,73 @@ mod tests {
 
     #[test]
     fn sensor_ids_are_scoped_to_their_sensor() {
-        assert_ne!(key(&[], &[], None, "s1", Some("7")), key(&[], &[], None, "s2", Some("7")));
+        assert_ne!(
+            key(&[], &[], None, "s1", Some("7")),
+            key(&[], &[], None, "s2", Some("7"))
+        );
     }
 
     #[test]
     fn never_devices() {
-        assert_eq!(key(&[], &["8.8.8.8"], None, "s", None), Identified::NotADevice(NotADevice::PublicIp));
-        assert_eq!(key(&[], &["224.0.0.251"], None, "s", None), Identified::NotADevice(NotADevice::Multicast));
-        assert_eq!(key(&[], &["255.255.255.255"], None, "s", None), Identified::NotADevice(NotADevice::Broadcast));
-        assert_eq!(key(&["ff:ff:ff:ff:ff:ff"], &[], None, "s", None), Identified::NotADevice(NotADevice::Broadcast));
-        assert_eq!(key(&["01:00:5e:00:00:fb"], &[], None, "s", None), Identified::NotADevice(NotADevice::Multicast));
-        assert_eq!(key(&[], &["2001:db8::1"], None, "s", None), Identified::NotADevice(NotADevice::PublicIp));
+        assert_eq!(
+            key(&[], &["8.8.8.8"], None, "s", None),
+            Identified::NotADevice(NotADevice::PublicIp)
+        );
+        assert_eq!(
+            key(&[], &["224.0.0.251"], None, "s", None),
+            Identified::NotADevice(NotADevice::Multicast)
+        );
+        assert_eq!(
+            key(&[], &["255.255.255.255"], None, "s", None),
+            Identified::NotADevice(NotADevice::Broadcast)
+        );
+        assert_eq!(
+            key(&["ff:ff:ff:ff:ff:ff"], &[], None, "s", None),
+            Identified::NotADevice(NotADevice::Broadcast)
+        );
+        assert_eq!(
+            key(&["01:00:5e:00:00:fb"], &[], None, "s", None),
+            Identified::NotADevice(NotADevice::Multicast)
+        );
+        assert_eq!(
+            key(&[], &["2001:db8::1"], None, "s", None),
+            Identified::NotADevice(NotADevice::PublicIp)
+        );
         // A public address next to a private one: the private one is the device.
-        assert!(matches!(key(&[], &["8.8.8.8", "192.168.1.4"], None, "s", None), Identified::Device(_)));
-        for private in ["10.0.0.1", "172.16.5.5", "192.168.0.1", "169.254.1.1", "100.64.0.1", "fd00::1", "fe80::1"] {
-            assert!(matches!(key(&[], &[private], None, "s", None), Identified::Device(_)), "{private}");
+        assert!(matches!(
+            key(&[], &["8.8.8.8", "192.168.1.4"], None, "s", None),
+            Identified::Device(_)
+        ));
+        for private in [
+            "10.0.0.1",
+            "172.16.5.5",
+            "192.168.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(
+                matches!(key(&[], &[private], None, "s", None), Identified::Device(_)),
+                "{private}"
+            );
         }
     }
 
     #[test]
     fn malformed_identifiers_are_errors() {
-        assert!(matches!(identify(["zz"], [], None, "s", None), Err(IdentityError::InvalidMac(_))));
-        assert!(matches!(identify([], ["10.0.0.300"], None, "s", None), Err(IdentityError::InvalidIp(_))));
-        assert_eq!(identify([], [], None, "s", Some(" ")), Err(IdentityError::NoIdentifier));
+        assert!(matches!(
+            identify(["zz"], [], None, "s", None),
+            Err(IdentityError::InvalidMac(_))
+        ));
+        assert!(matches!(
+            identify([], ["10.0.0.300"], None, "s", None),
+            Err(IdentityError::InvalidIp(_))
+        ));
+        assert_eq!(
+            identify([], [], None, "s", Some(" ")),
+            Err(IdentityError::NoIdentifier)
+        );
     }
 
     proptest! {

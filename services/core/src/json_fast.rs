@@ -18,7 +18,11 @@ const MAX_DEPTH: u32 = 32;
 /// Decodes `payload` if it is a plain event object; `None` means "let serde decide".
 pub fn decode(payload: &[u8]) -> Option<Report<'_>> {
     let text = simdutf8::basic::from_utf8(payload).ok()?;
-    let mut p = Scanner { s: text, b: payload, i: 0 };
+    let mut p = Scanner {
+        s: text,
+        b: payload,
+        i: 0,
+    };
     let mut out = Report::blank();
     // One bit per known field: required ones must appear, none may repeat.
     let mut seen = 0u16;
@@ -42,7 +46,11 @@ pub fn decode(payload: &[u8]) -> Option<Report<'_>> {
                 4
             }
             "observed_at" => {
-                out.observed_at = if q.peek()? == b'"' { parse_rfc3339_ms(q.plain_str()?)? } else { q.integer()? };
+                out.observed_at = if q.peek()? == b'"' {
+                    parse_rfc3339_ms(q.plain_str()?)?
+                } else {
+                    q.integer()?
+                };
                 8
             }
             "zone" => {
@@ -63,7 +71,9 @@ pub fn decode(payload: &[u8]) -> Option<Report<'_>> {
             }
             "category" => {
                 let name = q.plain_str()?;
-                out.category = DeviceCategory::ALL.into_iter().find(|c| name == c.as_str() || name == lower(*c))?;
+                out.category = DeviceCategory::ALL
+                    .into_iter()
+                    .find(|c| name == c.as_str() || name == lower(*c))?;
                 256
             }
             "agent_managed" => {
@@ -103,13 +113,18 @@ fn special(b: &[u8], from: usize) -> Option<usize> {
     while let Some(chunk) = b.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
         // Lowest flagged byte is exact (borrows only disturb bytes above a true hit).
-        let hits = zero_byte(x ^ (ONES * u64::from(b'"'))) | zero_byte(x ^ (ONES * u64::from(b'\\'))) | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        let hits = zero_byte(x ^ (ONES * u64::from(b'"')))
+            | zero_byte(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
         if hits != 0 {
             return Some(i + (hits.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    b[i.min(b.len())..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| i + p)
+    b[i.min(b.len())..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
 }
 
 struct Scanner<'a> {
@@ -180,7 +195,12 @@ impl<'a> Scanner<'a> {
 
     /// `open` items separated by commas `close` (possibly empty), whitespace allowed
     /// around every token; `item` reads one item.
-    fn sequence(&mut self, open: u8, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    fn sequence(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         self.eat(open)?;
         self.ws();
         if self.peek()? == close {
@@ -210,7 +230,10 @@ impl<'a> Scanner<'a> {
             self.i += 1;
         }
         let n = self.i - digits;
-        if n == 0 || (n > 1 && self.b[digits] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+        if n == 0
+            || (n > 1 && self.b[digits] == b'0')
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
             return None;
         }
         self.s[start..self.i].parse().ok()
@@ -253,7 +276,9 @@ impl<'a> Scanner<'a> {
                             return None;
                         }
                         // Surrogates need pairing rules: leave those to serde.
-                        if matches!(hex[0], b'd' | b'D') && matches!(hex[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F') {
+                        if matches!(hex[0], b'd' | b'D')
+                            && matches!(hex[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                        {
                             return None;
                         }
                         self.i += 4;
@@ -319,7 +344,12 @@ mod tests {
     fn accepted_identically(payload: &[u8]) -> Result<bool, TestCaseError> {
         match decode(payload) {
             Some(fast) => {
-                prop_assert_eq!(Some(fast), serde(payload), "{}", String::from_utf8_lossy(payload));
+                prop_assert_eq!(
+                    Some(fast),
+                    serde(payload),
+                    "{}",
+                    String::from_utf8_lossy(payload)
+                );
                 Ok(true)
             }
             None => Ok(false),
@@ -366,27 +396,40 @@ mod tests {
             "macs":["00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5F"],"ips":[],"zone":null,"category":"ot","agent_managed":true} "#;
         let r = decode(json).expect("fast path");
         assert_eq!(r, serde(json).unwrap());
-        assert_eq!((r.observed_at, r.category, r.agent_managed, r.macs.len()), (1_795_424_400_000, DeviceCategory::Ot, true, 2));
+        assert_eq!(
+            (r.observed_at, r.category, r.agent_managed, r.macs.len()),
+            (1_795_424_400_000, DeviceCategory::Ot, true, 2)
+        );
     }
 
     #[test]
     fn hands_anything_unusual_to_serde() {
-        let base = |extra: &str| format!(r#"{{"tenant":"t","site":"s","sensor":"x","observed_at":1795424400000{extra}}}"#);
+        let base = |extra: &str| {
+            format!(
+                r#"{{"tenant":"t","site":"s","sensor":"x","observed_at":1795424400000{extra}}}"#
+            )
+        };
         assert!(decode(base("").as_bytes()).is_some());
         for odd in [
-            r#","tenant":"again""#,              // duplicate field
-            r#","site":"e\u0073caped""#,         // escaped read field
-            r#","category":"Ot""#,               // not a name serde accepts
-            r#","macs":null"#,                   // null list
-            r#","x":01"#,                        // leading zero
-            r#","x":[1,]"#,                      // trailing comma
-            r#","x":"\ud800""#,                  // lone surrogate
-            r#","agent_managed":1"#,             // number for a bool
+            r#","tenant":"again""#,      // duplicate field
+            r#","site":"e\u0073caped""#, // escaped read field
+            r#","category":"Ot""#,       // not a name serde accepts
+            r#","macs":null"#,           // null list
+            r#","x":01"#,                // leading zero
+            r#","x":[1,]"#,              // trailing comma
+            r#","x":"\ud800""#,          // lone surrogate
+            r#","agent_managed":1"#,     // number for a bool
         ] {
             assert!(decode(base(odd).as_bytes()).is_none(), "{odd}");
         }
         assert!(decode(br#"{"tenant":"t","site":"s","sensor":"x","observed_at":1.5}"#).is_none());
-        assert!(decode(br#"{"tenant":"t","site":"s","sensor":"x"}"#).is_none(), "missing observed_at");
-        assert!(decode(br#"{"tenant":"t","site":"s","sensor":"x","observed_at":1} x"#).is_none(), "trailing garbage");
+        assert!(
+            decode(br#"{"tenant":"t","site":"s","sensor":"x"}"#).is_none(),
+            "missing observed_at"
+        );
+        assert!(
+            decode(br#"{"tenant":"t","site":"s","sensor":"x","observed_at":1} x"#).is_none(),
+            "trailing garbage"
+        );
     }
 }

@@ -7,7 +7,7 @@
 use crate::codec::{Codec, DecodeError};
 use crate::dedup::{Dedup, Seen};
 use crate::event::Sighting;
-use crate::identity::{self, IdentityError, Identified, NotADevice};
+use crate::identity::{self, Identified, IdentityError, NotADevice};
 use crate::sketch::{Estimate, SiteSketch};
 use crate::validate::{Invalid, ValidationRules};
 use std::collections::HashMap;
@@ -197,7 +197,12 @@ impl Pipeline {
     /// (dedup entries, dedup bytes, live sketches, sketch bytes) for the memory gauges.
     pub fn memory(&self) -> (usize, usize, usize, usize) {
         let sketch_bytes = self.sketches.values().map(SiteSketch::memory_bytes).sum();
-        (self.dedup.len(), self.dedup.memory_bytes(), self.sketches.len(), sketch_bytes)
+        (
+            self.dedup.len(),
+            self.dedup.memory_bytes(),
+            self.sketches.len(),
+            sketch_bytes,
+        )
     }
 }
 
@@ -216,12 +221,23 @@ mod tests {
     fn same_device_from_two_sensors_is_written_once() {
         let mut p = Pipeline::new(&PipelineConfig::default(), Codec::bundled());
         let first = p.process(&json("a", "00:11:22:33:44:55", "s1"), NOW);
-        let Outcome::New(row) = first else { panic!("{first:?}") };
+        let Outcome::New(row) = first else {
+            panic!("{first:?}")
+        };
         assert_eq!(row.device_label, "mac:00:11:22:33:44:55");
         assert_eq!(row.category, DeviceCategory::Ot);
-        assert_eq!(p.process(&json("a", "00-11-22-33-44-55", "s2"), NOW), Outcome::Duplicate);
-        assert!(matches!(p.process(&json("b", "00-11-22-33-44-55", "s2"), NOW), Outcome::New(_)));
-        assert_eq!(p.live_estimate("t", "a", crate::day_of(NOW)).unwrap().count, 1);
+        assert_eq!(
+            p.process(&json("a", "00-11-22-33-44-55", "s2"), NOW),
+            Outcome::Duplicate
+        );
+        assert!(matches!(
+            p.process(&json("b", "00-11-22-33-44-55", "s2"), NOW),
+            Outcome::New(_)
+        ));
+        assert_eq!(
+            p.live_estimate("t", "a", crate::day_of(NOW)).unwrap().count,
+            1
+        );
     }
 
     #[test]
@@ -231,9 +247,18 @@ mod tests {
             Outcome::Rejected(r) => r.reason(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(r(p.process(&json("a", "nonsense", "s1"), NOW)), "invalid_mac");
+        assert_eq!(
+            r(p.process(&json("a", "nonsense", "s1"), NOW)),
+            "invalid_mac"
+        );
         assert_eq!(r(p.process(b"{}", NOW)), "json_decode");
-        assert_eq!(r(p.process(&json("a", "00:11:22:33:44:55", "s1"), NOW + 90 * crate::MS_PER_DAY)), "timestamp_too_old");
+        assert_eq!(
+            r(p.process(
+                &json("a", "00:11:22:33:44:55", "s1"),
+                NOW + 90 * crate::MS_PER_DAY
+            )),
+            "timestamp_too_old"
+        );
         let no_id = br#"{"tenant":"t","site":"a","sensor":"s","observed_at":1795424400000}"#;
         assert_eq!(r(p.process(no_id, NOW)), "no_identifier");
         assert_eq!(p.stats.rejected, 4);
@@ -244,16 +269,29 @@ mod tests {
         let mut p = Pipeline::new(&PipelineConfig::default(), Codec::bundled());
         let base = json("a", "00:11:22:33:44:55", "s");
         let e: Discovery = serde_json::from_slice(&base).unwrap();
-        let e = Discovery { ips: vec!["8.8.4.4".into()], macs: vec![], ..e };
+        let e = Discovery {
+            ips: vec!["8.8.4.4".into()],
+            macs: vec![],
+            ..e
+        };
         let bytes = serde_json::to_vec(&e).unwrap();
-        assert_eq!(p.process(&bytes, NOW), Outcome::NotADevice(NotADevice::PublicIp));
+        assert_eq!(
+            p.process(&bytes, NOW),
+            Outcome::NotADevice(NotADevice::PublicIp)
+        );
     }
 
     #[test]
     fn forgetting_rewrites() {
         let mut p = Pipeline::new(&PipelineConfig::default(), Codec::bundled());
-        assert!(matches!(p.process(&json("a", "00:11:22:33:44:55", "s1"), NOW), Outcome::New(_)));
+        assert!(matches!(
+            p.process(&json("a", "00:11:22:33:44:55", "s1"), NOW),
+            Outcome::New(_)
+        ));
         p.forget_written();
-        assert!(matches!(p.process(&json("a", "00:11:22:33:44:55", "s1"), NOW), Outcome::New(_)));
+        assert!(matches!(
+            p.process(&json("a", "00:11:22:33:44:55", "s1"), NOW),
+            Outcome::New(_)
+        ));
     }
 }

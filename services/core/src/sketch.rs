@@ -41,7 +41,10 @@ impl Default for SiteSketch {
 impl std::fmt::Debug for SiteSketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let e = self.estimate();
-        f.debug_struct("SiteSketch").field("count", &e.count).field("exact", &e.exact).finish()
+        f.debug_struct("SiteSketch")
+            .field("count", &e.count)
+            .field("exact", &e.exact)
+            .finish()
     }
 }
 
@@ -77,10 +80,18 @@ impl SiteSketch {
 
     pub fn estimate(&self) -> Estimate {
         match self {
-            SiteSketch::Exact(keys) => Estimate { count: keys.len() as u64, exact: true, sigma: 0.0 },
+            SiteSketch::Exact(keys) => Estimate {
+                count: keys.len() as u64,
+                exact: true,
+                sigma: 0.0,
+            },
             SiteSketch::Hll(h) => {
                 let count = h.estimate() as u64;
-                Estimate { count, exact: false, sigma: count as f64 * hll_relative_sigma() }
+                Estimate {
+                    count,
+                    exact: false,
+                    sigma: count as f64 * hll_relative_sigma(),
+                }
             }
         }
     }
@@ -137,7 +148,15 @@ mod tests {
             for i in 0..EXACT_LIMIT as u64 {
                 s.insert(key(i));
             }
-            assert_eq!(s.estimate(), Estimate { count: EXACT_LIMIT as u64, exact: true, sigma: 0.0 }, "round {round}");
+            assert_eq!(
+                s.estimate(),
+                Estimate {
+                    count: EXACT_LIMIT as u64,
+                    exact: true,
+                    sigma: 0.0
+                },
+                "round {round}"
+            );
         }
         assert!(s.memory_bytes() <= 16 * 1024);
     }
@@ -153,7 +172,11 @@ mod tests {
             let e = s.estimate();
             let err = (e.count as f64 - n as f64).abs() / n as f64;
             assert!(!e.exact);
-            assert!(err < 4.0 * hll_relative_sigma(), "n={n} est={} err={err}", e.count);
+            assert!(
+                err < 4.0 * hll_relative_sigma(),
+                "n={n} est={} err={err}",
+                e.count
+            );
             assert!(s.memory_bytes() <= 16 * 1024, "{}", s.memory_bytes());
         }
     }

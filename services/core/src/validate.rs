@@ -32,9 +32,17 @@ pub enum Invalid {
     #[error("required field `{0}` is empty")]
     MissingField(&'static str),
     #[error("field `{field}` is {len} characters long (limit {limit})")]
-    TooLong { field: &'static str, len: usize, limit: usize },
+    TooLong {
+        field: &'static str,
+        len: usize,
+        limit: usize,
+    },
     #[error("`{field}` has {count} entries (limit {limit})")]
-    TooManyIdentifiers { field: &'static str, count: usize, limit: usize },
+    TooManyIdentifiers {
+        field: &'static str,
+        count: usize,
+        limit: usize,
+    },
     #[error("observed_at is {ahead_ms} ms in the future (limit {limit_ms} ms)")]
     InFuture { ahead_ms: i64, limit_ms: i64 },
     #[error("observed_at is {age_ms} ms old (limit {limit_ms} ms)")]
@@ -55,7 +63,11 @@ impl Invalid {
 
 impl ValidationRules {
     pub fn check(&self, e: &Report<'_>, now_ms: i64) -> Result<(), Invalid> {
-        for (field, value) in [("tenant", &e.tenant), ("site", &e.site), ("sensor", &e.sensor)] {
+        for (field, value) in [
+            ("tenant", &e.tenant),
+            ("site", &e.site),
+            ("sensor", &e.sensor),
+        ] {
             if value.trim().is_empty() {
                 return Err(Invalid::MissingField(field));
             }
@@ -77,18 +89,28 @@ impl ValidationRules {
         }
         let ahead = e.observed_at.saturating_sub(now_ms);
         if ahead > self.max_future_ms {
-            return Err(Invalid::InFuture { ahead_ms: ahead, limit_ms: self.max_future_ms });
+            return Err(Invalid::InFuture {
+                ahead_ms: ahead,
+                limit_ms: self.max_future_ms,
+            });
         }
         let age = now_ms.saturating_sub(e.observed_at);
         if age > self.max_age_ms {
-            return Err(Invalid::TooOld { age_ms: age, limit_ms: self.max_age_ms });
+            return Err(Invalid::TooOld {
+                age_ms: age,
+                limit_ms: self.max_age_ms,
+            });
         }
         Ok(())
     }
 
     fn check_len(&self, field: &'static str, v: &str) -> Result<(), Invalid> {
         if v.len() > self.max_name_len {
-            return Err(Invalid::TooLong { field, len: v.len(), limit: self.max_name_len });
+            return Err(Invalid::TooLong {
+                field,
+                len: v.len(),
+                limit: self.max_name_len,
+            });
         }
         Ok(())
     }
@@ -120,10 +142,26 @@ mod tests {
         let now = 1_000_000_000_000;
         assert_eq!(r.check(&ev("t", now), now), Ok(()));
         assert_eq!(r.check(&ev("t", now + 4 * 60_000), now), Ok(()));
-        assert_eq!(r.check(&ev("t", now + 6 * 60_000), now).unwrap_err().reason(), "timestamp_in_future");
-        assert_eq!(r.check(&ev("t", now - 61 * crate::MS_PER_DAY), now).unwrap_err().reason(), "timestamp_too_old");
-        assert_eq!(r.check(&ev(" ", now), now), Err(Invalid::MissingField("tenant")));
+        assert_eq!(
+            r.check(&ev("t", now + 6 * 60_000), now)
+                .unwrap_err()
+                .reason(),
+            "timestamp_in_future"
+        );
+        assert_eq!(
+            r.check(&ev("t", now - 61 * crate::MS_PER_DAY), now)
+                .unwrap_err()
+                .reason(),
+            "timestamp_too_old"
+        );
+        assert_eq!(
+            r.check(&ev(" ", now), now),
+            Err(Invalid::MissingField("tenant"))
+        );
         let long = "x".repeat(300);
-        assert_eq!(r.check(&ev(&long, now), now).unwrap_err().reason(), "field_too_long");
+        assert_eq!(
+            r.check(&ev(&long, now), now).unwrap_err().reason(),
+            "field_too_long"
+        );
     }
 }

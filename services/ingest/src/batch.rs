@@ -54,7 +54,8 @@ impl Batch {
 
     /// Whether the batch is at least `limit` old at `now`.
     pub fn age_exceeds(&self, limit: std::time::Duration, now: Instant) -> bool {
-        self.started.is_some_and(|s| now.saturating_duration_since(s) >= limit)
+        self.started
+            .is_some_and(|s| now.saturating_duration_since(s) >= limit)
     }
 
     /// Offsets to commit: Kafka commits the offset of the *next* message to read.
@@ -62,7 +63,8 @@ impl Batch {
         let mut tpl = TopicPartitionList::new();
         for (topic, partitions) in &self.next_offsets {
             for (partition, next) in partitions {
-                tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)).expect("valid offset");
+                tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                    .expect("valid offset");
             }
         }
         tpl
@@ -91,9 +93,18 @@ mod tests {
         b.record_offset("u", 0, 7);
         let tpl = b.commit_list();
         assert_eq!(tpl.count(), 3);
-        assert_eq!(tpl.find_partition("u", 0).unwrap().offset(), Offset::Offset(8));
-        assert_eq!(tpl.find_partition("t", 0).unwrap().offset(), Offset::Offset(10));
-        assert_eq!(tpl.find_partition("t", 1).unwrap().offset(), Offset::Offset(4));
+        assert_eq!(
+            tpl.find_partition("u", 0).unwrap().offset(),
+            Offset::Offset(8)
+        );
+        assert_eq!(
+            tpl.find_partition("t", 0).unwrap().offset(),
+            Offset::Offset(10)
+        );
+        assert_eq!(
+            tpl.find_partition("t", 1).unwrap().offset(),
+            Offset::Offset(4)
+        );
         assert_eq!(b.messages, 4);
         b.clear();
         assert!(b.is_empty() && b.commit_list().count() == 0);

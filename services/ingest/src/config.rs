@@ -49,7 +49,9 @@ impl Default for KafkaConfig {
 
 impl KafkaConfig {
     pub fn dlq_topic(&self) -> String {
-        self.dlq_topic.clone().unwrap_or_else(|| format!("{}.dlq", self.topic))
+        self.dlq_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.dlq", self.topic))
     }
 }
 
@@ -146,7 +148,8 @@ impl IngestConfig {
         if let Some(path) = file {
             f = f.merge(Toml::file_exact(path));
         }
-        f.merge(Env::prefixed("SITETALLY_INGEST__").split("__")).extract()
+        f.merge(Env::prefixed("SITETALLY_INGEST__").split("__"))
+            .extract()
     }
 
     /// Checks what serde cannot, naming the field.
@@ -163,7 +166,9 @@ impl IngestConfig {
         if self.pipeline.dedup_capacity == 0 {
             return Err("pipeline.dedup_capacity: must be at least 1".into());
         }
-        if self.batch.initial_backoff_ms == 0 || self.batch.max_backoff_ms < self.batch.initial_backoff_ms {
+        if self.batch.initial_backoff_ms == 0
+            || self.batch.max_backoff_ms < self.batch.initial_backoff_ms
+        {
             return Err("batch.max_backoff_ms: must be ≥ batch.initial_backoff_ms > 0".into());
         }
         Ok(())
@@ -177,7 +182,10 @@ mod tests {
     #[test]
     fn file_and_environment_layer_over_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("ingest.toml", "[kafka]\ntopic = \"events\"\n[batch]\nmax_rows = 10\n")?;
+            jail.create_file(
+                "ingest.toml",
+                "[kafka]\ntopic = \"events\"\n[batch]\nmax_rows = 10\n",
+            )?;
             jail.set_env("SITETALLY_INGEST__KAFKA__BROKERS", "kafka-1:9092");
             let c = IngestConfig::load(Some(Path::new("ingest.toml")))?;
             assert_eq!(c.kafka.topic, "events");
@@ -193,7 +201,9 @@ mod tests {
     fn unknown_fields_are_named() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[kafka]\nbrokerz = \"x\"\n")?;
-            let err = IngestConfig::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            let err = IngestConfig::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("brokerz"), "{err}");
             Ok(())
         });

@@ -53,7 +53,10 @@ pub struct IngestReport {
 }
 
 /// Runs ingest against ClickHouse until `shutdown` resolves.
-pub async fn run(config: IngestConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<IngestReport> {
+pub async fn run(
+    config: IngestConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<IngestReport> {
     let store: Arc<dyn Store> = Arc::new(ClickHouseStore::new(&config.clickhouse));
     run_with_store(config, store, shutdown).await
 }
@@ -64,7 +67,9 @@ pub async fn run_with_store(
     store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<IngestReport> {
-    config.validate().map_err(|e| anyhow::anyhow!("invalid ingest config: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid ingest config: {e}"))?;
     let stop = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(config.batch.initial_backoff_ms);
@@ -87,7 +92,8 @@ pub async fn run_with_store(
     }
     let rt = tokio::runtime::Handle::current();
     let stop_flag = stop.clone();
-    let mut worker = tokio::task::spawn_blocking(move || consume_loop(config, store, rt, stop_flag));
+    let mut worker =
+        tokio::task::spawn_blocking(move || consume_loop(config, store, rt, stop_flag));
     tokio::select! {
         res = &mut worker => return res?,
         _ = &mut shutdown => {
@@ -137,11 +143,18 @@ impl ConsumerContext for IngestContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                info!(partitions = tpl.count(), "partitions revoked: finishing in-flight work");
+                info!(
+                    partitions = tpl.count(),
+                    "partitions revoked: finishing in-flight work"
+                );
                 lock(&self.worker).on_revoke(consumer);
             }
             Rebalance::Assign(tpl) => {
-                let parts: Vec<String> = tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+                let parts: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                    .collect();
                 info!(partitions = ?parts, "partitions assigned");
             }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
@@ -175,7 +188,11 @@ impl CoarseClock {
     const EVERY: u32 = 32;
 
     fn new() -> Self {
-        Self { instant: Instant::now(), wall_ms: now_ms(), reads_until_refresh: Self::EVERY }
+        Self {
+            instant: Instant::now(),
+            wall_ms: now_ms(),
+            reads_until_refresh: Self::EVERY,
+        }
     }
 
     /// Advances by one message; `fresh` forces a clock read (after waiting on poll).
@@ -191,7 +208,10 @@ impl CoarseClock {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// librdkafka settings of the ingest consumer.
@@ -233,7 +253,9 @@ fn consume_loop(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<IngestReport> {
     let resolver: Arc<dyn SchemaResolver> = match &config.schema_registry_url {
-        Some(url) => Arc::new(crate::registry::RegistryClient::new(url).map_err(anyhow::Error::msg)?),
+        Some(url) => {
+            Arc::new(crate::registry::RegistryClient::new(url).map_err(anyhow::Error::msg)?)
+        }
         None => Arc::new(BundledSchemas),
     };
     let dlq = DeadLetterProducer::new(producer_config(&config), config.kafka.dlq_topic())?;
@@ -252,7 +274,9 @@ fn consume_loop(
         registry_backoff: Duration::from_millis(config.batch.initial_backoff_ms),
     }));
     let consumer: BaseConsumer<IngestContext> =
-        consumer_config(&config).create_with_context(IngestContext { worker: worker.clone() })?;
+        consumer_config(&config).create_with_context(IngestContext {
+            worker: worker.clone(),
+        })?;
     consumer.subscribe(&[&config.kafka.topic])?;
     info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers,
           dlq = %config.kafka.dlq_topic(), "ingest consuming");
@@ -263,7 +287,11 @@ fn consume_loop(
     while !stop.load(Ordering::Relaxed) {
         let wait = {
             let w = lock(&worker);
-            if w.paused { w.backoff } else { Duration::from_millis(100) }
+            if w.paused {
+                w.backoff
+            } else {
+                Duration::from_millis(100)
+            }
         };
         // Never hold the worker across poll: the rebalance callback runs inside it and locks.
         let polled = consumer.poll(wait);
@@ -283,7 +311,10 @@ fn consume_loop(
             None => caught_up = true,
         }
         w.drive_registry_retry(&consumer);
-        if w.paused || w.should_flush(clock.instant) || (caught_up && w.idle_flush_due(clock.instant)) {
+        if w.paused
+            || w.should_flush(clock.instant)
+            || (caught_up && w.idle_flush_due(clock.instant))
+        {
             w.flush_or_pause(&consumer);
         }
         if clock.instant.saturating_duration_since(last_metrics) >= Duration::from_secs(1) {
@@ -345,7 +376,8 @@ impl Worker {
                     resume_at: Instant::now() + retry_in,
                     paused: false,
                 });
-                self.registry_backoff = (retry_in * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
+                self.registry_backoff =
+                    (retry_in * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
                 return;
             }
             Outcome::Rejected(rejection) => {
@@ -355,7 +387,11 @@ impl Worker {
                     payload: payload.to_vec(),
                     headers: msg
                         .headers()
-                        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec())).collect())
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     reason: rejection.reason(),
                     error: rejection.to_string(),
@@ -366,8 +402,11 @@ impl Worker {
                 });
             }
         }
-        self.batch.record_offset(msg.topic(), msg.partition(), msg.offset());
-        if self.registry_backoff > Duration::from_millis(self.cfg.initial_backoff_ms) && payload.first() == Some(&0) {
+        self.batch
+            .record_offset(msg.topic(), msg.partition(), msg.offset());
+        if self.registry_backoff > Duration::from_millis(self.cfg.initial_backoff_ms)
+            && payload.first() == Some(&0)
+        {
             // An Avro message got through: the registry (or the cache) serves again.
             self.registry_backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
         }
@@ -376,14 +415,21 @@ impl Worker {
     /// Pauses and rewinds the partition of a message the registry could not serve, and
     /// resumes it once its backoff has passed (the message is then read again).
     fn drive_registry_retry(&mut self, consumer: &BaseConsumer<IngestContext>) {
-        let Some(r) = &mut self.registry_retry else { return };
+        let Some(r) = &mut self.registry_retry else {
+            return;
+        };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&r.topic, r.partition);
         if !r.paused {
             if let Err(e) = consumer.pause(&tpl) {
                 warn!(error = %e, "pause for the registry retry failed");
             }
-            if let Err(e) = consumer.seek(&r.topic, r.partition, Offset::Offset(r.offset), Duration::from_secs(5)) {
+            if let Err(e) = consumer.seek(
+                &r.topic,
+                r.partition,
+                Offset::Offset(r.offset),
+                Duration::from_secs(5),
+            ) {
                 warn!(error = %e, "rewind for the registry retry failed");
             }
             r.paused = true;
@@ -405,7 +451,11 @@ impl Worker {
 
     /// Nothing more to read right now and the batch is old enough to be worth an insert.
     fn idle_flush_due(&self, now: Instant) -> bool {
-        !self.batch.is_empty() && self.cfg.idle_flush().is_some_and(|min_age| self.batch.age_exceeds(min_age, now))
+        !self.batch.is_empty()
+            && self
+                .cfg
+                .idle_flush()
+                .is_some_and(|min_age| self.batch.age_exceeds(min_age, now))
     }
 
     fn flush_or_pause(&mut self, consumer: &BaseConsumer<IngestContext>) {
@@ -439,18 +489,24 @@ impl Worker {
                 }
                 warn!(error = %e, rows = self.batch.rows.len(), retry_in = ?self.backoff,
                       "flush failed: consumption paused until storage accepts the batch");
-                self.backoff = (self.backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
+                self.backoff =
+                    (self.backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
             }
         }
     }
 
     /// Dead letters ▶ rows ▶ commit. Each stage runs only after the previous one was
     /// acknowledged; a retry resends the identical rows.
-    fn try_flush(&mut self, consumer: &BaseConsumer<IngestContext>, mode: CommitMode) -> Result<(), String> {
+    fn try_flush(
+        &mut self,
+        consumer: &BaseConsumer<IngestContext>,
+        mode: CommitMode,
+    ) -> Result<(), String> {
         let started = Instant::now();
         // Letters already acknowledged (a retry after a storage failure) are not resent.
         if !self.batch.dead_letters.is_empty() && !self.batch.dead_letters_acked {
-            self.dlq.publish_all(&self.batch.dead_letters, Duration::from_secs(15))?;
+            self.dlq
+                .publish_all(&self.batch.dead_letters, Duration::from_secs(15))?;
             self.batch.dead_letters_acked = true;
             let n = self.batch.dead_letters.len() as u64;
             self.report.dead_letters_published += n;
@@ -519,8 +575,10 @@ impl Worker {
     fn publish_metrics(&mut self) {
         let s = self.pipeline.stats;
         let p = self.published;
-        counter!(m::MESSAGES_CONSUMED).increment(s.new + s.duplicates + s.not_a_device + s.rejected
-            - (p.new + p.duplicates + p.not_a_device + p.rejected));
+        counter!(m::MESSAGES_CONSUMED).increment(
+            s.new + s.duplicates + s.not_a_device + s.rejected
+                - (p.new + p.duplicates + p.not_a_device + p.rejected),
+        );
         counter!(m::EVENTS_NEW).increment(s.new - p.new);
         counter!(m::DEDUP_HITS).increment(s.duplicates - p.duplicates);
         self.published = s;

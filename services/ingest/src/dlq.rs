@@ -63,13 +63,19 @@ pub struct DeadLetterProducer {
 }
 
 impl DeadLetterProducer {
-    pub fn new(mut config: ClientConfig, topic: String) -> Result<Self, rdkafka::error::KafkaError> {
+    pub fn new(
+        mut config: ClientConfig,
+        topic: String,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000");
-        Ok(Self { producer: config.create_with_context(DeliveryTracker)?, topic })
+        Ok(Self {
+            producer: config.create_with_context(DeliveryTracker)?,
+            topic,
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -84,22 +90,46 @@ impl DeadLetterProducer {
     /// Publishes `letters` and waits until the broker acknowledged all of them. Called
     /// again after a failure, it sends only the letters that failed or were never sent.
     pub fn publish_all(&self, letters: &[DeadLetter], timeout: Duration) -> Result<(), String> {
-        for l in letters.iter().filter(|l| matches!(l.delivery.get(), UNSENT | FAILED)) {
+        for l in letters
+            .iter()
+            .filter(|l| matches!(l.delivery.get(), UNSENT | FAILED))
+        {
             let mut headers = OwnedHeaders::new_with_capacity(l.headers.len() + 5);
             for (k, v) in &l.headers {
-                headers = headers.insert(Header { key: k, value: Some(v) });
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
             }
             let partition = l.source_partition.to_string();
             let offset = l.source_offset.to_string();
             headers = headers
-                .insert(Header { key: HEADER_REASON, value: Some(l.reason) })
-                .insert(Header { key: HEADER_ERROR, value: Some(&l.error) })
-                .insert(Header { key: HEADER_TOPIC, value: Some(&l.source_topic) })
-                .insert(Header { key: HEADER_PARTITION, value: Some(&partition) })
-                .insert(Header { key: HEADER_OFFSET, value: Some(&offset) });
-            let mut record = BaseRecord::<Vec<u8>, Vec<u8>, Arc<AtomicU8>>::with_opaque_to(&self.topic, l.delivery.0.clone())
-                .payload(&l.payload)
-                .headers(headers);
+                .insert(Header {
+                    key: HEADER_REASON,
+                    value: Some(l.reason),
+                })
+                .insert(Header {
+                    key: HEADER_ERROR,
+                    value: Some(&l.error),
+                })
+                .insert(Header {
+                    key: HEADER_TOPIC,
+                    value: Some(&l.source_topic),
+                })
+                .insert(Header {
+                    key: HEADER_PARTITION,
+                    value: Some(&partition),
+                })
+                .insert(Header {
+                    key: HEADER_OFFSET,
+                    value: Some(&offset),
+                });
+            let mut record = BaseRecord::<Vec<u8>, Vec<u8>, Arc<AtomicU8>>::with_opaque_to(
+                &self.topic,
+                l.delivery.0.clone(),
+            )
+            .payload(&l.payload)
+            .headers(headers);
             if let Some(k) = &l.key {
                 record = record.key(k);
             }
@@ -108,7 +138,12 @@ impl DeadLetterProducer {
                 l.delivery.set(IN_FLIGHT);
                 match self.producer.send(record) {
                     Ok(()) => break,
-                    Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        r,
+                    )) => {
                         l.delivery.set(UNSENT);
                         record = r;
                         std::thread::sleep(Duration::from_millis(5));
@@ -123,11 +158,13 @@ impl DeadLetterProducer {
         // A timed-out flush leaves letters in flight: the producer keeps retrying them (up to
         // message.timeout.ms) and the next call resends only what definitively failed.
         let flushed = self.producer.flush(timeout);
-        let (pending, failed) = letters.iter().fold((0, 0), |(p, f), l| match l.delivery.get() {
-            ACKED => (p, f),
-            FAILED => (p, f + 1),
-            _ => (p + 1, f),
-        });
+        let (pending, failed) = letters
+            .iter()
+            .fold((0, 0), |(p, f), l| match l.delivery.get() {
+                ACKED => (p, f),
+                FAILED => (p, f + 1),
+                _ => (p + 1, f),
+            });
         match (pending, failed) {
             (0, 0) => Ok(()),
             _ => Err(format!(
@@ -136,7 +173,6 @@ impl DeadLetterProducer {
             )),
         }
     }
-
 }
 
 #[cfg(test)]
@@ -160,16 +196,27 @@ mod tests {
     #[test]
     fn a_retry_after_a_timeout_does_not_resend_letters_still_in_flight() {
         // A loopback port nobody listens on: nothing can be acknowledged.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", closed.to_string());
         let dlq = DeadLetterProducer::new(config, "t.dlq".into()).unwrap();
         let letters: Vec<DeadLetter> = (0..3).map(letter).collect();
-        let err = dlq.publish_all(&letters, Duration::from_millis(200)).unwrap_err();
+        let err = dlq
+            .publish_all(&letters, Duration::from_millis(200))
+            .unwrap_err();
         assert!(err.contains("3 in flight"), "{err}");
         assert_eq!(dlq.in_flight(), 3);
-        assert!(dlq.publish_all(&letters, Duration::from_millis(200)).is_err());
-        assert_eq!(dlq.in_flight(), 3, "the retry must not queue the letters a second time");
+        assert!(dlq
+            .publish_all(&letters, Duration::from_millis(200))
+            .is_err());
+        assert_eq!(
+            dlq.in_flight(),
+            3,
+            "the retry must not queue the letters a second time"
+        );
         // A letter that definitively failed is sent again.
         letters[0].delivery.set(FAILED);
         let _ = dlq.publish_all(&letters, Duration::from_millis(100));

@@ -21,18 +21,49 @@ pub const REGISTRY_RETRIES: &str = "sitetally_ingest_registry_retries_total";
 /// Registers help texts (call once after installing a recorder).
 pub fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(MESSAGES_CONSUMED, "Kafka messages read from the discovery topic");
-    describe_counter!(EVENTS_NEW, "Events that were a device not yet written for its site and day");
-    describe_counter!(DEDUP_HITS, "Events skipped because the device was already written today");
-    describe_counter!(NOT_A_DEVICE, "Valid events about public/multicast/broadcast addresses, by reason");
-    describe_counter!(REJECTED, "Undecodable or invalid events sent to the dead-letter topic, by reason");
+    describe_counter!(
+        MESSAGES_CONSUMED,
+        "Kafka messages read from the discovery topic"
+    );
+    describe_counter!(
+        EVENTS_NEW,
+        "Events that were a device not yet written for its site and day"
+    );
+    describe_counter!(
+        DEDUP_HITS,
+        "Events skipped because the device was already written today"
+    );
+    describe_counter!(
+        NOT_A_DEVICE,
+        "Valid events about public/multicast/broadcast addresses, by reason"
+    );
+    describe_counter!(
+        REJECTED,
+        "Undecodable or invalid events sent to the dead-letter topic, by reason"
+    );
     describe_counter!(DLQ_PUBLISHED, "Dead letters acknowledged by the broker");
     describe_counter!(ROWS_WRITTEN, "Sighting rows acknowledged by storage");
-    describe_histogram!(FLUSH_SECONDS, Unit::Seconds, "Time to write one batch (dead letters, rows, commit)");
-    describe_counter!(FLUSH_FAILURES, "Failed flush attempts (storage or broker unavailable)");
-    describe_gauge!(CONSUMER_LAG, "Messages behind the partition's high watermark, by partition");
-    describe_gauge!(PAUSED, "1 while consumption is paused because storage is unavailable");
-    describe_gauge!(DEDUP_ENTRIES, "(site, day, device) triples remembered by dedup");
+    describe_histogram!(
+        FLUSH_SECONDS,
+        Unit::Seconds,
+        "Time to write one batch (dead letters, rows, commit)"
+    );
+    describe_counter!(
+        FLUSH_FAILURES,
+        "Failed flush attempts (storage or broker unavailable)"
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Messages behind the partition's high watermark, by partition"
+    );
+    describe_gauge!(
+        PAUSED,
+        "1 while consumption is paused because storage is unavailable"
+    );
+    describe_gauge!(
+        DEDUP_ENTRIES,
+        "(site, day, device) triples remembered by dedup"
+    );
     describe_gauge!(DEDUP_BYTES, Unit::Bytes, "Memory held by the dedup cache");
     describe_gauge!(SKETCHES, "Live per-site-day HyperLogLog sketches held");
     describe_gauge!(SKETCH_BYTES, Unit::Bytes, "Memory held by live sketches");

@@ -16,7 +16,10 @@ impl RegistryClient {
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("schema registry client: {e}"))?;
-        Ok(Self { base: base.trim_end_matches('/').to_string(), http })
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
     }
 }
 
@@ -28,7 +31,11 @@ struct SchemaResponse {
 impl SchemaResolver for RegistryClient {
     fn schema_json(&self, id: u32) -> Result<String, SchemaError> {
         let url = format!("{}/schemas/ids/{id}", self.base);
-        let resp = self.http.get(&url).send().map_err(|e| SchemaError::Unavailable(e.to_string()))?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .map_err(|e| SchemaError::Unavailable(e.to_string()))?;
         match resp.status() {
             s if s.is_success() => resp
                 .json::<SchemaResponse>()

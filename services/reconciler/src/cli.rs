@@ -2,8 +2,8 @@
 //! `sitetally` binary, and helpers that turn them into settings and alert sinks.
 
 use crate::alert::{AlertStateStore, JsonFileStateStore, MemoryStateStore};
-use crate::history::RunHistory;
 use crate::count::CountSource;
+use crate::history::RunHistory;
 use crate::licence::LicenceBook;
 use crate::offline::{exit_code, render, run_offline_with, FailOn, OutputFormat};
 use crate::reconciler::{ReconcileError, Reconciler};
@@ -236,7 +236,10 @@ impl ReconcileArgs {
             (None, Some(state)) => state,
             _ => self.state_store(),
         };
-        let r = sinks.into_iter().fold(Reconciler::new(settings, licences, counts, state), |r, s| r.with_sink(s));
+        let r = sinks.into_iter().fold(
+            Reconciler::new(settings, licences, counts, state),
+            |r, s| r.with_sink(s),
+        );
         Ok(match history {
             Some(h) => r.with_history(h),
             None => r,

@@ -182,12 +182,22 @@ pub trait CountSource: Send + Sync {
 
     /// Distinct devices of a whole tenant in `categories` (a device seen at several sites
     /// once). `None`: the source only knows per-site counts, and the engine sums them.
-    async fn tenant_count(&self, _tenant: &str, _categories: &[DeviceCategory], _query: &CountQuery) -> Result<Option<Count>, CountError> {
+    async fn tenant_count(
+        &self,
+        _tenant: &str,
+        _categories: &[DeviceCategory],
+        _query: &CountQuery,
+    ) -> Result<Option<Count>, CountError> {
         Ok(None)
     }
 
     /// Exact tenant-wide distinct devices; `None` as for `tenant_count`.
-    async fn exact_tenant_count(&self, _tenant: &str, _categories: &[DeviceCategory], _query: &CountQuery) -> Result<Option<u64>, CountError> {
+    async fn exact_tenant_count(
+        &self,
+        _tenant: &str,
+        _categories: &[DeviceCategory],
+        _query: &CountQuery,
+    ) -> Result<Option<u64>, CountError> {
         Ok(None)
     }
 }

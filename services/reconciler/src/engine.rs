@@ -96,7 +96,10 @@ async fn tenant_estimate(
     query: &CountQuery,
     per_site_sum: Count,
 ) -> Result<Count, CountError> {
-    Ok(source.tenant_count(tenant, categories, query).await?.unwrap_or(per_site_sum))
+    Ok(source
+        .tenant_count(tenant, categories, query)
+        .await?
+        .unwrap_or(per_site_sum))
 }
 
 /// Exact tenant-wide distinct devices (every site of the tenant), or the sum of exact
@@ -271,7 +274,14 @@ pub async fn decide_all(
                 let d = resolve(
                     subject,
                     q.window,
-                    tenant_estimate(source, &t.id, &settings.eiot_categories, &q, sum(&settings.eiot_categories)).await?,
+                    tenant_estimate(
+                        source,
+                        &t.id,
+                        &settings.eiot_categories,
+                        &q,
+                        sum(&settings.eiot_categories),
+                    )
+                    .await?,
                     settings,
                     now,
                     |v| decide_eiot(t, v, prev, settings, now),
@@ -289,7 +299,14 @@ pub async fn decide_all(
                 let d = resolve(
                     subject,
                     q.window,
-                    tenant_estimate(source, &t.id, &settings.legacy_eiot_categories, &q, sum(&settings.legacy_eiot_categories)).await?,
+                    tenant_estimate(
+                        source,
+                        &t.id,
+                        &settings.legacy_eiot_categories,
+                        &q,
+                        sum(&settings.legacy_eiot_categories),
+                    )
+                    .await?,
                     settings,
                     now,
                     |v| decide_legacy_eiot(t, v, prev, settings, now).expect("commitment in force"),
@@ -459,10 +476,21 @@ e5_licences = 240
         async fn site_counts(&self, q: &CountQuery) -> Result<Vec<SiteCount>, CountError> {
             self.inner.site_counts(q).await
         }
-        async fn exact_site_count(&self, t: &str, s: &str, c: &[DeviceCategory], q: &CountQuery) -> Result<u64, CountError> {
+        async fn exact_site_count(
+            &self,
+            t: &str,
+            s: &str,
+            c: &[DeviceCategory],
+            q: &CountQuery,
+        ) -> Result<u64, CountError> {
             self.inner.exact_site_count(t, s, c, q).await
         }
-        async fn tenant_count(&self, _: &str, _: &[DeviceCategory], _: &CountQuery) -> Result<Option<Count>, CountError> {
+        async fn tenant_count(
+            &self,
+            _: &str,
+            _: &[DeviceCategory],
+            _: &CountQuery,
+        ) -> Result<Option<Count>, CountError> {
             Ok(Some(Count::exact(self.tenant_wide)))
         }
     }
@@ -472,17 +500,35 @@ e5_licences = 240
         // 1,000 + 204 per site, but 10 devices were seen at both sites: 1,194 distinct.
         let src = MergingCounts {
             inner: StaticCounts {
-                counts: vec![sc("p1", DeviceCategory::Iot, Count::exact(1_000)), sc("p2", DeviceCategory::Iot, Count::exact(204))],
+                counts: vec![
+                    sc("p1", DeviceCategory::Iot, Count::exact(1_000)),
+                    sc("p2", DeviceCategory::Iot, Count::exact(204)),
+                ],
                 ..Default::default()
             },
             tenant_wide: 1_194,
         };
-        let d = decide_all(&book(), &Settings::default(), &src, &HashMap::new(), t("2025-06-01T00:00:00Z")).await.unwrap();
-        let e = d.iter().find(|d| matches!(d.subject, Subject::EnterpriseIot { .. })).unwrap();
+        let d = decide_all(
+            &book(),
+            &Settings::default(),
+            &src,
+            &HashMap::new(),
+            t("2025-06-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+        let e = d
+            .iter()
+            .find(|d| matches!(d.subject, Subject::EnterpriseIot { .. }))
+            .unwrap();
         assert_eq!(e.count.value, 1_194);
         // 240 E5 × 5 = 1,200 covers 1,194 (near the limit): nothing to buy, where the
         // per-site sum (1,204) would have asked for a standalone licence.
-        assert!(!matches!(e.status(), Status::StandaloneNeeded { .. }), "{:?}", e.status());
+        assert!(
+            !matches!(e.status(), Status::StandaloneNeeded { .. }),
+            "{:?}",
+            e.status()
+        );
         assert_eq!(e.status().code(), "NEAR_LIMIT");
     }
 }

@@ -28,7 +28,13 @@ pub trait RunHistory: Send + Sync {
 pub trait AlertLog: Send + Sync {
     /// Alerts raised for `tenant` between `from` and `to` (inclusive), newest first, at
     /// most `limit`.
-    async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError>;
+    async fn alerts(
+        &self,
+        tenant: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Alert>, StateError>;
 }
 
 /// The decisions of past runs, for the decisions API.
@@ -36,7 +42,10 @@ pub trait AlertLog: Send + Sync {
 pub trait DecisionHistory: Send + Sync {
     /// The decisions about `tenant` of the latest run that decided on it, with that run's
     /// time; None before any run.
-    async fn latest_decisions(&self, tenant: &str) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError>;
+    async fn latest_decisions(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError>;
 }
 
 /// Alert state, alert log and run history in one ClickHouse database.
@@ -58,18 +67,30 @@ fn placeholders(rows: usize, columns: usize) -> String {
 impl ClickHouseHistory {
     /// Uses the store's connection and database (run `migrate` first).
     pub fn new(store: &sitetally_store::clickhouse::ClickHouseStore) -> Self {
-        Self { client: store.client().clone(), db: store.database().to_string() }
+        Self {
+            client: store.client().clone(),
+            db: store.database().to_string(),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl AlertStateStore for ClickHouseHistory {
     async fn load_all(&self) -> Result<HashMap<String, SubjectState>, StateError> {
-        let sql = format!("SELECT argMax(state, saved_ms) FROM {}.alert_state GROUP BY subject", self.db);
-        let docs: Vec<String> = self.client.query(&sql).fetch_all().await.map_err(unavailable)?;
+        let sql = format!(
+            "SELECT argMax(state, saved_ms) FROM {}.alert_state GROUP BY subject",
+            self.db
+        );
+        let docs: Vec<String> = self
+            .client
+            .query(&sql)
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
         docs.iter()
             .map(|d| {
-                let s: SubjectState = serde_json::from_str(d).map_err(|e| StateError::Corrupt(format!("alert_state: {e}")))?;
+                let s: SubjectState = serde_json::from_str(d)
+                    .map_err(|e| StateError::Corrupt(format!("alert_state: {e}")))?;
                 Ok((s.subject.key(), s))
             })
             .collect()
@@ -86,7 +107,10 @@ impl AlertStateStore for ClickHouseHistory {
         let saved_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let newest: u64 = self
             .client
-            .query(&format!("SELECT max(saved_ms) FROM {}.alert_state WHERE subject = ?", self.db))
+            .query(&format!(
+                "SELECT max(saved_ms) FROM {}.alert_state WHERE subject = ?",
+                self.db
+            ))
             .bind(state.subject.key())
             .fetch_one()
             .await
@@ -105,7 +129,13 @@ impl AlertStateStore for ClickHouseHistory {
 
 #[async_trait::async_trait]
 impl AlertLog for ClickHouseHistory {
-    async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError> {
+    async fn alerts(
+        &self,
+        tenant: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Alert>, StateError> {
         let sql = format!(
             "SELECT any(alert) FROM {}.alert_log WHERE tenant = ? AND raised_at >= toDateTime(?) AND raised_at <= toDateTime(?) \
              GROUP BY idempotency_key ORDER BY max(raised_at) DESC, idempotency_key LIMIT ?",
@@ -122,26 +152,44 @@ impl AlertLog for ClickHouseHistory {
             .await
             .map_err(unavailable)?;
         docs.iter()
-            .map(|d| serde_json::from_str(d).map_err(|e| StateError::Corrupt(format!("alert_log: {e}"))))
+            .map(|d| {
+                serde_json::from_str(d).map_err(|e| StateError::Corrupt(format!("alert_log: {e}")))
+            })
             .collect()
     }
 }
 
 #[async_trait::async_trait]
 impl DecisionHistory for ClickHouseHistory {
-    async fn latest_decisions(&self, tenant: &str) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError> {
+    async fn latest_decisions(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError> {
         // run_id is the run's time to the millisecond, so its maximum is the latest run.
         let sql = format!(
             "SELECT decision FROM {db}.reconciliation_runs WHERE tenant = ? AND run_id = \
              (SELECT max(run_id) FROM {db}.reconciliation_runs WHERE tenant = ?) ORDER BY subject",
             db = self.db
         );
-        let docs: Vec<String> = self.client.query(&sql).bind(tenant).bind(tenant).fetch_all().await.map_err(unavailable)?;
+        let docs: Vec<String> = self
+            .client
+            .query(&sql)
+            .bind(tenant)
+            .bind(tenant)
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
         let decisions = docs
             .iter()
-            .map(|d| serde_json::from_str::<Decision>(d).map_err(|e| StateError::Corrupt(format!("reconciliation_runs: {e}"))))
+            .map(|d| {
+                serde_json::from_str::<Decision>(d)
+                    .map_err(|e| StateError::Corrupt(format!("reconciliation_runs: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(decisions.first().map(|d| d.decided_at).map(|at| (at, decisions)))
+        Ok(decisions
+            .first()
+            .map(|d| d.decided_at)
+            .map(|at| (at, decisions)))
     }
 }
 
@@ -163,7 +211,8 @@ impl RunHistory for ClickHouseHistory {
             for d in &report.decisions {
                 // The alert projection names the tiers and the count the same way alerts do.
                 let a = Alert::from_decision(d, None, settings);
-                let doc = serde_json::to_string(d).map_err(|e| StateError::Corrupt(e.to_string()))?;
+                let doc =
+                    serde_json::to_string(d).map_err(|e| StateError::Corrupt(e.to_string()))?;
                 q = q
                     .bind(run_at)
                     .bind(&run_id)
@@ -192,7 +241,8 @@ impl RunHistory for ClickHouseHistory {
             );
             let mut q = self.client.query(&sql);
             for a in &report.alerts {
-                let doc = serde_json::to_string(a).map_err(|e| StateError::Corrupt(e.to_string()))?;
+                let doc =
+                    serde_json::to_string(a).map_err(|e| StateError::Corrupt(e.to_string()))?;
                 q = q
                     .bind(a.decided_at.timestamp())
                     .bind(&a.idempotency_key)
@@ -230,14 +280,24 @@ impl ReconcilerMemory {
     /// Alert state, alert log and run history in the store's ClickHouse database.
     pub fn clickhouse(store: &sitetally_store::clickhouse::ClickHouseStore) -> Self {
         let h = std::sync::Arc::new(ClickHouseHistory::new(store));
-        Self { alert_state: Some(h.clone()), alert_log: Some(h.clone()), runs: Some(h.clone()), decisions: Some(h) }
+        Self {
+            alert_state: Some(h.clone()),
+            alert_log: Some(h.clone()),
+            runs: Some(h.clone()),
+            decisions: Some(h),
+        }
     }
 
     /// The alert log and the latest run's decisions in `data_dir`, beside the embedded
     /// store ([`DataDirHistory`]).
     pub fn embedded(data_dir: &std::path::Path) -> Self {
         let h = std::sync::Arc::new(DataDirHistory::new(data_dir));
-        Self { alert_state: None, alert_log: Some(h.clone()), runs: Some(h.clone()), decisions: Some(h) }
+        Self {
+            alert_state: None,
+            alert_log: Some(h.clone()),
+            runs: Some(h.clone()),
+            decisions: Some(h),
+        }
     }
 }
 
@@ -268,7 +328,10 @@ struct LatestRun {
 impl DataDirHistory {
     pub fn new(data_dir: impl AsRef<std::path::Path>) -> Self {
         let dir = data_dir.as_ref();
-        Self { path: dir.join(ALERT_LOG_FILE), latest_run: dir.join(LATEST_RUN_FILE) }
+        Self {
+            path: dir.join(ALERT_LOG_FILE),
+            latest_run: dir.join(LATEST_RUN_FILE),
+        }
     }
 
     fn io_error(path: &std::path::Path, e: std::io::Error) -> StateError {
@@ -283,7 +346,8 @@ impl DataDirHistory {
     }
 
     fn write_latest_run(&self, run: &LatestRun) -> Result<(), StateError> {
-        let doc = serde_json::to_vec(run).map_err(|e| StateError::Corrupt(format!("decisions: {e}")))?;
+        let doc =
+            serde_json::to_vec(run).map_err(|e| StateError::Corrupt(format!("decisions: {e}")))?;
         let tmp = self.latest_run.with_extension("json.tmp");
         std::fs::write(&tmp, doc)
             .and_then(|_| std::fs::rename(&tmp, &self.latest_run))
@@ -318,8 +382,9 @@ impl DataDirHistory {
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
             .map(|(i, line)| {
-                serde_json::from_str(line)
-                    .map_err(|e| StateError::Corrupt(format!("{} line {}: {e}", self.path.display(), i + 1)))
+                serde_json::from_str(line).map_err(|e| {
+                    StateError::Corrupt(format!("{} line {}: {e}", self.path.display(), i + 1))
+                })
             })
             .collect()
     }
@@ -327,14 +392,23 @@ impl DataDirHistory {
 
 #[async_trait::async_trait]
 impl AlertLog for DataDirHistory {
-    async fn alerts(&self, tenant: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: u64) -> Result<Vec<Alert>, StateError> {
+    async fn alerts(
+        &self,
+        tenant: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Alert>, StateError> {
         let log = self.clone();
         let all = tokio::task::spawn_blocking(move || log.read_all())
             .await
             .map_err(|e| StateError::Unavailable(format!("alert log reader: {e}")))??;
         // Newest copy of each alert (a resent alert may be logged twice), newest first.
         let mut newest: HashMap<String, Alert> = HashMap::new();
-        for a in all.into_iter().filter(|a| a.tenant == tenant && a.decided_at >= from && a.decided_at <= to) {
+        for a in all
+            .into_iter()
+            .filter(|a| a.tenant == tenant && a.decided_at >= from && a.decided_at <= to)
+        {
             match newest.get(&a.idempotency_key) {
                 Some(kept) if kept.decided_at >= a.decided_at => {}
                 _ => {
@@ -343,7 +417,11 @@ impl AlertLog for DataDirHistory {
             }
         }
         let mut out: Vec<Alert> = newest.into_values().collect();
-        out.sort_by(|a, b| b.decided_at.cmp(&a.decided_at).then_with(|| a.idempotency_key.cmp(&b.idempotency_key)));
+        out.sort_by(|a, b| {
+            b.decided_at
+                .cmp(&a.decided_at)
+                .then_with(|| a.idempotency_key.cmp(&b.idempotency_key))
+        });
         out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(out)
     }
@@ -351,13 +429,20 @@ impl AlertLog for DataDirHistory {
 
 #[async_trait::async_trait]
 impl DecisionHistory for DataDirHistory {
-    async fn latest_decisions(&self, tenant: &str) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError> {
+    async fn latest_decisions(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError> {
         let h = self.clone();
         let run = tokio::task::spawn_blocking(move || h.read_latest_run())
             .await
             .map_err(|e| StateError::Unavailable(format!("latest run reader: {e}")))??;
         Ok(run.and_then(|run| {
-            let mine: Vec<Decision> = run.decisions.into_iter().filter(|d| d.subject.tenant() == tenant).collect();
+            let mine: Vec<Decision> = run
+                .decisions
+                .into_iter()
+                .filter(|d| d.subject.tenant() == tenant)
+                .collect();
             (!mine.is_empty()).then_some((run.decided_at, mine))
         }))
     }
@@ -367,10 +452,14 @@ impl DecisionHistory for DataDirHistory {
 impl RunHistory for DataDirHistory {
     /// Replaces the latest run's decisions and appends the run's alerts to the log.
     async fn record_run(&self, report: &RunReport, _settings: &Settings) -> Result<(), StateError> {
-        let run = LatestRun { decided_at: report.decided_at, decisions: report.decisions.clone() };
+        let run = LatestRun {
+            decided_at: report.decided_at,
+            decisions: report.decisions.clone(),
+        };
         let mut lines = String::new();
         for a in &report.alerts {
-            let doc = serde_json::to_string(a).map_err(|e| StateError::Corrupt(format!("alert: {e}")))?;
+            let doc =
+                serde_json::to_string(a).map_err(|e| StateError::Corrupt(format!("alert: {e}")))?;
             lines.push_str(&doc);
             lines.push('\n');
         }
@@ -383,8 +472,14 @@ impl RunHistory for DataDirHistory {
                 return Ok(());
             }
             let io = |e| Self::io_error(&h.path, e);
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&h.path).map_err(io)?;
-            f.write_all(lines.as_bytes()).and_then(|_| f.sync_data()).map_err(io)
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&h.path)
+                .map_err(io)?;
+            f.write_all(lines.as_bytes())
+                .and_then(|_| f.sync_data())
+                .map_err(io)
         })
         .await
         .map_err(|e| StateError::Unavailable(format!("history writer: {e}")))?
@@ -398,29 +493,71 @@ mod tests {
     use crate::decision::Status;
 
     fn run_with(alerts: Vec<Alert>) -> RunReport {
-        RunReport { decided_at: alerts[0].decided_at, decisions: vec![], alerts, delivered: 0, pending: 0 }
+        RunReport {
+            decided_at: alerts[0].decided_at,
+            decisions: vec![],
+            alerts,
+            delivered: 0,
+            pending: 0,
+        }
     }
 
     #[tokio::test]
     async fn data_dir_keeps_the_latest_run_per_tenant() {
         let dir = tempfile::tempdir().unwrap();
         let h = DataDirHistory::new(dir.path());
-        assert_eq!(h.latest_decisions("acme").await.unwrap(), None, "before any run");
+        assert_eq!(
+            h.latest_decisions("acme").await.unwrap(),
+            None,
+            "before any run"
+        );
         let first = sample_decision();
         let mut other = sample_decision();
-        other.subject = crate::decision::Subject::OtSite { tenant: "globex".into(), site: "g1".into() };
-        let run = |decisions: Vec<Decision>, at| RunReport { decided_at: at, decisions, alerts: vec![], delivered: 0, pending: 0 };
-        h.record_run(&run(vec![first.clone(), other.clone()], first.decided_at), &Settings::default()).await.unwrap();
-        assert!(!dir.path().join(ALERT_LOG_FILE).exists(), "no alerts, no alert log");
-        assert_eq!(h.latest_decisions("acme").await.unwrap(), Some((first.decided_at, vec![first.clone()])));
+        other.subject = crate::decision::Subject::OtSite {
+            tenant: "globex".into(),
+            site: "g1".into(),
+        };
+        let run = |decisions: Vec<Decision>, at| RunReport {
+            decided_at: at,
+            decisions,
+            alerts: vec![],
+            delivered: 0,
+            pending: 0,
+        };
+        h.record_run(
+            &run(vec![first.clone(), other.clone()], first.decided_at),
+            &Settings::default(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !dir.path().join(ALERT_LOG_FILE).exists(),
+            "no alerts, no alert log"
+        );
+        assert_eq!(
+            h.latest_decisions("acme").await.unwrap(),
+            Some((first.decided_at, vec![first.clone()]))
+        );
         // A later run replaces it; a reopened history reads the same.
         let mut second = first.clone();
         second.decided_at += chrono::Duration::hours(1);
         second.count = crate::count::Count::exact(1_200);
-        h.record_run(&run(vec![second.clone()], second.decided_at), &Settings::default()).await.unwrap();
+        h.record_run(
+            &run(vec![second.clone()], second.decided_at),
+            &Settings::default(),
+        )
+        .await
+        .unwrap();
         let reopened = DataDirHistory::new(dir.path());
-        assert_eq!(reopened.latest_decisions("acme").await.unwrap(), Some((second.decided_at, vec![second])));
-        assert_eq!(reopened.latest_decisions("globex").await.unwrap(), None, "not decided on in the latest run");
+        assert_eq!(
+            reopened.latest_decisions("acme").await.unwrap(),
+            Some((second.decided_at, vec![second]))
+        );
+        assert_eq!(
+            reopened.latest_decisions("globex").await.unwrap(),
+            None,
+            "not decided on in the latest run"
+        );
         assert!(!dir.path().join("latest_run.json.tmp").exists());
     }
 
@@ -447,22 +584,59 @@ mod tests {
         let nested = dir.path().join("nested");
         let log = DataDirHistory::new(&nested);
         let t0 = sample_decision().decided_at;
-        assert!(log.alerts("acme", t0, t0, 10).await.unwrap().is_empty(), "no file yet: no alerts");
+        assert!(
+            log.alerts("acme", t0, t0, 10).await.unwrap().is_empty(),
+            "no file yet: no alerts"
+        );
         let first = alert("acme", 0, &Status::WithinTier);
         let second = alert("acme", 60, &Status::NearLimit);
         let other = alert("globex", 30, &Status::WithinTier);
-        log.record_run(&run_with(vec![first.clone(), other.clone()]), &Settings::default()).await.unwrap();
-        log.record_run(&run_with(vec![second.clone()]), &Settings::default()).await.unwrap();
+        log.record_run(
+            &run_with(vec![first.clone(), other.clone()]),
+            &Settings::default(),
+        )
+        .await
+        .unwrap();
+        log.record_run(&run_with(vec![second.clone()]), &Settings::default())
+            .await
+            .unwrap();
         // A resend logged again is listed once.
-        log.record_run(&run_with(vec![second.clone()]), &Settings::default()).await.unwrap();
+        log.record_run(&run_with(vec![second.clone()]), &Settings::default())
+            .await
+            .unwrap();
 
         let reopened = DataDirHistory::new(&nested);
         let day = chrono::Duration::days(1);
-        let listed = reopened.alerts("acme", t0 - day, t0 + day, 10).await.unwrap();
-        assert_eq!(listed, vec![second.clone(), first.clone()], "newest first, tenant only, no repeats");
-        assert_eq!(reopened.alerts("acme", t0 - day, t0 + day, 1).await.unwrap(), vec![second.clone()]);
-        assert_eq!(reopened.alerts("acme", t0, t0 + chrono::Duration::minutes(59), 10).await.unwrap(), vec![first]);
-        assert_eq!(reopened.alerts("globex", t0 - day, t0 + day, 10).await.unwrap(), vec![other]);
+        let listed = reopened
+            .alerts("acme", t0 - day, t0 + day, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            listed,
+            vec![second.clone(), first.clone()],
+            "newest first, tenant only, no repeats"
+        );
+        assert_eq!(
+            reopened
+                .alerts("acme", t0 - day, t0 + day, 1)
+                .await
+                .unwrap(),
+            vec![second.clone()]
+        );
+        assert_eq!(
+            reopened
+                .alerts("acme", t0, t0 + chrono::Duration::minutes(59), 10)
+                .await
+                .unwrap(),
+            vec![first]
+        );
+        assert_eq!(
+            reopened
+                .alerts("globex", t0 - day, t0 + day, 10)
+                .await
+                .unwrap(),
+            vec![other]
+        );
     }
 
     #[tokio::test]
@@ -471,14 +645,19 @@ mod tests {
         let path = dir.path().join(ALERT_LOG_FILE);
         let log = DataDirHistory::new(dir.path());
         let a = alert("acme", 0, &Status::WithinTier);
-        log.record_run(&run_with(vec![a.clone()]), &Settings::default()).await.unwrap();
+        log.record_run(&run_with(vec![a.clone()]), &Settings::default())
+            .await
+            .unwrap();
         let t0 = a.decided_at;
         let day = chrono::Duration::days(1);
         // A crash mid-append leaves a partial line without its newline.
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("{\"idempotency_key\":\"tor");
         std::fs::write(&path, &text).unwrap();
-        assert_eq!(log.alerts("acme", t0 - day, t0 + day, 10).await.unwrap(), vec![a]);
+        assert_eq!(
+            log.alerts("acme", t0 - day, t0 + day, 10).await.unwrap(),
+            vec![a]
+        );
         // A complete line that is not an alert is corruption, reported with its line.
         text.push_str("n\n");
         std::fs::write(&path, &text).unwrap();

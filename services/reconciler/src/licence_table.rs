@@ -25,7 +25,11 @@ fn unavailable(e: impl std::fmt::Display) -> LicenceTableError {
 
 /// Validates `path` (TOML or JSON, as `--licences`) and stores each tenant's entry, plus the
 /// global catalogue override under tenant `''`. Returns the number of tenants stored.
-pub async fn import(store: &ClickHouseStore, path: &Path, settings: &Settings) -> Result<usize, LicenceTableError> {
+pub async fn import(
+    store: &ClickHouseStore,
+    path: &Path,
+    settings: &Settings,
+) -> Result<usize, LicenceTableError> {
     LicenceBook::load(path, settings)?;
     let text = std::fs::read_to_string(path).map_err(unavailable)?;
     let raw: serde_json::Value = if path.extension().is_some_and(|e| e == "json") {
@@ -35,10 +39,22 @@ pub async fn import(store: &ClickHouseStore, path: &Path, settings: &Settings) -
     };
     let mut rows: Vec<(String, String)> = Vec::new();
     if let Some(c) = raw.get("catalogue") {
-        rows.push((String::new(), serde_json::json!({ "catalogue": c }).to_string()));
+        rows.push((
+            String::new(),
+            serde_json::json!({ "catalogue": c }).to_string(),
+        ));
     }
-    for t in raw.get("tenants").and_then(|t| t.as_array()).into_iter().flatten() {
-        let id = t.get("id").and_then(|i| i.as_str()).unwrap_or_default().to_string();
+    for t in raw
+        .get("tenants")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let id = t
+            .get("id")
+            .and_then(|i| i.as_str())
+            .unwrap_or_default()
+            .to_string();
         rows.push((id, t.to_string()));
     }
     let updated_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
@@ -46,7 +62,9 @@ pub async fn import(store: &ClickHouseStore, path: &Path, settings: &Settings) -
     for (tenant, document) in &rows {
         store
             .client()
-            .query(&format!("INSERT INTO {db}.licences (tenant, document, updated_ms) VALUES (?, ?, ?)"))
+            .query(&format!(
+                "INSERT INTO {db}.licences (tenant, document, updated_ms) VALUES (?, ?, ?)"
+            ))
             .bind(tenant)
             .bind(document)
             .bind(updated_ms)
@@ -58,7 +76,10 @@ pub async fn import(store: &ClickHouseStore, path: &Path, settings: &Settings) -
 }
 
 /// The newest licences of every tenant, validated as one book.
-pub async fn load(store: &ClickHouseStore, settings: &Settings) -> Result<LicenceBook, LicenceTableError> {
+pub async fn load(
+    store: &ClickHouseStore,
+    settings: &Settings,
+) -> Result<LicenceBook, LicenceTableError> {
     let rows: Vec<(String, String)> = store
         .client()
         .query(&format!("SELECT tenant, argMax(document, updated_ms) FROM {}.licences GROUP BY tenant ORDER BY tenant", store.database()))
@@ -68,15 +89,24 @@ pub async fn load(store: &ClickHouseStore, settings: &Settings) -> Result<Licenc
     let mut catalogue = serde_json::Value::Null;
     let mut tenants = Vec::new();
     for (tenant, document) in rows {
-        let doc: serde_json::Value = serde_json::from_str(&document)
-            .map_err(|e| LicenceTableError::Stored { tenant: tenant.clone(), error: LicenceError::Syntax { file: "licences table".into(), message: e.to_string() } })?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&document).map_err(|e| LicenceTableError::Stored {
+                tenant: tenant.clone(),
+                error: LicenceError::Syntax {
+                    file: "licences table".into(),
+                    message: e.to_string(),
+                },
+            })?;
         if tenant.is_empty() {
             catalogue = doc.get("catalogue").cloned().unwrap_or_default();
             continue;
         }
         // Validate each tenant alone first, so an error names the tenant, not an index.
-        LicenceBook::from_json_str(&serde_json::json!({ "tenants": [doc] }).to_string(), settings)
-            .map_err(|error| LicenceTableError::Stored { tenant, error })?;
+        LicenceBook::from_json_str(
+            &serde_json::json!({ "tenants": [doc] }).to_string(),
+            settings,
+        )
+        .map_err(|error| LicenceTableError::Stored { tenant, error })?;
         tenants.push(doc);
     }
     let mut book = serde_json::json!({ "tenants": tenants });

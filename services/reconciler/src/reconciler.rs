@@ -2,11 +2,11 @@
 //! transitions (outbox first, then delivery), and retries undelivered alerts; `run`
 //! repeats that on an interval until shutdown.
 
-use crate::history::RunHistory;
 use crate::alert::{Alert, AlertStateStore, PendingAlert, StateError, SubjectState};
 use crate::count::{CountError, CountSource};
 use crate::decision::{Decision, Status};
 use crate::engine::{decide_all, PreviousStatuses};
+use crate::history::RunHistory;
 use crate::licence::{LicenceBook, LicenceError};
 use crate::settings::Settings;
 use crate::sink::{fan_out, AlertSink};

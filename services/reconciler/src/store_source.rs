@@ -14,12 +14,18 @@ pub struct StoreCounts {
 
 impl StoreCounts {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, tenant: None }
+        Self {
+            store,
+            tenant: None,
+        }
     }
 
     /// Counts of one tenant's sites only.
     pub fn for_tenant(store: Arc<dyn Store>, tenant: &str) -> Self {
-        Self { store, tenant: Some(tenant.to_string()) }
+        Self {
+            store,
+            tenant: Some(tenant.to_string()),
+        }
     }
 }
 
@@ -27,12 +33,18 @@ impl StoreCounts {
 pub fn window_days(query: &CountQuery) -> DayRange {
     let day = |t: chrono::DateTime<chrono::Utc>| sitetally_core::day_of(t.timestamp_millis());
     // The window is [start, end): a device seen on the end day up to `end` counts.
-    DayRange { from: day(query.window.start), to: day(query.window.end) }
+    DayRange {
+        from: day(query.window.start),
+        to: day(query.window.end),
+    }
 }
 
 /// The store filter of a count query over `categories`.
 fn filter(categories: &[DeviceCategory], query: &CountQuery) -> CountFilter {
-    CountFilter { categories: categories.to_vec(), include_agent_managed: query.include_agent_managed }
+    CountFilter {
+        categories: categories.to_vec(),
+        include_agent_managed: query.include_agent_managed,
+    }
 }
 
 fn unavailable(e: StoreError) -> CountError {
@@ -49,9 +61,23 @@ impl CountSource for StoreCounts {
         let mut out = Vec::new();
         for category in DeviceCategory::ALL {
             let filter = filter(&[category], query);
-            for c in self.store.site_counts(self.tenant.as_deref(), window_days(query), &filter).await.map_err(unavailable)? {
-                let count = if c.exact { Count::exact(c.count) } else { Count::estimated(c.count, c.sigma) };
-                out.push(SiteCount { tenant: c.tenant, site: c.site, category, count });
+            for c in self
+                .store
+                .site_counts(self.tenant.as_deref(), window_days(query), &filter)
+                .await
+                .map_err(unavailable)?
+            {
+                let count = if c.exact {
+                    Count::exact(c.count)
+                } else {
+                    Count::estimated(c.count, c.sigma)
+                };
+                out.push(SiteCount {
+                    tenant: c.tenant,
+                    site: c.site,
+                    category,
+                    count,
+                });
             }
         }
         Ok(out)
@@ -65,18 +91,44 @@ impl CountSource for StoreCounts {
         query: &CountQuery,
     ) -> Result<u64, CountError> {
         let filter = filter(categories, query);
-        self.store.exact_site_count(tenant, site, window_days(query), &filter).await.map_err(unavailable)
+        self.store
+            .exact_site_count(tenant, site, window_days(query), &filter)
+            .await
+            .map_err(unavailable)
     }
 
-    async fn tenant_count(&self, tenant: &str, categories: &[DeviceCategory], query: &CountQuery) -> Result<Option<Count>, CountError> {
+    async fn tenant_count(
+        &self,
+        tenant: &str,
+        categories: &[DeviceCategory],
+        query: &CountQuery,
+    ) -> Result<Option<Count>, CountError> {
         let filter = filter(categories, query);
-        let c = self.store.tenant_count(tenant, window_days(query), &filter).await.map_err(unavailable)?;
-        Ok(c.map(|c| if c.exact { Count::exact(c.count) } else { Count::estimated(c.count, c.sigma) }))
+        let c = self
+            .store
+            .tenant_count(tenant, window_days(query), &filter)
+            .await
+            .map_err(unavailable)?;
+        Ok(c.map(|c| {
+            if c.exact {
+                Count::exact(c.count)
+            } else {
+                Count::estimated(c.count, c.sigma)
+            }
+        }))
     }
 
-    async fn exact_tenant_count(&self, tenant: &str, categories: &[DeviceCategory], query: &CountQuery) -> Result<Option<u64>, CountError> {
+    async fn exact_tenant_count(
+        &self,
+        tenant: &str,
+        categories: &[DeviceCategory],
+        query: &CountQuery,
+    ) -> Result<Option<u64>, CountError> {
         let filter = filter(categories, query);
-        self.store.exact_tenant_count(tenant, window_days(query), &filter).await.map_err(unavailable)
+        self.store
+            .exact_tenant_count(tenant, window_days(query), &filter)
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -101,7 +153,11 @@ mod tests {
                 day,
                 device_key: xxhash_rust::xxh3::xxh3_64(&k.to_le_bytes()),
                 device_label: format!("d{k}"),
-                category: if k < 10 { DeviceCategory::Iot } else { DeviceCategory::Ot },
+                category: if k < 10 {
+                    DeviceCategory::Iot
+                } else {
+                    DeviceCategory::Ot
+                },
                 agent_managed: false,
                 sensor: "x".into(),
                 seen_at_ms: now.timestamp_millis(),
@@ -109,11 +165,25 @@ mod tests {
             .collect();
         store.write_sightings(&rows).await.unwrap();
         let source = StoreCounts::new(Arc::new(store));
-        let q = CountQuery { window: CountWindow::ending(now, 60), include_agent_managed: true };
+        let q = CountQuery {
+            window: CountWindow::ending(now, 60),
+            include_agent_managed: true,
+        };
         let counts = source.site_counts(&q).await.unwrap();
-        let get = |c| counts.iter().find(|s| s.category == c).map(|s| s.count.value);
+        let get = |c| {
+            counts
+                .iter()
+                .find(|s| s.category == c)
+                .map(|s| s.count.value)
+        };
         assert_eq!(get(DeviceCategory::Iot), Some(10));
         assert_eq!(get(DeviceCategory::Ot), Some(20));
-        assert_eq!(source.exact_site_count("t", "s", &[DeviceCategory::Iot, DeviceCategory::Ot], &q).await.unwrap(), 30);
+        assert_eq!(
+            source
+                .exact_site_count("t", "s", &[DeviceCategory::Iot, DeviceCategory::Ot], &q)
+                .await
+                .unwrap(),
+            30
+        );
     }
 }

@@ -19,16 +19,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use sitetally_reconciler::alert::tier_alert_schema;
+use sitetally_reconciler::history::{AlertLog, ClickHouseHistory};
 use sitetally_reconciler::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use sitetally_reconciler::sink::webhook::{
     verify, Secret, WebhookConfig, WebhookSink, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
 };
 use sitetally_reconciler::sink::DeliveryLog;
 use sitetally_reconciler::store_source::StoreCounts;
-use sitetally_reconciler::history::{AlertLog, ClickHouseHistory};
-use sitetally_reconciler::{
-    Alert, CountMethod, LicenceBook, Reconciler, RunReport, Settings,
-};
+use sitetally_reconciler::{Alert, CountMethod, LicenceBook, Reconciler, RunReport, Settings};
 use sitetally_store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -592,7 +590,10 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
 
     // The alert log in ClickHouse holds exactly those alerts; every run left its decisions.
     let history = ClickHouseHistory::new(&store(&database));
-    let mut logged = history.alerts(TENANT, now - Days::days(1), now + Days::days(1), 100).await.unwrap();
+    let mut logged = history
+        .alerts(TENANT, now - Days::days(1), now + Days::days(1), 100)
+        .await
+        .unwrap();
     logged.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
     assert_eq!(logged, raised, "alert_log: one row per alert, none twice");
     let runs: Vec<(String, u64)> = store(&database)
@@ -601,7 +602,10 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
         .fetch_all()
         .await
         .unwrap();
-    assert!(runs.len() >= 4 && runs.iter().all(|(_, n)| *n == 3), "three decisions per run: {runs:?}");
+    assert!(
+        runs.len() >= 4 && runs.iter().all(|(_, n)| *n == 3),
+        "three decisions per run: {runs:?}"
+    );
     eprintln!("grown sites: passed in {:?}", started.elapsed());
 }
 
@@ -733,17 +737,28 @@ async fn licences_round_trip_through_the_clickhouse_table() {
     let from_file = LicenceBook::load(&example, &settings).unwrap();
     let n = import(&ch, &example, &settings).await.unwrap();
     assert_eq!(n, from_file.tenants.len());
-    assert_eq!(load(&ch, &settings).await.unwrap(), from_file, "the table reads back as the file");
+    assert_eq!(
+        load(&ch, &settings).await.unwrap(),
+        from_file,
+        "the table reads back as the file"
+    );
 
     // A newer import of one tenant replaces only that tenant.
     let dir = std::env::temp_dir().join(format!("{database}-licences"));
     std::fs::create_dir_all(&dir).unwrap();
     let now = at(now_ms());
     let update = dir.join("update.toml");
-    std::fs::write(&update, format!("[[tenants]]\nid = \"{TENANT}\"\n[[tenants.sites]]\nid = \"only-site\"\n")).unwrap();
+    std::fs::write(
+        &update,
+        format!("[[tenants]]\nid = \"{TENANT}\"\n[[tenants.sites]]\nid = \"only-site\"\n"),
+    )
+    .unwrap();
     import(&ch, &update, &settings).await.unwrap();
     let book = load(&ch, &settings).await.unwrap();
-    assert_eq!(book.tenants.len(), from_file.tenants.len() + usize::from(from_file.tenant(TENANT).is_none()));
+    assert_eq!(
+        book.tenants.len(),
+        from_file.tenants.len() + usize::from(from_file.tenant(TENANT).is_none())
+    );
     assert_eq!(book.tenant(TENANT).unwrap().sites.len(), 1);
 
     // A bad file is refused with the field named, and nothing is stored.

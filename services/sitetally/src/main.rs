@@ -5,10 +5,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "sitetally", version, about = "Per-site billable device counts from sensor discoveries, and licence tier alerts",
-          long_about = "sitetally consumes device-discovery events from Kafka, counts distinct billable devices per site \
+#[command(
+    name = "sitetally",
+    version,
+    about = "Per-site billable device counts from sensor discoveries, and licence tier alerts",
+    long_about = "sitetally consumes device-discovery events from Kafka, counts distinct billable devices per site \
                         (exact for small sites, HyperLogLog sketches in ClickHouse for large ones), compares them with \
-                        each customer's licensed tiers and raises alerts on overruns.")]
+                        each customer's licensed tiers and raises alerts on overruns."
+)]
 struct Cli {
     #[command(flatten)]
     log: LogArgs,
@@ -19,7 +23,13 @@ struct Cli {
 #[derive(Args)]
 struct LogArgs {
     /// Log format: human-readable lines or one JSON object per line.
-    #[arg(long, global = true, value_enum, default_value = "human", env = "SITETALLY_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        env = "SITETALLY_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sitetally_ingest=debug`.
     #[arg(long, global = true, default_value = "info", env = "SITETALLY_LOG")]
@@ -79,10 +89,18 @@ struct ReconcileCommand {
 #[derive(Args)]
 struct StorageArgs {
     /// ClickHouse HTTP URL (ignored with --data-dir).
-    #[arg(long, default_value = "http://127.0.0.1:8123", env = "SITETALLY_CLICKHOUSE_URL")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8123",
+        env = "SITETALLY_CLICKHOUSE_URL"
+    )]
     clickhouse_url: String,
     /// ClickHouse database.
-    #[arg(long, default_value = "sitetally", env = "SITETALLY_CLICKHOUSE_DATABASE")]
+    #[arg(
+        long,
+        default_value = "sitetally",
+        env = "SITETALLY_CLICKHOUSE_DATABASE"
+    )]
     database: String,
     /// Use the embedded store in this directory (as `sitetally demo` writes it) instead
     /// of ClickHouse.
@@ -94,11 +112,13 @@ impl StorageArgs {
     /// The ClickHouse store, unless --data-dir selects the embedded one.
     fn clickhouse(&self) -> Option<sitetally_store::clickhouse::ClickHouseStore> {
         self.data_dir.is_none().then(|| {
-            sitetally_store::clickhouse::ClickHouseStore::new(&sitetally_store::clickhouse::ClickHouseConfig {
-                url: self.clickhouse_url.clone(),
-                database: self.database.clone(),
-                ..Default::default()
-            })
+            sitetally_store::clickhouse::ClickHouseStore::new(
+                &sitetally_store::clickhouse::ClickHouseConfig {
+                    url: self.clickhouse_url.clone(),
+                    database: self.database.clone(),
+                    ..Default::default()
+                },
+            )
         })
     }
 
@@ -114,7 +134,9 @@ impl StorageArgs {
     fn open(&self) -> anyhow::Result<std::sync::Arc<dyn sitetally_store::Store>> {
         Ok(match (&self.data_dir, self.clickhouse()) {
             (_, Some(ch)) => std::sync::Arc::new(ch),
-            (Some(dir), None) => std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?),
+            (Some(dir), None) => {
+                std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?)
+            }
             (None, None) => unreachable!("ClickHouse unless --data-dir"),
         })
     }
@@ -152,10 +174,18 @@ struct IngestArgs {
 #[derive(Args)]
 struct MigrateArgs {
     /// ClickHouse HTTP URL.
-    #[arg(long, default_value = "http://127.0.0.1:8123", env = "SITETALLY_CLICKHOUSE_URL")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8123",
+        env = "SITETALLY_CLICKHOUSE_URL"
+    )]
     clickhouse_url: String,
     /// ClickHouse database.
-    #[arg(long, default_value = "sitetally", env = "SITETALLY_CLICKHOUSE_DATABASE")]
+    #[arg(
+        long,
+        default_value = "sitetally",
+        env = "SITETALLY_CLICKHOUSE_DATABASE"
+    )]
     database: String,
 }
 
@@ -164,7 +194,9 @@ fn init_logging(args: &LogArgs) {
         eprintln!("invalid --log filter {:?}: {e}; using info", args.log);
         tracing_subscriber::EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -173,8 +205,12 @@ fn init_logging(args: &LogArgs) {
 
 fn init_metrics(listen: Option<&str>) -> anyhow::Result<()> {
     if let Some(addr) = listen {
-        let addr: std::net::SocketAddr = addr.parse().map_err(|e| anyhow::anyhow!("--metrics-listen {addr:?}: {e}"))?;
-        metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install()?;
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr:?}: {e}"))?;
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()?;
         tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
     }
     Ok(())
@@ -185,7 +221,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -212,7 +249,8 @@ fn ingest_config(args: &IngestArgs) -> anyhow::Result<sitetally_ingest::IngestCo
     if let Some(v) = &args.metrics_listen {
         c.metrics_listen = Some(v.clone());
     }
-    c.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    c.validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(c)
 }
 
@@ -234,11 +272,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             use sitetally_store::Store;
-            let store = sitetally_store::clickhouse::ClickHouseStore::new(&sitetally_store::clickhouse::ClickHouseConfig {
-                url: args.clickhouse_url,
-                database: args.database,
-                ..Default::default()
-            });
+            let store = sitetally_store::clickhouse::ClickHouseStore::new(
+                &sitetally_store::clickhouse::ClickHouseConfig {
+                    url: args.clickhouse_url,
+                    database: args.database,
+                    ..Default::default()
+                },
+            );
             let caps = store.capabilities().await?;
             let applied = store.migrate().await?;
             tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });
@@ -251,14 +291,23 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Simulate(args) => {
             let report = sitetally_sensor_sim::run_simulation(args, shutdown_signal()).await?;
-            eprintln!("{}", serde_json::to_string(&serde_json::json!({
-                "sent": report.sent, "elapsed_ms": report.elapsed.as_millis() as u64,
-                "stopped": format!("{:?}", report.stopped),
-            }))?);
+            eprintln!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({
+                    "sent": report.sent, "elapsed_ms": report.elapsed.as_millis() as u64,
+                    "stopped": format!("{:?}", report.stopped),
+                }))?
+            );
         }
         Command::Serve(c) => {
             let store = c.storage.open()?;
-            sitetally_api::cli::serve(&c.args, store, c.storage.reconciler_memory(), shutdown_signal()).await?;
+            sitetally_api::cli::serve(
+                &c.args,
+                store,
+                c.storage.reconciler_memory(),
+                shutdown_signal(),
+            )
+            .await?;
         }
         Command::Sites(c) => {
             let store = c.storage.open()?;
@@ -284,19 +333,25 @@ async fn main() -> anyhow::Result<()> {
 async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
     use sitetally_store::Store;
     if cmd.reconcile.import_licences.is_some() || cmd.reconcile.licences_from_clickhouse {
-        let ch = cmd
-            .storage
-            .clickhouse()
-            .ok_or_else(|| anyhow::anyhow!("licences in ClickHouse need ClickHouse (not --data-dir)"))?;
+        let ch = cmd.storage.clickhouse().ok_or_else(|| {
+            anyhow::anyhow!("licences in ClickHouse need ClickHouse (not --data-dir)")
+        })?;
         ch.migrate().await?;
         let settings = cmd.reconcile.load_settings()?;
         if let Some(file) = &cmd.reconcile.import_licences {
             let n = sitetally_reconciler::licence_table::import(&ch, file, &settings).await?;
-            println!("imported the licences of {n} tenants from {} into {}.licences", file.display(), ch.database());
+            println!(
+                "imported the licences of {n} tenants from {} into {}.licences",
+                file.display(),
+                ch.database()
+            );
             return Ok(0);
         }
         let book = sitetally_reconciler::licence_table::load(&ch, &settings).await?;
-        tracing::info!(tenants = book.tenants.len(), "licences loaded from ClickHouse");
+        tracing::info!(
+            tenants = book.tenants.len(),
+            "licences loaded from ClickHouse"
+        );
         cmd.reconcile.preloaded_licences = Some(book);
     }
     let args = &cmd.reconcile;
@@ -310,8 +365,10 @@ async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
         // embedded store it appends its alerts to the data directory's alert log and keeps
         // its state in --alert-state (or memory).
         let memory = cmd.storage.reconciler_memory();
-        let counts = std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
-        args.run_online(counts, memory.alert_state, memory.runs, shutdown_signal()).await?
+        let counts =
+            std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
+        args.run_online(counts, memory.alert_state, memory.runs, shutdown_signal())
+            .await?
     };
     print!("{output}");
     Ok(code)

@@ -21,7 +21,14 @@ fn seeded() -> TempDir {
 /// `sitetally serve` over a [`seeded`] directory with its licences and tokens.
 fn serve(dir: &Path, extra: &[&str]) -> Server {
     let (lic, tok) = (dir.join("licences.toml"), dir.join("tokens.toml"));
-    let mut args = vec!["--data-dir", dir.to_str().unwrap(), "--licences", lic.to_str().unwrap(), "--tokens", tok.to_str().unwrap()];
+    let mut args = vec![
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--licences",
+        lic.to_str().unwrap(),
+        "--tokens",
+        tok.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     Server::start(&args)
 }
@@ -139,7 +146,11 @@ fn serve_answers_over_http_and_requires_tokens() {
     assert!(r.body.contains("contoso,refinery,155,"), "{}", r.body);
     let r = server.get("/api/v1/tenants/contoso/decisions", Some(ADMIN_TOKEN), None);
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["source"], "computed_on_demand", "no reconciliation has run here");
+    assert_eq!(
+        r.json()["source"],
+        "computed_on_demand",
+        "no reconciliation has run here"
+    );
     let m = server.get("/metrics", None, None);
     assert!(
         m.body.contains("sitetally_api_requests_total"),
@@ -159,15 +170,30 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
     let dir = seeded();
     let d = dir.path();
     let state = d.join("alert-state.json");
-    let reconcile = || run(d, &["reconcile", "--once", "--alert-state", state.to_str().unwrap()]);
+    let reconcile = || {
+        run(
+            d,
+            &[
+                "reconcile",
+                "--once",
+                "--alert-state",
+                state.to_str().unwrap(),
+            ],
+        )
+    };
     let (_, out, err) = reconcile();
     assert!(out.contains("alerts raised"), "{out}\n{err}");
     let log = d.join(sitetally_reconciler::history::ALERT_LOG_FILE);
-    let logged = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}\n{err}", log.display()));
+    let logged =
+        std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}\n{err}", log.display()));
     assert!(logged.lines().count() >= 3, "{logged}");
     // A second run with the same state raises nothing new: the log does not grow.
     reconcile();
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), logged, "no alert logged twice");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        logged,
+        "no alert logged twice"
+    );
 
     let server = serve(d, &[]);
     let r = server.get("/api/v1/tenants/contoso/alerts", Some(CONTOSO_TOKEN), None);
@@ -176,19 +202,34 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
     assert_eq!(v["alert_log"], true, "{v}");
     let alerts = v["alerts"].as_array().unwrap();
     assert!(
-        alerts.iter().any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"),
+        alerts
+            .iter()
+            .any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"),
         "{v}"
     );
     assert_eq!(
         alerts.len(),
-        logged.lines().filter(|l| l.contains("\"tenant\":\"contoso\"")).count(),
+        logged
+            .lines()
+            .filter(|l| l.contains("\"tenant\":\"contoso\""))
+            .count(),
         "one entry per logged contoso alert: {v}"
     );
     // The decisions are the latest run's, read back from the data directory.
-    let v = server.get("/api/v1/tenants/contoso/decisions", Some(CONTOSO_TOKEN), None).json();
+    let v = server
+        .get(
+            "/api/v1/tenants/contoso/decisions",
+            Some(CONTOSO_TOKEN),
+            None,
+        )
+        .json();
     assert_eq!(v["source"], "latest_run", "{v}");
     assert!(
-        v["decisions"].as_array().unwrap().iter().any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
+        v["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
         "{v}"
     );
 }
@@ -198,13 +239,23 @@ fn readyz_reports_an_unreachable_broker() {
     let dir = seeded();
     let d = dir.path();
     // A loopback port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let server = serve(d, &["--kafka-brokers", &closed.to_string()]);
-    assert_eq!(server.get("/healthz", None, None).status, 200, "alive all the same");
+    assert_eq!(
+        server.get("/healthz", None, None).status,
+        200,
+        "alive all the same"
+    );
     let r = server.get("/readyz", None, None);
     assert_eq!(r.status, 503, "{}", r.body);
     let message = r.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(message.contains("broker unreachable") && message.contains(&closed.to_string()), "{message}");
+    assert!(
+        message.contains("broker unreachable") && message.contains(&closed.to_string()),
+        "{message}"
+    );
 }
 
 #[test]

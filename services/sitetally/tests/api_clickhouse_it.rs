@@ -16,7 +16,9 @@ use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN, FABRIKAM_TOKEN};
 use sitetally_core::{codec, Discovery, Sighting};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use std::time::Duration;
-use support::{brokers, clickhouse_url, committed_total, create_topics, ingest_config, produce, unique};
+use support::{
+    brokers, clickhouse_url, committed_total, create_topics, ingest_config, produce, unique,
+};
 
 /// Two reports of one sample sighting: Avro from sensor `a` with a lower-case colon MAC,
 /// JSON from sensor `b` with the same MAC upper-case and dashed. The MAC is the sighting's
@@ -25,8 +27,16 @@ fn reports_of(s: &Sighting, avro_schema: &apache_avro::Schema) -> [(Vec<u8>, Vec
     let mac = |sep: &str, upper: bool| {
         let mut b = (s.device_key & 0xff_ffff_ffff).to_be_bytes();
         b[2] = 0x02; // bytes 3..8 are the key's low 40 bits; 0x02: locally administered
-        let parts: Vec<String> =
-            b[2..].iter().map(|x| if upper { format!("{x:02X}") } else { format!("{x:02x}") }).collect();
+        let parts: Vec<String> = b[2..]
+            .iter()
+            .map(|x| {
+                if upper {
+                    format!("{x:02X}")
+                } else {
+                    format!("{x:02x}")
+                }
+            })
+            .collect();
         parts.join(sep)
     };
     let event = |sensor: String, mac: String| Discovery {
@@ -45,7 +55,12 @@ fn reports_of(s: &Sighting, avro_schema: &apache_avro::Schema) -> [(Vec<u8>, Vec
         hostname: None,
     };
     let key = format!("{}/{}", s.tenant, s.site).into_bytes();
-    let avro = codec::encode_avro(&event(format!("{}-a", s.site), mac(":", false)), 1, avro_schema).unwrap();
+    let avro = codec::encode_avro(
+        &event(format!("{}-a", s.site), mac(":", false)),
+        1,
+        avro_schema,
+    )
+    .unwrap();
     let json = serde_json::to_vec(&event(format!("{}-b", s.site), mac("-", true))).unwrap();
     [(key.clone(), avro), (key, json)]
 }
@@ -57,7 +72,10 @@ async fn ingest_sample(db: &str, now: chrono::DateTime<chrono::Utc>) -> usize {
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
     let schema = codec::bundled_avro_schema(1).expect("bundled schema 1");
     let sightings = sample::sightings(now);
-    let msgs: Vec<_> = sightings.iter().flat_map(|s| reports_of(s, &schema)).collect();
+    let msgs: Vec<_> = sightings
+        .iter()
+        .flat_map(|s| reports_of(s, &schema))
+        .collect();
     let total = tokio::task::spawn_blocking({
         let topic = topic.clone();
         move || produce(&topic, msgs) as i64
@@ -72,9 +90,11 @@ async fn ingest_sample(db: &str, now: chrono::DateTime<chrono::Utc>) -> usize {
         let _ = stop_rx.await;
     }));
     let b = brokers();
-    support::wait_until("ingest to commit the sample world", Duration::from_secs(180), || {
-        committed_total(&b, &group, &topic, 2) == total
-    })
+    support::wait_until(
+        "ingest to commit the sample world",
+        Duration::from_secs(180),
+        || committed_total(&b, &group, &topic, 2) == total,
+    )
     .await;
     stop_tx.send(()).unwrap();
     let report = ingest.await.unwrap().unwrap();
@@ -83,15 +103,28 @@ async fn ingest_sample(db: &str, now: chrono::DateTime<chrono::Utc>) -> usize {
     assert_eq!(report.not_a_device, 0, "{report:?}");
     // Dedup holds today and yesterday; older days are written through and collapse in
     // ClickHouse, so only the recent days' second reports are dedup hits.
-    assert_eq!(report.new_devices + report.duplicates, total as u64, "{report:?}");
-    assert!(report.duplicates > 0, "the recent days' second reports are dedup hits: {report:?}");
+    assert_eq!(
+        report.new_devices + report.duplicates,
+        total as u64,
+        "{report:?}"
+    );
+    assert!(
+        report.duplicates > 0,
+        "the recent days' second reports are dedup hits: {report:?}"
+    );
     let device_days: u64 = support::store(db)
         .client()
-        .query(&format!("SELECT uniqExact(tenant, site, day, device_key) FROM {db}.sightings"))
+        .query(&format!(
+            "SELECT uniqExact(tenant, site, day, device_key) FROM {db}.sightings"
+        ))
         .fetch_one()
         .await
         .unwrap();
-    assert_eq!(device_days, sightings.len() as u64, "one device per sample sighting, Avro and JSON spellings merged");
+    assert_eq!(
+        device_days,
+        sightings.len() as u64,
+        "one device per sample sighting, Avro and JSON spellings merged"
+    );
     sightings.len()
 }
 
@@ -138,18 +171,23 @@ fn every_endpoint_against_clickhouse() {
         use sitetally_reconciler::{history::ClickHouseHistory, LicenceBook, Reconciler, Settings};
         let settings = Settings::default();
         let book = LicenceBook::from_toml_str(sample::LICENCES_TOML, &settings).unwrap();
-        let store: std::sync::Arc<dyn sitetally_store::Store> = std::sync::Arc::new(ClickHouseStore::new(&ClickHouseConfig {
-            url: url.clone(),
-            database: db.name.clone(),
-            ..Default::default()
-        }));
+        let store: std::sync::Arc<dyn sitetally_store::Store> =
+            std::sync::Arc::new(ClickHouseStore::new(&ClickHouseConfig {
+                url: url.clone(),
+                database: db.name.clone(),
+                ..Default::default()
+            }));
         let history = std::sync::Arc::new(ClickHouseHistory::new(&db.store));
-        let counts = std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
+        let counts =
+            std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
         let r = Reconciler::new(settings, book, counts, history.clone()).with_history(history);
         r.run_once(run_at).await.unwrap().alerts
     });
     let contoso_alerts = raised.iter().filter(|a| a.tenant == "contoso").count();
-    assert!(contoso_alerts > 0, "the sample has contoso sites over tier: {raised:?}");
+    assert!(
+        contoso_alerts > 0,
+        "the sample has contoso sites over tier: {raised:?}"
+    );
 
     let dir = TempDir::new("api-ch");
     std::fs::write(dir.path().join("licences.toml"), sample::LICENCES_TOML).unwrap();
@@ -175,7 +213,11 @@ fn every_endpoint_against_clickhouse() {
         r.json()
     };
     let ready = server.get("/readyz", None, None);
-    assert_eq!(ready.status, 200, "ClickHouse and the broker answer: {}", ready.body);
+    assert_eq!(
+        ready.status, 200,
+        "ClickHouse and the broker answer: {}",
+        ready.body
+    );
 
     // Sites.
     let v = admin("/api/v1/tenants/contoso/sites");
@@ -259,14 +301,29 @@ fn every_endpoint_against_clickhouse() {
     assert_eq!(v["alert_log"], true);
     let listed = v["alerts"].as_array().unwrap();
     assert_eq!(listed.len(), contoso_alerts, "{v}");
-    assert!(listed.iter().any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"), "{v}");
-    assert!(listed.iter().all(|a| a["idempotency_key"].as_str().unwrap().len() == 32));
+    assert!(
+        listed
+            .iter()
+            .any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"),
+        "{v}"
+    );
+    assert!(listed
+        .iter()
+        .all(|a| a["idempotency_key"].as_str().unwrap().len() == 32));
     let v = admin("/api/v1/tenants/contoso/decisions");
     assert_eq!(v["source"], "latest_run", "{v}");
-    let decided_at: chrono::DateTime<chrono::Utc> = v["decided_at"].as_str().unwrap().parse().unwrap();
-    assert_eq!(decided_at, run_at, "the recorded run's time, not the server's now");
+    let decided_at: chrono::DateTime<chrono::Utc> =
+        v["decided_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        decided_at, run_at,
+        "the recorded run's time, not the server's now"
+    );
     assert!(
-        v["decisions"].as_array().unwrap().iter().any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
+        v["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
         "{v}"
     );
     assert!(v["decisions"]

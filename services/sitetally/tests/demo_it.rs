@@ -291,9 +291,21 @@ fn demo_counts_match_the_simulator_and_a_second_run_continues() {
     assert!(dir.0.join("alert-state.json").exists());
     assert!(dir.0.join("licences.json").exists());
     let alert_log = dir.0.join(sitetally_reconciler::history::ALERT_LOG_FILE);
-    let logged = std::fs::read_to_string(&alert_log).unwrap_or_default().lines().count() as u64;
-    assert_eq!(logged, u(&first["alerts_raised"]), "every alert raised is in the alert log");
-    assert!(dir.0.join(sitetally_reconciler::history::LATEST_RUN_FILE).exists(), "the latest run's decisions are kept");
+    let logged = std::fs::read_to_string(&alert_log)
+        .unwrap_or_default()
+        .lines()
+        .count() as u64;
+    assert_eq!(
+        logged,
+        u(&first["alerts_raised"]),
+        "every alert raised is in the alert log"
+    );
+    assert!(
+        dir.0
+            .join(sitetally_reconciler::history::LATEST_RUN_FILE)
+            .exists(),
+        "the latest run's decisions are kept"
+    );
 
     // Second run on the same data directory: counts continue (never lower), and statuses
     // already alerted on are not alerted again.

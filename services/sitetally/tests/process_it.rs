@@ -36,9 +36,18 @@ async fn killed_without_warning_then_restarted_counts_the_same() {
     // rebalance within 300 s).
     tokio::time::sleep(Duration::from_secs(15)).await;
     let mut second = IngestProcess::start(&topic, &db, &group);
-    wait_until("the restarted ingest to be assigned partitions (not an empty assignment)", Duration::from_secs(120), || {
-        second.logs.lock().unwrap().iter().any(|l| l.contains("partitions assigned") && !l.contains("partitions=[]"))
-    })
+    wait_until(
+        "the restarted ingest to be assigned partitions (not an empty assignment)",
+        Duration::from_secs(120),
+        || {
+            second
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("partitions assigned") && !l.contains("partitions=[]"))
+        },
+    )
     .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     while committed_total(&b, &group, &topic, 3) != total {

@@ -10,13 +10,41 @@ use std::time::Duration;
 
 /// Migrations in order; `{db}` and the capability placeholders are filled in at apply time.
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "sightings", include_str!("../../../schemas/clickhouse/001_sightings.sql")),
-    (2, "site_devices_daily", include_str!("../../../schemas/clickhouse/002_site_devices_daily.sql")),
-    (3, "site_devices_daily_mv", include_str!("../../../schemas/clickhouse/003_site_devices_daily_mv.sql")),
-    (4, "alert_state", include_str!("../../../schemas/clickhouse/004_alert_state.sql")),
-    (5, "alert_log", include_str!("../../../schemas/clickhouse/005_alert_log.sql")),
-    (6, "reconciliation_runs", include_str!("../../../schemas/clickhouse/006_reconciliation_runs.sql")),
-    (7, "licences", include_str!("../../../schemas/clickhouse/007_licences.sql")),
+    (
+        1,
+        "sightings",
+        include_str!("../../../schemas/clickhouse/001_sightings.sql"),
+    ),
+    (
+        2,
+        "site_devices_daily",
+        include_str!("../../../schemas/clickhouse/002_site_devices_daily.sql"),
+    ),
+    (
+        3,
+        "site_devices_daily_mv",
+        include_str!("../../../schemas/clickhouse/003_site_devices_daily_mv.sql"),
+    ),
+    (
+        4,
+        "alert_state",
+        include_str!("../../../schemas/clickhouse/004_alert_state.sql"),
+    ),
+    (
+        5,
+        "alert_log",
+        include_str!("../../../schemas/clickhouse/005_alert_log.sql"),
+    ),
+    (
+        6,
+        "reconciliation_runs",
+        include_str!("../../../schemas/clickhouse/006_reconciliation_runs.sql"),
+    ),
+    (
+        7,
+        "licences",
+        include_str!("../../../schemas/clickhouse/007_licences.sql"),
+    ),
 ];
 
 /// `uniqCombined` counts exactly (up to 32-bit hash collisions) while its state is a
@@ -66,7 +94,9 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        parse(&s).ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (use e.g. 500ms, 10s, 2m)")))
+        parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("bad duration {s:?} (use e.g. 500ms, 10s, 2m)"))
+        })
     }
 
     pub fn parse(s: &str) -> Option<Duration> {
@@ -133,9 +163,17 @@ fn classify(e: clickhouse::error::Error) -> StoreError {
         E::Network(_) | E::TimedOut => StoreError::Unavailable(e.to_string()),
         // Server-side errors come back as BadResponse: a few codes are transient.
         E::BadResponse(ref msg)
-            if ["TOO_MANY_PARTS", "TIMEOUT", "MEMORY_LIMIT", "Too many parts", "Timeout", "NETWORK_ERROR", "Connection refused"]
-                .iter()
-                .any(|m| msg.contains(m)) =>
+            if [
+                "TOO_MANY_PARTS",
+                "TIMEOUT",
+                "MEMORY_LIMIT",
+                "Too many parts",
+                "Timeout",
+                "NETWORK_ERROR",
+                "Connection refused",
+            ]
+            .iter()
+            .any(|m| msg.contains(m)) =>
         {
             StoreError::Unavailable(e.to_string())
         }
@@ -147,7 +185,11 @@ fn classify(e: clickhouse::error::Error) -> StoreError {
 fn filter_sql(filter: &CountFilter) -> String {
     let mut sql = String::new();
     if !filter.categories.is_empty() {
-        let codes: Vec<String> = filter.categories.iter().map(|c| format!("'{}'", c.as_str())).collect();
+        let codes: Vec<String> = filter
+            .categories
+            .iter()
+            .map(|c| format!("'{}'", c.as_str()))
+            .collect();
         sql.push_str(&format!(" AND category IN ({})", codes.join(",")));
     }
     if !filter.include_agent_managed {
@@ -177,7 +219,11 @@ impl ClickHouseStore {
             client = client.with_password(p);
         }
         let data_client = client.clone().with_database(&config.database);
-        Self { client, data_client, database: config.database.clone() }
+        Self {
+            client,
+            data_client,
+            database: config.database.clone(),
+        }
     }
 
     fn db(&self) -> &str {
@@ -195,27 +241,54 @@ impl ClickHouseStore {
     }
 
     pub async fn capabilities(&self) -> Result<Capabilities, StoreError> {
-        let version: String = self.client.query("SELECT version()").fetch_one().await.map_err(classify)?;
-        let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
-        let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+        let version: String = self
+            .client
+            .query("SELECT version()")
+            .fetch_one()
+            .await
+            .map_err(classify)?;
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        let minor: u32 = version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
         let dedup: u64 = self
             .client
             .query("SELECT count() FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'")
             .fetch_one()
             .await
             .map_err(classify)?;
-        Ok(Capabilities { ttl: (major, minor) >= (19, 6), non_replicated_dedup_window: dedup > 0, version })
+        Ok(Capabilities {
+            ttl: (major, minor) >= (19, 6),
+            non_replicated_dedup_window: dedup > 0,
+            version,
+        })
     }
 
     /// Fills a migration's placeholders for this server.
     pub fn render(&self, sql: &str, caps: &Capabilities) -> String {
-        let ttl = |days: u32| if caps.ttl { format!("TTL day + INTERVAL {days} DAY") } else { String::new() };
+        let ttl = |days: u32| {
+            if caps.ttl {
+                format!("TTL day + INTERVAL {days} DAY")
+            } else {
+                String::new()
+            }
+        };
         sql.replace("{db}", self.db())
             .replace("{sightings_ttl}", &ttl(400))
             .replace("{sketch_ttl}", &ttl(800))
             .replace(
                 "{dedup_settings}",
-                if caps.non_replicated_dedup_window { "SETTINGS non_replicated_deduplication_window = 1000" } else { "" },
+                if caps.non_replicated_dedup_window {
+                    "SETTINGS non_replicated_deduplication_window = 1000"
+                } else {
+                    ""
+                },
             )
     }
 
@@ -229,7 +302,8 @@ impl Store for ClickHouseStore {
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let caps = self.capabilities().await?;
         let db = self.db();
-        self.exec(&format!("CREATE DATABASE IF NOT EXISTS {db}")).await?;
+        self.exec(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            .await?;
         self.exec(&format!(
             "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, applied_at DateTime) \
              ENGINE = MergeTree() ORDER BY version"
@@ -264,7 +338,11 @@ impl Store for ClickHouseStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut insert = self.data_client.insert::<SightingRow>("sightings").await.map_err(classify)?;
+        let mut insert = self
+            .data_client
+            .insert::<SightingRow>("sightings")
+            .await
+            .map_err(classify)?;
         for r in rows {
             let row = SightingRow {
                 tenant: &r.tenant,
@@ -304,7 +382,13 @@ impl Store for ClickHouseStore {
             .into_iter()
             .map(|r| {
                 let (exact, sigma) = count_quality(r.count);
-                SiteCount { tenant: r.tenant, site: r.site, count: r.count, exact, sigma }
+                SiteCount {
+                    tenant: r.tenant,
+                    site: r.site,
+                    count: r.count,
+                    exact,
+                    sigma,
+                }
             })
             .collect())
     }
@@ -333,7 +417,12 @@ impl Store for ClickHouseStore {
             .map_err(classify)
     }
 
-    async fn tenant_count(&self, tenant: &str, days: DayRange, filter: &CountFilter) -> Result<Option<SiteCount>, StoreError> {
+    async fn tenant_count(
+        &self,
+        tenant: &str,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<Option<SiteCount>, StoreError> {
         // The device key does not include the site: merging every site's sketch counts a
         // device seen at several sites once.
         let sql = format!(
@@ -342,23 +431,56 @@ impl Store for ClickHouseStore {
             self.db(),
             filter_sql(filter)
         );
-        let count: u64 = self.client.query(&sql).bind(tenant).bind(days.from).bind(days.to).fetch_one().await.map_err(classify)?;
+        let count: u64 = self
+            .client
+            .query(&sql)
+            .bind(tenant)
+            .bind(days.from)
+            .bind(days.to)
+            .fetch_one()
+            .await
+            .map_err(classify)?;
         let (exact, sigma) = count_quality(count);
-        Ok(Some(SiteCount { tenant: tenant.to_string(), site: String::new(), count, exact, sigma }))
+        Ok(Some(SiteCount {
+            tenant: tenant.to_string(),
+            site: String::new(),
+            count,
+            exact,
+            sigma,
+        }))
     }
 
-    async fn exact_tenant_count(&self, tenant: &str, days: DayRange, filter: &CountFilter) -> Result<Option<u64>, StoreError> {
+    async fn exact_tenant_count(
+        &self,
+        tenant: &str,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<Option<u64>, StoreError> {
         let sql = format!(
             "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
              WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
             self.db(),
             filter_sql(filter)
         );
-        let count = self.client.query(&sql).bind(tenant).bind(days.from).bind(days.to).fetch_one().await.map_err(classify)?;
+        let count = self
+            .client
+            .query(&sql)
+            .bind(tenant)
+            .bind(days.from)
+            .bind(days.to)
+            .fetch_one()
+            .await
+            .map_err(classify)?;
         Ok(Some(count))
     }
 
-    async fn daily_counts(&self, tenant: &str, site: &str, days: DayRange, filter: &CountFilter) -> Result<Vec<DailyCount>, StoreError> {
+    async fn daily_counts(
+        &self,
+        tenant: &str,
+        site: &str,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<Vec<DailyCount>, StoreError> {
         // The sketch table keeps agent-managed devices in their own sketches, so excluding
         // them is a filter on the key, not a recount.
         let sql = format!(
@@ -404,20 +526,44 @@ mod tests {
 
     #[test]
     fn render_adapts_to_the_server() {
-        let store = ClickHouseStore::new(&ClickHouseConfig { database: "t1".into(), ..Default::default() });
-        let old = Capabilities { version: "18.16.1".into(), ttl: false, non_replicated_dedup_window: false };
-        let new = Capabilities { version: "24.8".into(), ttl: true, non_replicated_dedup_window: true };
+        let store = ClickHouseStore::new(&ClickHouseConfig {
+            database: "t1".into(),
+            ..Default::default()
+        });
+        let old = Capabilities {
+            version: "18.16.1".into(),
+            ttl: false,
+            non_replicated_dedup_window: false,
+        };
+        let new = Capabilities {
+            version: "24.8".into(),
+            ttl: true,
+            non_replicated_dedup_window: true,
+        };
         let sql = MIGRATIONS[0].2;
         let a = store.render(sql, &old);
-        assert!(a.contains("CREATE TABLE IF NOT EXISTS t1.sightings") && !a.contains("TTL") && !a.contains('{'));
+        assert!(
+            a.contains("CREATE TABLE IF NOT EXISTS t1.sightings")
+                && !a.contains("TTL")
+                && !a.contains('{')
+        );
         let b = store.render(sql, &new);
-        assert!(b.contains("TTL day + INTERVAL 400 DAY") && b.contains("non_replicated_deduplication_window"));
+        assert!(
+            b.contains("TTL day + INTERVAL 400 DAY")
+                && b.contains("non_replicated_deduplication_window")
+        );
     }
 
     #[test]
     fn durations_parse() {
-        assert_eq!(humantime_serde_compat::parse("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(humantime_serde_compat::parse("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            humantime_serde_compat::parse("10s"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            humantime_serde_compat::parse("250ms"),
+            Some(Duration::from_millis(250))
+        );
         assert_eq!(humantime_serde_compat::parse("ten"), None);
     }
 }

@@ -38,7 +38,10 @@ pub struct DayRange {
 impl DayRange {
     /// The `days` days ending with `last_day` (inclusive).
     pub fn ending(last_day: u16, days: u16) -> Self {
-        Self { from: last_day.saturating_sub(days.saturating_sub(1)), to: last_day }
+        Self {
+            from: last_day.saturating_sub(days.saturating_sub(1)),
+            to: last_day,
+        }
     }
 }
 
@@ -53,7 +56,10 @@ pub struct CountFilter {
 
 impl CountFilter {
     pub fn all() -> Self {
-        Self { categories: Vec::new(), include_agent_managed: true }
+        Self {
+            categories: Vec::new(),
+            include_agent_managed: true,
+        }
     }
 }
 
@@ -101,12 +107,22 @@ pub trait Store: Send + Sync {
     /// Distinct devices of a whole tenant over `days` (sketches merged across its sites, so
     /// a device seen at several sites counts once). `None`: this store cannot merge across
     /// sites, and callers fall back to summing per-site counts.
-    async fn tenant_count(&self, _tenant: &str, _days: DayRange, _filter: &CountFilter) -> Result<Option<SiteCount>, StoreError> {
+    async fn tenant_count(
+        &self,
+        _tenant: &str,
+        _days: DayRange,
+        _filter: &CountFilter,
+    ) -> Result<Option<SiteCount>, StoreError> {
         Ok(None)
     }
 
     /// Exact distinct devices of a whole tenant over `days`; `None` as for `tenant_count`.
-    async fn exact_tenant_count(&self, _tenant: &str, _days: DayRange, _filter: &CountFilter) -> Result<Option<u64>, StoreError> {
+    async fn exact_tenant_count(
+        &self,
+        _tenant: &str,
+        _days: DayRange,
+        _filter: &CountFilter,
+    ) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
 

@@ -145,12 +145,22 @@ async fn migrations_are_idempotent_and_counts_survive_retries() {
         .unwrap();
     assert!(outside.is_empty());
 
-    let daily = s.daily_counts("acme", "plant", days, &CountFilter::all()).await.unwrap();
+    let daily = s
+        .daily_counts("acme", "plant", days, &CountFilter::all())
+        .await
+        .unwrap();
     let total: u64 = daily.iter().map(|d| d.count).sum();
     assert_eq!(total, 500, "{daily:?}");
     assert!(daily.iter().all(|d| d.day == DAY || d.day == DAY + 1));
-    let filtered = s.daily_counts("acme", "plant", days, &iot_no_agents).await.unwrap();
-    assert_eq!(filtered.iter().map(|d| d.count).sum::<u64>(), exact, "per-day counts honour the filter: {filtered:?}");
+    let filtered = s
+        .daily_counts("acme", "plant", days, &iot_no_agents)
+        .await
+        .unwrap();
+    assert_eq!(
+        filtered.iter().map(|d| d.count).sum::<u64>(),
+        exact,
+        "per-day counts honour the filter: {filtered:?}"
+    );
     assert!(filtered.iter().all(|d| d.category == DeviceCategory::Iot));
     assert_eq!(daily.len(), 4, "two days × two categories: {daily:?}");
     assert!(daily
@@ -365,7 +375,10 @@ async fn two_handles_on_one_directory_never_serve_stale_sketches() {
             160
         );
         assert_eq!(
-            s.daily_counts("acme", "p", days, &CountFilter::all()).await.unwrap()[0].count,
+            s.daily_counts("acme", "p", days, &CountFilter::all())
+                .await
+                .unwrap()[0]
+                .count,
             160
         );
     }
@@ -442,7 +455,10 @@ async fn small_sites_are_exact_and_large_sites_within_the_error_bound() {
     );
 
     // Per-day sketches: ~6,667 devices a day, past the exact phase.
-    let daily = s.daily_counts("acme", "large", days, &CountFilter::all()).await.unwrap();
+    let daily = s
+        .daily_counts("acme", "large", days, &CountFilter::all())
+        .await
+        .unwrap();
     assert_eq!(daily.len(), 3);
     for d in &daily {
         assert!(!d.exact);

@@ -16,24 +16,32 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 pub fn brokers() -> String {
-    std::env::var("SITETALLY_TEST_KAFKA").expect("SITETALLY_TEST_KAFKA is not set: run scripts/test.sh, which starts the broker")
+    std::env::var("SITETALLY_TEST_KAFKA")
+        .expect("SITETALLY_TEST_KAFKA is not set: run scripts/test.sh, which starts the broker")
 }
 
 pub fn clickhouse_url() -> String {
-    std::env::var("SITETALLY_TEST_CLICKHOUSE_URL")
-        .expect("SITETALLY_TEST_CLICKHOUSE_URL is not set: run scripts/test.sh, which starts ClickHouse")
+    std::env::var("SITETALLY_TEST_CLICKHOUSE_URL").expect(
+        "SITETALLY_TEST_CLICKHOUSE_URL is not set: run scripts/test.sh, which starts ClickHouse",
+    )
 }
 
 /// A name unique to this test run, for topics, groups and databases.
 pub fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("{name}_{}_{nanos}", std::process::id())
 }
 
 /// Logs of in-process ingest, shown for failing tests (`SITETALLY_TEST_LOG=info`).
 pub fn init_logs() {
     let filter = std::env::var("SITETALLY_TEST_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 pub fn ingest_config(topic: &str, database: &str) -> IngestConfig {
@@ -42,25 +50,48 @@ pub fn ingest_config(topic: &str, database: &str) -> IngestConfig {
     c.kafka.brokers = brokers();
     c.kafka.topic = topic.to_string();
     c.kafka.group_id = format!("{topic}-group");
-    c.clickhouse = ClickHouseConfig { url: clickhouse_url(), database: database.to_string(), ..Default::default() };
+    c.clickhouse = ClickHouseConfig {
+        url: clickhouse_url(),
+        database: database.to_string(),
+        ..Default::default()
+    };
     c.batch.max_rows = 20_000;
     c.batch.max_interval_ms = 500;
     // Tansu 0.6's sqlite fetch sums record sizes over the rest of the partition on every
     // fetch, so fewer, larger fetches drain it much faster.
-    c.kafka.properties.insert("fetch.max.bytes".into(), "52428800".into());
-    c.kafka.properties.insert("max.partition.fetch.bytes".into(), "16777216".into());
+    c.kafka
+        .properties
+        .insert("fetch.max.bytes".into(), "52428800".into());
+    c.kafka
+        .properties
+        .insert("max.partition.fetch.bytes".into(), "16777216".into());
     c
 }
 
 pub fn store(database: &str) -> ClickHouseStore {
-    ClickHouseStore::new(&ClickHouseConfig { url: clickhouse_url(), database: database.to_string(), ..Default::default() })
+    ClickHouseStore::new(&ClickHouseConfig {
+        url: clickhouse_url(),
+        database: database.to_string(),
+        ..Default::default()
+    })
 }
 
 pub async fn create_topics(names: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
-    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
-    let results = admin.create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await.expect("create topics");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics");
     for r in results {
         if let Err((name, code)) = r {
             panic!("creating topic {name} failed: {code}");
@@ -96,7 +127,8 @@ pub fn produce(topic: &str, messages: impl IntoIterator<Item = (Vec<u8>, Vec<u8>
         }
         n += 1;
     }
-    p.flush(Duration::from_secs(120)).expect("all test messages acknowledged by the broker");
+    p.flush(Duration::from_secs(120))
+        .expect("all test messages acknowledged by the broker");
     n
 }
 
@@ -110,19 +142,37 @@ pub struct CommitWatcher {
 
 impl CommitWatcher {
     pub fn new(brokers: &str, group: &str, topic: &str, partitions: i32) -> Self {
-        let consumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+        let consumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .create()
+            .unwrap();
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
             tpl.add_partition(topic, p);
         }
-        Self { consumer, partitions: tpl, last: 0 }
+        Self {
+            consumer,
+            partitions: tpl,
+            last: 0,
+        }
     }
 
     /// Sum over partitions of the committed offsets; the last known sum when the broker
     /// does not answer in time.
     pub fn total(&mut self) -> i64 {
-        if let Ok(list) = self.consumer.committed_offsets(self.partitions.clone(), Duration::from_secs(10)) {
-            self.last = list.elements().iter().map(|e| match e.offset() { Offset::Offset(o) => o, _ => 0 }).sum();
+        if let Ok(list) = self
+            .consumer
+            .committed_offsets(self.partitions.clone(), Duration::from_secs(10))
+        {
+            self.last = list
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum();
         }
         self.last
     }
@@ -137,7 +187,10 @@ pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32)
 pub async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -166,21 +219,39 @@ pub fn read_all(topic: &str, expected: usize, limit: Duration) -> Vec<ReadDeadLe
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             let headers = m
                 .headers()
-                .map(|hs| hs.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or(&[])).into_owned())).collect())
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(h.value.unwrap_or(&[])).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
-            out.push(ReadDeadLetter { payload: m.payload().unwrap_or(&[]).to_vec(), headers });
+            out.push(ReadDeadLetter {
+                payload: m.payload().unwrap_or(&[]).to_vec(),
+                headers,
+            });
         }
     }
     // Linger briefly to catch extras beyond `expected`.
     let linger = Instant::now();
     while linger.elapsed() < Duration::from_secs(2) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            out.push(ReadDeadLetter { payload: m.payload().unwrap_or(&[]).to_vec(), headers: HashMap::new() });
+            out.push(ReadDeadLetter {
+                payload: m.payload().unwrap_or(&[]).to_vec(),
+                headers: HashMap::new(),
+            });
         }
     }
     out
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

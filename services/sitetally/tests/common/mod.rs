@@ -21,7 +21,8 @@ impl IngestProcess {
         // Short group timeouts: after a kill -9 the broker may hold a rebalance until the
         // dead member's session expires (or, in Tansu, up to the rebalance timeout, which
         // librdkafka sets to max.poll.interval.ms: 300 s by default).
-        let config = std::env::temp_dir().join(format!("{group}-{}-ingest.toml", std::process::id()));
+        let config =
+            std::env::temp_dir().join(format!("{group}-{}-ingest.toml", std::process::id()));
         std::fs::write(
             &config,
             "[kafka.properties]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"60000\"\n",
@@ -30,14 +31,7 @@ impl IngestProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sitetally"))
             .args(["ingest", "--config"])
             .arg(&config)
-            .args([
-                "--brokers",
-                &brokers(),
-                "--topic",
-                topic,
-                "--group",
-                group,
-            ])
+            .args(["--brokers", &brokers(), "--topic", topic, "--group", group])
             .args(["--clickhouse-url", &clickhouse_url(), "--database", db])
             .env("SITETALLY_INGEST__BATCH__MAX_INTERVAL_MS", "300")
             // Small batches: ingest reads a whole Tansu fetch in milliseconds, so many small
