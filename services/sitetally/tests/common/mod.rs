@@ -10,6 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+/// A Kafka message: key and payload.
+pub type KeyedMessage = (Vec<u8>, Vec<u8>);
+
 /// A running `sitetally ingest` child whose log lines are collected.
 pub struct IngestProcess {
     pub child: Child,
@@ -84,11 +87,7 @@ impl Drop for IngestProcess {
 
 /// `sites` sites of `size` devices, each device reported `reports` times by rotating
 /// sensors and spellings; returns the messages and the true count per site.
-pub fn workload(
-    sites: u32,
-    size: u32,
-    reports: u32,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, HashMap<String, u64>) {
+pub fn workload(sites: u32, size: u32, reports: u32) -> (Vec<KeyedMessage>, HashMap<String, u64>) {
     let now = now_ms();
     let mut msgs = Vec::new();
     let mut truth = HashMap::new();
