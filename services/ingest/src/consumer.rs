@@ -174,10 +174,12 @@ fn lock(w: &Mutex<Worker>) -> std::sync::MutexGuard<'_, Worker> {
     w.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The time, read once per [`CoarseClock::EVERY`] messages while they flow and at once
-/// after an idle poll. Three clock reads per message (validation's "now", the batch age,
+/// The time, read once per [`CoarseClock::EVERY`] messages while messages are already
+/// waiting in librdkafka's queue, and at once after any poll that may have blocked and
+/// after every flush. Three clock reads per message (validation's "now", the batch age,
 /// the metrics interval) were ~8% of the consumer thread's CPU in the drain benchmark on
-/// this VM (clock_gettime); every use tolerates being a few hundred microseconds stale.
+/// this VM (clock_gettime). So it is stale by at most 32 messages' processing (tens of
+/// microseconds when flowing), never by the time spent waiting for traffic.
 struct CoarseClock {
     instant: Instant,
     wall_ms: i64,
@@ -193,6 +195,11 @@ impl CoarseClock {
             wall_ms: now_ms(),
             reads_until_refresh: Self::EVERY,
         }
+    }
+
+    /// The next [`tick`](Self::tick) reads the clock (after slow work such as a flush).
+    fn expire(&mut self) {
+        self.reads_until_refresh = 0;
     }
 
     /// Advances by one message; `fresh` forces a clock read (after waiting on poll).
@@ -294,8 +301,14 @@ fn consume_loop(
             }
         };
         // Never hold the worker across poll: the rebalance callback runs inside it and locks.
-        let polled = consumer.poll(wait);
-        clock.tick(!matches!(polled, Some(Ok(_))));
+        // A message already waiting is taken without blocking; only a poll that may have
+        // waited for traffic must refresh the coarse clock.
+        let mut polled = consumer.poll(Duration::ZERO);
+        let may_have_waited = polled.is_none();
+        if may_have_waited {
+            polled = consumer.poll(wait);
+        }
+        clock.tick(may_have_waited || !matches!(polled, Some(Ok(_))));
         let mut w = lock(&worker);
         let mut caught_up = false;
         match polled {
@@ -316,6 +329,7 @@ fn consume_loop(
             || (caught_up && w.idle_flush_due(clock.instant))
         {
             w.flush_or_pause(&consumer);
+            clock.expire();
         }
         if clock.instant.saturating_duration_since(last_metrics) >= Duration::from_secs(1) {
             w.publish_metrics();
@@ -614,6 +628,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         clock.tick(true);
         assert!(clock.instant > second, "read at once after an idle poll");
+        let third = clock.instant;
+        std::thread::sleep(Duration::from_millis(2));
+        clock.expire();
+        clock.tick(false);
+        assert!(clock.instant > third, "read at once after a flush");
         assert!(clock.wall_ms >= super::now_ms() - 1_000);
     }
 }
