@@ -30,10 +30,6 @@ impl BrokerProbe {
         })
     }
 
-    pub fn brokers(&self) -> &str {
-        &self.brokers
-    }
-
     /// The number of brokers in the cluster, or why none answered in time.
     pub async fn check(&self) -> Result<usize, String> {
         let consumer = self.consumer.clone();

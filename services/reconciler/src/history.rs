@@ -266,8 +266,8 @@ impl RunHistory for ClickHouseHistory {
 }
 
 /// Where a deployment keeps the reconciler's memory, as the CLI wires it: everything in
-/// ClickHouse, or beside the embedded store only the alert log (its alert state is the
-/// `--alert-state` file; decisions are not kept).
+/// ClickHouse, or beside the embedded store the alert log and the latest run's decisions
+/// ([`DataDirHistory`]; its alert state is the `--alert-state` file).
 #[derive(Clone, Default)]
 pub struct ReconcilerMemory {
     pub alert_state: Option<std::sync::Arc<dyn AlertStateStore>>,
@@ -314,22 +314,25 @@ pub const LATEST_RUN_FILE: &str = "latest_run.json";
 ///   rename) by each run. Older runs' decisions are not kept.
 #[derive(Debug, Clone)]
 pub struct DataDirHistory {
-    path: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    alert_log: std::path::PathBuf,
     latest_run: std::path::PathBuf,
 }
 
-/// What [`LATEST_RUN_FILE`] holds.
+/// What [`LATEST_RUN_FILE`] holds: written from the run's borrowed decisions, read into
+/// owned ones.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct LatestRun {
+struct LatestRun<D> {
     decided_at: DateTime<Utc>,
-    decisions: Vec<Decision>,
+    decisions: D,
 }
 
 impl DataDirHistory {
     pub fn new(data_dir: impl AsRef<std::path::Path>) -> Self {
         let dir = data_dir.as_ref();
         Self {
-            path: dir.join(ALERT_LOG_FILE),
+            dir: dir.to_path_buf(),
+            alert_log: dir.join(ALERT_LOG_FILE),
             latest_run: dir.join(LATEST_RUN_FILE),
         }
     }
@@ -338,23 +341,15 @@ impl DataDirHistory {
         StateError::Unavailable(format!("{}: {e}", path.display()))
     }
 
-    fn create_dir(&self) -> Result<(), StateError> {
-        match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            Some(dir) => std::fs::create_dir_all(dir).map_err(|e| Self::io_error(dir, e)),
-            None => Ok(()),
-        }
-    }
-
-    fn write_latest_run(&self, run: &LatestRun) -> Result<(), StateError> {
-        let doc =
-            serde_json::to_vec(run).map_err(|e| StateError::Corrupt(format!("decisions: {e}")))?;
+    /// Replaces [`LATEST_RUN_FILE`] with `doc` (temp file + rename).
+    fn write_latest_run(&self, doc: &[u8]) -> Result<(), StateError> {
         let tmp = self.latest_run.with_extension("json.tmp");
         std::fs::write(&tmp, doc)
             .and_then(|_| std::fs::rename(&tmp, &self.latest_run))
             .map_err(|e| Self::io_error(&self.latest_run, e))
     }
 
-    fn read_latest_run(&self) -> Result<Option<LatestRun>, StateError> {
+    fn read_latest_run(&self) -> Result<Option<LatestRun<Vec<Decision>>>, StateError> {
         match std::fs::read(&self.latest_run) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -368,10 +363,10 @@ impl DataDirHistory {
     /// cut short by a crash, not an alert: it is skipped; any other bad line is an error
     /// naming it.
     fn read_all(&self) -> Result<Vec<Alert>, StateError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match std::fs::read_to_string(&self.alert_log) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Self::io_error(&self.path, e)),
+            Err(e) => return Err(Self::io_error(&self.alert_log, e)),
         };
         let complete = match text.rfind('\n') {
             Some(end) => &text[..end],
@@ -383,7 +378,7 @@ impl DataDirHistory {
             .filter(|(_, line)| !line.trim().is_empty())
             .map(|(i, line)| {
                 serde_json::from_str(line).map_err(|e| {
-                    StateError::Corrupt(format!("{} line {}: {e}", self.path.display(), i + 1))
+                    StateError::Corrupt(format!("{} line {}: {e}", self.alert_log.display(), i + 1))
                 })
             })
             .collect()
@@ -454,8 +449,10 @@ impl RunHistory for DataDirHistory {
     async fn record_run(&self, report: &RunReport, _settings: &Settings) -> Result<(), StateError> {
         let run = LatestRun {
             decided_at: report.decided_at,
-            decisions: report.decisions.clone(),
+            decisions: &report.decisions,
         };
+        let run =
+            serde_json::to_vec(&run).map_err(|e| StateError::Corrupt(format!("decisions: {e}")))?;
         let mut lines = String::new();
         for a in &report.alerts {
             let doc =
@@ -466,16 +463,16 @@ impl RunHistory for DataDirHistory {
         let h = self.clone();
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            h.create_dir()?;
+            std::fs::create_dir_all(&h.dir).map_err(|e| Self::io_error(&h.dir, e))?;
             h.write_latest_run(&run)?;
             if lines.is_empty() {
                 return Ok(());
             }
-            let io = |e| Self::io_error(&h.path, e);
+            let io = |e| Self::io_error(&h.alert_log, e);
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&h.path)
+                .open(&h.alert_log)
                 .map_err(io)?;
             f.write_all(lines.as_bytes())
                 .and_then(|_| f.sync_data())

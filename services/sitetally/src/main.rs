@@ -111,33 +111,32 @@ struct StorageArgs {
 impl StorageArgs {
     /// The ClickHouse store, unless --data-dir selects the embedded one.
     fn clickhouse(&self) -> Option<sitetally_store::clickhouse::ClickHouseStore> {
-        self.data_dir.is_none().then(|| {
-            sitetally_store::clickhouse::ClickHouseStore::new(
-                &sitetally_store::clickhouse::ClickHouseConfig {
-                    url: self.clickhouse_url.clone(),
-                    database: self.database.clone(),
-                    ..Default::default()
-                },
-            )
-        })
+        self.data_dir.is_none().then(|| self.clickhouse_store())
+    }
+
+    fn clickhouse_store(&self) -> sitetally_store::clickhouse::ClickHouseStore {
+        sitetally_store::clickhouse::ClickHouseStore::new(
+            &sitetally_store::clickhouse::ClickHouseConfig {
+                url: self.clickhouse_url.clone(),
+                database: self.database.clone(),
+                ..Default::default()
+            },
+        )
     }
 
     /// Where the reconciler's alert state, alert log and run history live on this store.
     fn reconciler_memory(&self) -> sitetally_reconciler::history::ReconcilerMemory {
-        match (&self.data_dir, self.clickhouse()) {
-            (_, Some(ch)) => sitetally_reconciler::history::ReconcilerMemory::clickhouse(&ch),
-            (Some(dir), None) => sitetally_reconciler::history::ReconcilerMemory::embedded(dir),
-            (None, None) => unreachable!("ClickHouse unless --data-dir"),
+        use sitetally_reconciler::history::ReconcilerMemory;
+        match &self.data_dir {
+            Some(dir) => ReconcilerMemory::embedded(dir),
+            None => ReconcilerMemory::clickhouse(&self.clickhouse_store()),
         }
     }
 
     fn open(&self) -> anyhow::Result<std::sync::Arc<dyn sitetally_store::Store>> {
-        Ok(match (&self.data_dir, self.clickhouse()) {
-            (_, Some(ch)) => std::sync::Arc::new(ch),
-            (Some(dir), None) => {
-                std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?)
-            }
-            (None, None) => unreachable!("ClickHouse unless --data-dir"),
+        Ok(match &self.data_dir {
+            Some(dir) => std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?),
+            None => std::sync::Arc::new(self.clickhouse_store()),
         })
     }
 }

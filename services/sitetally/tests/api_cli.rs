@@ -3,7 +3,7 @@
 
 mod api_support;
 
-use api_support::{Server, TempDir, BIN};
+use api_support::{lists_row, Server, TempDir, BIN};
 use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN};
 use std::path::Path;
 use std::process::Command;
@@ -202,9 +202,11 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
     assert_eq!(v["alert_log"], true, "{v}");
     let alerts = v["alerts"].as_array().unwrap();
     assert!(
-        alerts
-            .iter()
-            .any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"),
+        lists_row(
+            &v,
+            "alerts",
+            &[("site", "refinery"), ("new_status", "OVER_TIER")]
+        ),
         "{v}"
     );
     assert_eq!(
@@ -225,11 +227,11 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
         .json();
     assert_eq!(v["source"], "latest_run", "{v}");
     assert!(
-        v["decisions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
+        lists_row(
+            &v,
+            "decisions",
+            &[("site", "refinery"), ("status", "OVER_TIER")]
+        ),
         "{v}"
     );
 }

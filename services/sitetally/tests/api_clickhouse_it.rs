@@ -11,7 +11,7 @@ mod api_support;
 #[path = "../../ingest/tests/support/mod.rs"]
 mod support;
 
-use api_support::{Server, TempDir};
+use api_support::{lists_row, Server, TempDir};
 use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN, FABRIKAM_TOKEN};
 use sitetally_core::{codec, Discovery, Sighting};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
@@ -302,9 +302,11 @@ fn every_endpoint_against_clickhouse() {
     let listed = v["alerts"].as_array().unwrap();
     assert_eq!(listed.len(), contoso_alerts, "{v}");
     assert!(
-        listed
-            .iter()
-            .any(|a| a["site"] == "refinery" && a["new_status"] == "OVER_TIER"),
+        lists_row(
+            &v,
+            "alerts",
+            &[("site", "refinery"), ("new_status", "OVER_TIER")]
+        ),
         "{v}"
     );
     assert!(listed
@@ -319,11 +321,11 @@ fn every_endpoint_against_clickhouse() {
         "the recorded run's time, not the server's now"
     );
     assert!(
-        v["decisions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["site"] == "refinery" && d["status"] == "OVER_TIER"),
+        lists_row(
+            &v,
+            "decisions",
+            &[("site", "refinery"), ("status", "OVER_TIER")]
+        ),
         "{v}"
     );
     assert!(v["decisions"]

@@ -168,3 +168,12 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Whether `answer[list]` holds a row whose `field` is `value` for every given pair.
+pub fn lists_row(answer: &serde_json::Value, list: &str, fields: &[(&str, &str)]) -> bool {
+    answer[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{list}` list in {answer}"))
+        .iter()
+        .any(|row| fields.iter().all(|(field, value)| row[*field] == *value))
+}
