@@ -36,6 +36,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The allocator the `sitetally` binary runs with (see its main.rs), so every contender is
+/// measured as shipped.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Messages to pre-fill and drain.

@@ -4,6 +4,16 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// jemalloc for the whole process, librdkafka's C allocations included (the crate's
+/// unprefixed `malloc`/`free` symbols replace glibc's). librdkafka allocates every fetched
+/// message on its broker thread and ingest frees it on the consumer thread; with glibc each
+/// such free locks the broker thread's arena, and the two threads contended on that lock
+/// (perf: `_int_free` and futex waits ~12% of the consumer thread). In the drain benchmark
+/// (load-tests/RESULTS.md) jemalloc cut ingest's CPU per event by ~20% and a bare
+/// consumer's by ~30%, same-run medians.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sitetally",
