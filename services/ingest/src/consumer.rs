@@ -1,6 +1,7 @@
 //! The consume loop. One OS thread owns a `BaseConsumer` (several times faster than
 //! `StreamConsumer` in published measurements, and no per-message task or channel hop)
-//! and runs every message through the synchronous [`Pipeline`]. Storage writes are the
+//! and runs every message through the synchronous [`Pipeline`]. Messages are taken from
+//! librdkafka many at a time ([`MessageQueue`]); `poll` serves rebalances and errors. Storage writes are the
 //! only async calls, made with `block_on` on the service's Tokio runtime at flush time.
 //!
 //! Flush = publish dead letters (acked) ▶ write rows (acked) ▶ commit offsets (last + 1).
@@ -25,6 +26,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sitetally_core::codec::{BundledSchemas, Codec, SchemaResolver};
 use sitetally_core::pipeline::{Outcome, Pipeline, PipelineStats};
+use sitetally_kafka_batch::{MessageQueue, RawMessage};
 use sitetally_store::clickhouse::ClickHouseStore;
 use sitetally_store::Store;
 use std::future::Future;
@@ -104,6 +106,65 @@ pub async fn run_with_store(
     worker.await?
 }
 
+/// What ingest needs of a consumed message, whichever way it arrived: in a batch from the
+/// [`MessageQueue`], or (around an assignment) one at a time from `poll`.
+trait Incoming {
+    fn payload(&self) -> &[u8];
+    fn key(&self) -> Option<&[u8]>;
+    fn topic(&self) -> &str;
+    fn partition(&self) -> i32;
+    fn offset(&self) -> i64;
+    fn header_list(&self) -> Vec<(String, Vec<u8>)>;
+}
+
+impl Incoming for RawMessage<'_> {
+    fn payload(&self) -> &[u8] {
+        RawMessage::payload(self)
+    }
+    fn key(&self) -> Option<&[u8]> {
+        RawMessage::key(self)
+    }
+    fn topic(&self) -> &str {
+        RawMessage::topic(self)
+    }
+    fn partition(&self) -> i32 {
+        RawMessage::partition(self)
+    }
+    fn offset(&self) -> i64 {
+        RawMessage::offset(self)
+    }
+    fn header_list(&self) -> Vec<(String, Vec<u8>)> {
+        self.headers()
+    }
+}
+
+impl Incoming for BorrowedMessage<'_> {
+    fn payload(&self) -> &[u8] {
+        Message::payload(self).unwrap_or(&[])
+    }
+    fn key(&self) -> Option<&[u8]> {
+        Message::key(self)
+    }
+    fn topic(&self) -> &str {
+        Message::topic(self)
+    }
+    fn partition(&self) -> i32 {
+        Message::partition(self)
+    }
+    fn offset(&self) -> i64 {
+        Message::offset(self)
+    }
+    fn header_list(&self) -> Vec<(String, Vec<u8>)> {
+        Message::headers(self)
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// Everything the loop and the rebalance callback share.
 struct Worker {
     pipeline: Pipeline,
@@ -124,6 +185,9 @@ struct Worker {
 
 struct IngestContext {
     worker: Arc<Mutex<Worker>>,
+    /// The latest assignment, for the consume loop to forward to its [`MessageQueue`]
+    /// right after the `poll` that delivered it.
+    assigned: Mutex<Option<TopicPartitionList>>,
 }
 
 impl ClientContext for IngestContext {
@@ -160,6 +224,12 @@ impl ConsumerContext for IngestContext {
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
     }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            *lock(&self.assigned) = Some((*tpl).clone());
+        }
+    }
 }
 
 struct RegistryRetry {
@@ -170,49 +240,17 @@ struct RegistryRetry {
     paused: bool,
 }
 
-fn lock(w: &Mutex<Worker>) -> std::sync::MutexGuard<'_, Worker> {
-    w.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The time, read once per [`CoarseClock::EVERY`] messages while messages are already
-/// waiting in librdkafka's queue, and at once after any poll that may have blocked and
-/// after every flush. Three clock reads per message (validation's "now", the batch age,
-/// the metrics interval) were ~8% of the consumer thread's CPU in the drain benchmark on
-/// this VM (clock_gettime). So it is stale by at most 32 messages' processing (tens of
-/// microseconds when flowing), never by the time spent waiting for traffic.
-struct CoarseClock {
-    instant: Instant,
-    wall_ms: i64,
-    reads_until_refresh: u32,
-}
+/// Most messages taken from librdkafka in one call (~0.5 ms of pipeline work: rebalances
+/// and the clock wait at most that long).
+const TAKE_AT_MOST: usize = 1024;
 
-impl CoarseClock {
-    const EVERY: u32 = 32;
-
-    fn new() -> Self {
-        Self {
-            instant: Instant::now(),
-            wall_ms: now_ms(),
-            reads_until_refresh: Self::EVERY,
-        }
-    }
-
-    /// The next [`tick`](Self::tick) reads the clock (after slow work such as a flush).
-    fn expire(&mut self) {
-        self.reads_until_refresh = 0;
-    }
-
-    /// Advances by one message; `fresh` forces a clock read (after waiting on poll).
-    fn tick(&mut self, fresh: bool) {
-        if fresh || self.reads_until_refresh == 0 {
-            self.instant = Instant::now();
-            self.wall_ms = now_ms();
-            self.reads_until_refresh = Self::EVERY;
-        } else {
-            self.reads_until_refresh -= 1;
-        }
-    }
-}
+/// How long an idle consumer waits for the next message before looking at the consumer
+/// queue (rebalances) and the idle flush again.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -283,57 +321,77 @@ fn consume_loop(
     let consumer: BaseConsumer<IngestContext> =
         consumer_config(&config).create_with_context(IngestContext {
             worker: worker.clone(),
+            assigned: Mutex::new(None),
         })?;
+    let queue = MessageQueue::new(&consumer);
+    let mut messages = queue.batch();
     consumer.subscribe(&[&config.kafka.topic])?;
     info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers,
           dlq = %config.kafka.dlq_topic(), "ingest consuming");
 
     let mut last_metrics = Instant::now();
     let started = Instant::now();
-    let mut clock = CoarseClock::new();
     while !stop.load(Ordering::Relaxed) {
-        let wait = {
+        let (paused, backoff) = {
             let w = lock(&worker);
-            if w.paused {
-                w.backoff
-            } else {
-                Duration::from_millis(100)
-            }
+            (w.paused, w.backoff)
         };
         // Never hold the worker across poll: the rebalance callback runs inside it and locks.
-        // A message already waiting is taken without blocking; only a poll that may have
-        // waited for traffic must refresh the coarse clock.
-        let mut polled = consumer.poll(Duration::ZERO);
-        let may_have_waited = polled.is_none();
-        if may_have_waited {
-            polled = consumer.poll(wait);
+        // The consumer queue carries rebalances and errors (and, around an assignment, the
+        // odd message fetched before its partition was forwarded). It blocks only while
+        // paused: the backoff between flush retries.
+        let polled = consumer.poll(if paused { backoff } else { Duration::ZERO });
+        if let Some(assigned) = lock(&consumer.context().assigned).take() {
+            queue.forward(&assigned);
         }
-        clock.tick(may_have_waited || !matches!(polled, Some(Ok(_))));
+        let wait = if paused || polled.is_some() {
+            Duration::ZERO
+        } else {
+            IDLE_WAIT
+        };
+        let taken = queue.take(&mut messages, TAKE_AT_MOST, wait);
+        // One clock read per batch (and after every flush): stale by at most one batch.
+        let mut now = Instant::now();
+        let mut wall_ms = now_ms();
         let mut w = lock(&worker);
-        let mut caught_up = false;
-        match polled {
-            Some(Ok(msg)) => {
-                if w.report.first_message_after_ms.is_none() {
-                    let after = started.elapsed();
-                    info!(after = ?after, "first message received (group joined, first fetch done)");
-                    w.report.first_message_after_ms = Some(after.as_millis() as u64);
-                }
-                w.handle(&msg, clock.wall_ms)
-            }
-            Some(Err(e)) => warn!(error = %e, "consumer error"),
-            None => caught_up = true,
-        }
-        w.drive_registry_retry(&consumer);
-        if w.paused
-            || w.should_flush(clock.instant)
-            || (caught_up && w.idle_flush_due(clock.instant))
+        if (taken > 0 || matches!(polled, Some(Ok(_)))) && w.report.first_message_after_ms.is_none()
         {
-            w.flush_or_pause(&consumer);
-            clock.expire();
+            let after = started.elapsed();
+            info!(after = ?after, "first message received (group joined, first fetch done)");
+            w.report.first_message_after_ms = Some(after.as_millis() as u64);
         }
-        if clock.instant.saturating_duration_since(last_metrics) >= Duration::from_secs(1) {
+        let polled_nothing = polled.is_none();
+        match polled {
+            Some(Ok(msg)) => w.handle(&msg, wall_ms),
+            Some(Err(e)) => warn!(error = %e, "consumer error"),
+            None => {}
+        }
+        for index in 0..taken {
+            let msg = messages.get(index);
+            if let Some(error) = msg.error() {
+                warn!(error = %error, topic = msg.topic(), partition = msg.partition(), "consumer error");
+                continue;
+            }
+            if w.awaits_registry_retry(&msg) {
+                continue;
+            }
+            w.handle(&msg, wall_ms);
+            if !w.paused && w.should_flush(now) {
+                w.flush_or_pause(&consumer);
+                now = Instant::now();
+                wall_ms = now_ms();
+            }
+        }
+        messages.clear();
+        w.drive_registry_retry(&consumer);
+        let caught_up = taken == 0 && polled_nothing;
+        if w.paused || w.should_flush(now) || (caught_up && w.idle_flush_due(now)) {
+            w.flush_or_pause(&consumer);
+            now = Instant::now();
+        }
+        if now.saturating_duration_since(last_metrics) >= Duration::from_secs(1) {
             w.publish_metrics();
-            last_metrics = clock.instant;
+            last_metrics = now;
         }
     }
 
@@ -359,15 +417,18 @@ fn consume_loop(
     }
     consumer.unsubscribe();
     let report = lock(&worker).report;
+    // librdkafka's objects before the client they belong to (leaves the group).
+    drop(messages);
+    drop(queue);
     drop(consumer);
     info!(report = ?report, "ingest stopped");
     Ok(report)
 }
 
 impl Worker {
-    fn handle(&mut self, msg: &BorrowedMessage<'_>, now: i64) {
+    fn handle(&mut self, msg: &impl Incoming, now: i64) {
         self.report.messages += 1;
-        let payload = msg.payload().unwrap_or(&[]);
+        let payload = msg.payload();
         match self.pipeline.process(payload, now) {
             Outcome::New(row) => self.batch.rows.push(row),
             Outcome::Duplicate => {}
@@ -399,14 +460,7 @@ impl Worker {
                 self.batch.dead_letters.push(DeadLetter {
                     key: msg.key().map(<[u8]>::to_vec),
                     payload: payload.to_vec(),
-                    headers: msg
-                        .headers()
-                        .map(|hs| {
-                            hs.iter()
-                                .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    headers: msg.header_list(),
                     reason: rejection.reason(),
                     error: rejection.to_string(),
                     source_topic: msg.topic().to_string(),
@@ -424,6 +478,14 @@ impl Worker {
             // An Avro message got through: the registry (or the cache) serves again.
             self.registry_backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
         }
+    }
+
+    /// Whether `msg` comes after a message set aside for the registry on its partition (taken
+    /// in the same batch): it is skipped, the rewind reads it again.
+    fn awaits_registry_retry(&self, msg: &impl Incoming) -> bool {
+        self.registry_retry.as_ref().is_some_and(|r| {
+            r.partition == msg.partition() && r.offset <= msg.offset() && r.topic == msg.topic()
+        })
     }
 
     /// Pauses and rewinds the partition of a message the registry could not serve, and
@@ -605,34 +667,5 @@ impl Worker {
         gauge!(m::DEDUP_BYTES).set(dedup_bytes as f64);
         gauge!(m::SKETCHES).set(sketches as f64);
         gauge!(m::SKETCH_BYTES).set(sketch_bytes as f64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::CoarseClock;
-    use std::time::Duration;
-
-    #[test]
-    fn coarse_clock_reads_the_time_every_n_messages_or_when_asked() {
-        let mut clock = CoarseClock::new();
-        let first = clock.instant;
-        std::thread::sleep(Duration::from_millis(2));
-        for _ in 0..CoarseClock::EVERY {
-            clock.tick(false);
-        }
-        assert_eq!(clock.instant, first, "no clock read while messages flow");
-        clock.tick(false);
-        assert!(clock.instant > first, "read again after EVERY messages");
-        let second = clock.instant;
-        std::thread::sleep(Duration::from_millis(2));
-        clock.tick(true);
-        assert!(clock.instant > second, "read at once after an idle poll");
-        let third = clock.instant;
-        std::thread::sleep(Duration::from_millis(2));
-        clock.expire();
-        clock.tick(false);
-        assert!(clock.instant > third, "read at once after a flush");
-        assert!(clock.wall_ms >= super::now_ms() - 1_000);
     }
 }
