@@ -50,6 +50,9 @@ pub struct IngestReport {
     pub discarded_batches: u64,
     /// Messages set aside because the schema registry was unavailable (each re-read later).
     pub registry_retries: u64,
+    /// Messages handed over in batches by the message queue; the rest came one at a time
+    /// through `poll` (fetched just before their partition was forwarded).
+    pub taken_in_batches: u64,
     /// Milliseconds from start until the first message arrived (group join + first fetch).
     pub first_message_after_ms: Option<u64>,
 }
@@ -376,6 +379,7 @@ fn consume_loop(
                 continue;
             }
             w.handle(&msg, wall_ms);
+            w.report.taken_in_batches += 1;
             if !w.paused && w.should_flush(now) {
                 w.flush_or_pause(&consumer);
                 now = Instant::now();

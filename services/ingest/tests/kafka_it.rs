@@ -85,7 +85,25 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
         r#"{{"tenant":"acme","site":"site-a","sensor":"s1","observed_at":{now},"ips":["8.8.8.8"]}}"#
     )
     .into_bytes();
-    let total = produce(&topic, msgs) as u64;
+    let mut total = produce(&topic, msgs) as u64;
+    // A bad message with a header of its own: its dead letter must keep it.
+    let traced = b"{traced, not json".to_vec();
+    let p = producer();
+    p.send(
+        rdkafka::producer::BaseRecord::to(&topic)
+            .key(b"acme/site-a")
+            .payload(&traced)
+            .headers(
+                rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                    key: "trace-id",
+                    value: Some("abc-123"),
+                }),
+            ),
+    )
+    .map_err(|(e, _)| e)
+    .unwrap();
+    rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).unwrap();
+    total += 1;
 
     let config = ingest_config(&topic, &db);
     let group = config.kafka.group_id.clone();
@@ -103,7 +121,11 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
     stop_tx.send(()).unwrap();
     let report = ingest.await.unwrap().unwrap();
     assert_eq!(report.messages, total);
-    assert_eq!(report.rejected, bad.len() as u64);
+    assert!(
+        report.taken_in_batches > 0,
+        "no message came through the batch queue: {report:?}"
+    );
+    assert_eq!(report.rejected, bad.len() as u64 + 1);
     assert_eq!(report.not_a_device, 1);
     assert_eq!(
         report.new_devices, 150,
@@ -128,11 +150,28 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
         120
     );
 
-    let letters = read_all(&format!("{topic}.dlq"), bad.len(), Duration::from_secs(30));
+    let letters = read_all(
+        &format!("{topic}.dlq"),
+        bad.len() + 1,
+        Duration::from_secs(30),
+    );
     assert_eq!(
         letters.len(),
-        bad.len(),
+        bad.len() + 1,
         "exactly the bad messages are dead-lettered"
+    );
+    let traced_letter = letters
+        .iter()
+        .find(|l| l.payload == traced)
+        .expect("the traced message in the DLQ");
+    assert_eq!(
+        traced_letter.headers.get("trace-id").map(String::as_str),
+        Some("abc-123"),
+        "the source message's own header is kept"
+    );
+    assert_eq!(
+        traced_letter.headers.get("dlq.reason").map(String::as_str),
+        Some("json_decode")
     );
     for (reason, payload) in &bad {
         let l = letters
