@@ -8,7 +8,9 @@
 //!    `--clickhouse` (a throwaway server started here, whose CPU is counted too);
 //! 4. with `--clickhouse --json-only`: ClickHouse's own Kafka engine + materialized view
 //!    computing per site-day sketches from the same topic (CPU = the server's);
-//! 5. the bare consumer again (drift check).
+//! 5. with `--rust-fetch`: rskafka, a pure-Rust client, reading every message without a
+//!    group (how much of a read is librdkafka's own cost);
+//! 6. the bare consumer again (drift check).
 //!
 //! Reports events/s (over the whole run and after the first message) and events per
 //! CPU-second for each, and the ratios.
@@ -69,6 +71,11 @@ struct Args {
     /// broker, are the bottleneck: the CPU-bound comparison.
     #[arg(long)]
     keyed: bool,
+    /// Also read every message with a pure-Rust Kafka client (rskafka: fetch requests and
+    /// record batches decoded in Rust, no librdkafka, no consumer group), read only: how
+    /// much of the bare consumer's CPU is librdkafka's own.
+    #[arg(long)]
+    rust_fetch: bool,
 }
 
 const TOPIC: &str = "device-discoveries";
@@ -209,6 +216,50 @@ fn bare_consumer(brokers: &str, events: u64, group: &str) -> Measurement {
         first_message: first,
         ..sw.stop(n)
     }
+}
+
+/// Reads every partition from its low to its high watermark with rskafka, a few partitions
+/// at a time, touching each payload as the bare consumer does.
+async fn rust_fetch(brokers: &str, partitions: i32, events: u64) -> anyhow::Result<Measurement> {
+    use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
+    let client = Arc::new(
+        rskafka::client::ClientBuilder::new(vec![brokers.to_string()])
+            .build()
+            .await?,
+    );
+    let sw = Stopwatch::start("self");
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = Vec::new();
+    for partition in 0..partitions {
+        let (client, in_flight) = (client.clone(), in_flight.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = in_flight.acquire_owned().await?;
+            let pc = client
+                .partition_client(TOPIC, partition, UnknownTopicHandling::Retry)
+                .await?;
+            let (mut offset, high) = (
+                pc.get_offset(OffsetAt::Earliest).await?,
+                pc.get_offset(OffsetAt::Latest).await?,
+            );
+            let (mut n, mut bytes) = (0u64, 0usize);
+            while offset < high {
+                let (records, _) = pc.fetch_records(offset, 1..4_000_000, 100).await?;
+                for r in &records {
+                    bytes += r.record.value.as_ref().map_or(0, Vec::len);
+                    offset = offset.max(r.offset + 1);
+                    n += 1;
+                }
+            }
+            std::hint::black_box(bytes);
+            anyhow::Ok(n)
+        }));
+    }
+    let mut n = 0;
+    for task in tasks {
+        n += task.await??;
+    }
+    anyhow::ensure!(n == events, "rskafka read {n} of {events} messages");
+    Ok(sw.stop(n))
 }
 
 /// Runs ingest until its committed offsets reach `high_watermarks`; `events` is how many
@@ -473,6 +524,12 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let rust_fetched = if args.rust_fetch {
+        eprintln!("contender: pure-Rust fetch (rskafka, read only)");
+        Some(rust_fetch(&brokers, args.partitions, events).await?)
+    } else {
+        None
+    };
     eprintln!("contender: bare BaseConsumer (again, drift check)");
     let bare2 = bare_consumer(&brokers, events, "bare-2");
     drop(broker.stdin.take());
@@ -498,7 +555,16 @@ async fn main() -> anyhow::Result<()> {
             &bare1,
         );
     }
+    if let Some(r) = &rust_fetched {
+        row("pure-Rust fetch, rskafka (read only, no group)", r, &bare1);
+    }
     row("bare rdkafka BaseConsumer (again)", &bare2, &bare1);
+    if let (Some(k), Some(r)) = (&kafka_engine, &rust_fetched) {
+        println!(
+            "\npure-Rust fetch (read only) per CPU-second vs the Kafka engine: {:.2}×",
+            r.events_per_cpu_sec() / k.events_per_cpu_sec()
+        );
+    }
     if let Some(k) = &kafka_engine {
         println!(
             "\nsitetally ingest (null store) per CPU-second vs the Kafka engine: {:.2}×",
