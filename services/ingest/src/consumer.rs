@@ -26,7 +26,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sitetally_core::codec::{BundledSchemas, Codec, SchemaResolver};
 use sitetally_core::pipeline::{Outcome, Pipeline, PipelineStats};
-use sitetally_kafka_batch::{MessageQueue, RawMessage};
+use sitetally_kafka_batch::{Forwarder, MessageQueue, RawMessage};
 use sitetally_store::clickhouse::ClickHouseStore;
 use sitetally_store::Store;
 use std::future::Future;
@@ -51,7 +51,7 @@ pub struct IngestReport {
     /// Messages set aside because the schema registry was unavailable (each re-read later).
     pub registry_retries: u64,
     /// Messages handed over in batches by the message queue; the rest came one at a time
-    /// through `poll` (fetched just before their partition was forwarded).
+    /// through `poll` (from a partition that could not be forwarded).
     pub taken_in_batches: u64,
     /// Milliseconds from start until the first message arrived (group join + first fetch).
     pub first_message_after_ms: Option<u64>,
@@ -110,7 +110,7 @@ pub async fn run_with_store(
 }
 
 /// What ingest needs of a consumed message, whichever way it arrived: in a batch from the
-/// [`MessageQueue`], or (around an assignment) one at a time from `poll`.
+/// [`MessageQueue`], or one at a time from `poll` (a partition that could not be forwarded).
 trait Incoming {
     fn payload(&self) -> &[u8];
     fn key(&self) -> Option<&[u8]>;
@@ -188,9 +188,9 @@ struct Worker {
 
 struct IngestContext {
     worker: Arc<Mutex<Worker>>,
-    /// The latest assignment, for the consume loop to forward to its [`MessageQueue`]
-    /// right after the `poll` that delivered it.
-    assigned: Mutex<Option<TopicPartitionList>>,
+    /// Forwards assigned partitions to the consume loop's [`MessageQueue`] before
+    /// librdkafka starts fetching them (set before the consumer subscribes).
+    forwarder: Mutex<Option<Forwarder>>,
 }
 
 impl ClientContext for IngestContext {
@@ -222,15 +222,12 @@ impl ConsumerContext for IngestContext {
                     .iter()
                     .map(|e| format!("{}/{}", e.topic(), e.partition()))
                     .collect();
-                info!(partitions = ?parts, "partitions assigned");
+                let forwarded = lock(&self.forwarder)
+                    .as_ref()
+                    .map_or(0, |f| f.forward(consumer, tpl));
+                info!(partitions = ?parts, forwarded, "partitions assigned");
             }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            *lock(&self.assigned) = Some((*tpl).clone());
         }
     }
 }
@@ -324,9 +321,10 @@ fn consume_loop(
     let consumer: BaseConsumer<IngestContext> =
         consumer_config(&config).create_with_context(IngestContext {
             worker: worker.clone(),
-            assigned: Mutex::new(None),
+            forwarder: Mutex::new(None),
         })?;
     let queue = MessageQueue::new(&consumer);
+    *lock(&consumer.context().forwarder) = Some(queue.forwarder());
     let mut messages = queue.batch();
     consumer.subscribe(&[&config.kafka.topic])?;
     info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers,
@@ -340,13 +338,10 @@ fn consume_loop(
             (w.paused, w.backoff)
         };
         // Never hold the worker across poll: the rebalance callback runs inside it and locks.
-        // The consumer queue carries rebalances and errors (and, around an assignment, the
-        // odd message fetched before its partition was forwarded). It blocks only while
-        // paused: the backoff between flush retries.
+        // The consumer queue carries rebalances and errors (messages only if a partition
+        // could not be forwarded). It blocks only while paused: the backoff between flush
+        // retries.
         let polled = consumer.poll(if paused { backoff } else { Duration::ZERO });
-        if let Some(assigned) = lock(&consumer.context().assigned).take() {
-            queue.forward(&assigned);
-        }
         let wait = if paused || polled.is_some() {
             Duration::ZERO
         } else {

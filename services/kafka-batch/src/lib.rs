@@ -10,12 +10,16 @@
 //! [`MessageQueue`] of its own, which carries messages only; rebalances, errors and commit
 //! results stay on the consumer queue, which `BaseConsumer::poll` keeps serving.
 //!
-//! librdkafka drops a partition's forwarding when it stops fetching it (revocation), so
-//! [`MessageQueue::forward`] runs on every assignment. Messages queued before a revocation,
-//! pause or seek carry an older version and librdkafka discards them at hand-over.
+//! Partitions are forwarded by a [`Forwarder`] from the consumer context's pre-rebalance
+//! callback, *before* librdkafka assigns them, so no message of theirs lands on the
+//! consumer queue and each partition's messages arrive in order through one queue.
+//! librdkafka drops a partition's forwarding when it stops fetching it (revocation), so it
+//! is forwarded again on every assignment. Messages queued before a revocation, pause or
+//! seek carry an older version and librdkafka discards them at hand-over.
 //!
 //! This crate holds the workspace's only `unsafe` code. Its API is safe: a queue borrows
-//! its consumer and a batch borrows its queue, so neither can outlive the client.
+//! its consumer and a batch borrows its queue, so neither can outlive the client, and a
+//! forwarder (which the consumer's context keeps) does nothing once its queue is gone.
 
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -23,6 +27,7 @@ use rdkafka::TopicPartitionList;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::warn;
 
@@ -30,9 +35,21 @@ use tracing::warn;
 /// It borrows the consumer, so it cannot outlive the client it belongs to.
 pub struct MessageQueue<'c> {
     queue: NonNull<rdsys::rd_kafka_queue_t>,
-    client: NonNull<rdsys::rd_kafka_t>,
+    /// What forwarders see: the queue while it exists, `None` from the start of `drop`.
+    shared: Arc<Mutex<Option<Handles>>>,
     _consumer: PhantomData<&'c ()>,
 }
+
+/// The queue and the client it belongs to.
+#[derive(Clone, Copy)]
+struct Handles {
+    queue: NonNull<rdsys::rd_kafka_queue_t>,
+    client: NonNull<rdsys::rd_kafka_t>,
+}
+
+// SAFETY: librdkafka's queue and client handles may be used from any thread; a forwarder
+// only uses them under the mutex, while the queue (and so the client) still exists.
+unsafe impl Send for Handles {}
 
 impl<'c> MessageQueue<'c> {
     pub fn new<C: ConsumerContext>(consumer: &'c BaseConsumer<C>) -> Self {
@@ -41,36 +58,18 @@ impl<'c> MessageQueue<'c> {
         // SAFETY: the client is valid for 'c, which this queue cannot outlive; the queue is
         // destroyed in `drop`.
         let queue = unsafe { rdsys::rd_kafka_queue_new(client.as_ptr()) };
+        let queue = NonNull::new(queue).expect("rd_kafka_queue_new returned NULL");
         Self {
-            queue: NonNull::new(queue).expect("rd_kafka_queue_new returned NULL"),
-            client,
+            queue,
+            shared: Arc::new(Mutex::new(Some(Handles { queue, client }))),
             _consumer: PhantomData,
         }
     }
 
-    /// Sends the messages of `partitions` here instead of to the consumer queue. Call it
-    /// on every assignment: librdkafka drops the forwarding when it stops fetching.
-    pub fn forward(&self, partitions: &TopicPartitionList) {
-        for element in partitions.elements() {
-            let Ok(topic) = CString::new(element.topic()) else {
-                continue;
-            };
-            // SAFETY: the client is alive (see `new`); the partition queue handle is
-            // released right after use (the forwarding holds its own reference).
-            unsafe {
-                let partition_queue = rdsys::rd_kafka_queue_get_partition(
-                    self.client.as_ptr(),
-                    topic.as_ptr(),
-                    element.partition(),
-                );
-                if partition_queue.is_null() {
-                    warn!(topic = element.topic(), partition = element.partition(),
-                          "no fetch queue for an assigned partition: its messages stay on the consumer queue");
-                    continue;
-                }
-                rdsys::rd_kafka_queue_forward(partition_queue, self.queue.as_ptr());
-                rdsys::rd_kafka_queue_destroy(partition_queue);
-            }
+    /// A handle for the consumer context's rebalance callback (see [`Forwarder`]).
+    pub fn forwarder(&self) -> Forwarder {
+        Forwarder {
+            shared: self.shared.clone(),
         }
     }
 
@@ -118,8 +117,67 @@ impl<'c> MessageQueue<'c> {
 
 impl Drop for MessageQueue<'_> {
     fn drop(&mut self) {
+        // Forwarders stop first: they hold the same lock while they use the queue.
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.take();
         // SAFETY: created by rd_kafka_queue_new, destroyed once, while the client lives.
         unsafe { rdsys::rd_kafka_queue_destroy(self.queue.as_ptr()) }
+    }
+}
+
+/// Forwards partitions to a [`MessageQueue`]; kept by the consumer's context and called
+/// from `pre_rebalance` on every assignment, before librdkafka starts fetching them.
+#[derive(Clone)]
+pub struct Forwarder {
+    shared: Arc<Mutex<Option<Handles>>>,
+}
+
+impl Forwarder {
+    /// Sends the messages of `partitions` to the queue instead of the consumer queue.
+    /// Returns how many partitions were forwarded: none once the queue is gone, or when
+    /// `consumer` is not the client the queue belongs to.
+    pub fn forward<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        partitions: &TopicPartitionList,
+    ) -> usize {
+        let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(handles) = *shared else {
+            return 0;
+        };
+        if handles.client.as_ptr() != consumer.client().native_ptr() {
+            warn!("forwarder called with another consumer: partitions left on its consumer queue");
+            return 0;
+        }
+        let mut forwarded = 0;
+        for element in partitions.elements() {
+            let Ok(topic) = CString::new(element.topic()) else {
+                continue;
+            };
+            // SAFETY: the queue exists while `shared` holds it (the lock is held) and the
+            // client is `consumer`'s; the partition queue handle is released right after use
+            // (the forwarding keeps its own reference). librdkafka creates the partition if
+            // it does not know it yet.
+            unsafe {
+                let partition_queue = rdsys::rd_kafka_queue_get_partition(
+                    handles.client.as_ptr(),
+                    topic.as_ptr(),
+                    element.partition(),
+                );
+                if partition_queue.is_null() {
+                    warn!(
+                        topic = element.topic(),
+                        partition = element.partition(),
+                        "no fetch queue for a partition: its messages stay on the consumer queue"
+                    );
+                    continue;
+                }
+                rdsys::rd_kafka_queue_forward(partition_queue, handles.queue.as_ptr());
+                rdsys::rd_kafka_queue_destroy(partition_queue);
+            }
+            forwarded += 1;
+        }
+        forwarded
     }
 }
 

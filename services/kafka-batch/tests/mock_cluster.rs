@@ -7,7 +7,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientContext, Message, TopicPartitionList};
-use sitetally_kafka_batch::MessageQueue;
+use sitetally_kafka_batch::{Forwarder, MessageQueue};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,18 +17,31 @@ const PARTITIONS: i32 = 3;
 const MESSAGES: usize = 300;
 const TAKE_AT_MOST: usize = 64;
 
-/// Hands each assignment to the loop, which forwards it (as ingest does).
+/// Forwards each assignment before librdkafka applies it (as ingest does).
 #[derive(Default)]
-struct Assignments(Mutex<Option<TopicPartitionList>>);
+struct Forwarding {
+    forwarder: Mutex<Option<Forwarder>>,
+    forwarded: Mutex<usize>,
+}
 
-impl ClientContext for Assignments {}
+impl ClientContext for Forwarding {}
 
-impl ConsumerContext for Assignments {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            *self.0.lock().unwrap() = Some((*tpl).clone());
+impl ConsumerContext for Forwarding {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(tpl), Some(f)) = (rebalance, &*self.forwarder.lock().unwrap()) {
+            *self.forwarded.lock().unwrap() += f.forward(consumer, tpl);
         }
     }
+}
+
+fn consumer(brokers: &str, group: &str) -> BaseConsumer<Forwarding> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create_with_context(Forwarding::default())
+        .unwrap()
 }
 
 #[derive(Debug, PartialEq)]
@@ -77,19 +90,14 @@ fn batches_carry_every_message_with_its_key_headers_and_position() {
     let brokers = cluster.bootstrap_servers();
     produce(&brokers);
 
-    let consumer: BaseConsumer<Assignments> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "batch-test")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create_with_context(Assignments::default())
-        .unwrap();
+    let consumer = consumer(&brokers, "batch-test");
     let queue = MessageQueue::new(&consumer);
+    *consumer.context().forwarder.lock().unwrap() = Some(queue.forwarder());
     let mut batch = queue.batch();
     consumer.subscribe(&[TOPIC]).unwrap();
 
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    let (mut from_poll, mut largest_take) = (0, 0);
+    let mut largest_take = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < MESSAGES {
         assert!(
@@ -98,22 +106,12 @@ fn batches_carry_every_message_with_its_key_headers_and_position() {
             seen.len()
         );
         // Messages fetched before the forwarding still arrive here.
+        // Serves the rebalance; a message here would have missed the forwarding.
         if let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
-            from_poll += 1;
-            let payload = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-            seen.insert(
-                payload,
-                Seen {
-                    topic: m.topic().into(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    headers: Vec::new(), // compared only for batched messages
-                },
+            panic!(
+                "{} came through poll, not the message queue",
+                String::from_utf8_lossy(m.payload().unwrap_or(&[]))
             );
-        }
-        if let Some(assigned) = consumer.context().0.lock().unwrap().take() {
-            queue.forward(&assigned);
         }
         let taken = queue.take(&mut batch, TAKE_AT_MOST, Duration::from_millis(100));
         assert_eq!(taken, batch.len());
@@ -144,9 +142,10 @@ fn batches_carry_every_message_with_its_key_headers_and_position() {
         largest_take > 1,
         "the queue never handed over more than one message at a time"
     );
-    assert!(
-        from_poll < MESSAGES,
-        "nothing came through the message queue"
+    assert_eq!(
+        *consumer.context().forwarded.lock().unwrap(),
+        PARTITIONS as usize,
+        "every assigned partition forwarded"
     );
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for i in 0..MESSAGES {
@@ -154,15 +153,13 @@ fn batches_carry_every_message_with_its_key_headers_and_position() {
         assert_eq!(s.topic, TOPIC);
         assert_eq!(s.partition, i as i32 % PARTITIONS, "payload-{i}");
         assert_eq!(s.key.as_deref(), Some(format!("key-{i}").as_bytes()));
-        if !s.headers.is_empty() {
-            assert_eq!(
-                s.headers,
-                vec![
-                    ("n".to_string(), i.to_be_bytes().to_vec()),
-                    ("empty".to_string(), Vec::new())
-                ]
-            );
-        }
+        assert_eq!(
+            s.headers,
+            vec![
+                ("n".to_string(), i.to_be_bytes().to_vec()),
+                ("empty".to_string(), Vec::new())
+            ]
+        );
         offsets.entry(s.partition).or_default().push(s.offset);
     }
     for (partition, mut offs) in offsets {
@@ -170,8 +167,24 @@ fn batches_carry_every_message_with_its_key_headers_and_position() {
         let expected: Vec<i64> = (0..(MESSAGES as i64 / PARTITIONS as i64)).collect();
         assert_eq!(offs, expected, "offsets of partition {partition}");
     }
-    // Batched messages had their headers checked above; make sure some were.
-    assert!(seen.values().any(|s| !s.headers.is_empty()));
+}
+
+#[test]
+fn a_forwarder_does_nothing_for_another_consumer_or_after_its_queue() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let (first, second) = (consumer(&brokers, "a"), consumer(&brokers, "b"));
+    let mut partitions = TopicPartitionList::new();
+    partitions.add_partition(TOPIC, 0);
+    let forwarder = {
+        let queue = MessageQueue::new(&first);
+        let forwarder = queue.forwarder();
+        assert_eq!(forwarder.forward(&first, &partitions), 1);
+        assert_eq!(forwarder.forward(&second, &partitions), 0, "another client");
+        forwarder
+    };
+    assert_eq!(forwarder.forward(&first, &partitions), 0, "queue gone");
 }
 
 #[test]
