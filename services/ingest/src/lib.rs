@@ -2,8 +2,9 @@
 //!
 //! Layout:
 //! - [`config`]   the one typed config (defaults → TOML file → `SITETALLY_` environment);
-//! - [`consumer`] the consume loop: poll ▶ pipeline ▶ batch ▶ flush ▶ commit, pause on
-//!   storage outages, flush-or-discard on partition revocation;
+//! - [`consumer`] the consume loop: take messages in batches (`sitetally-kafka-batch`) ▶
+//!   pipeline ▶ batch ▶ flush ▶ commit, pause on storage outages, flush-or-discard on
+//!   partition revocation;
 //! - [`batch`]    rows, dead letters and offsets waiting for one flush;
 //! - [`dlq`]      dead-letter producer (`<topic>.dlq`, original bytes + reason headers);
 //! - [`registry`] Confluent-compatible schema registry client (bundled schemas otherwise);
