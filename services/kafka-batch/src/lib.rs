@@ -85,7 +85,10 @@ impl<'c> MessageQueue<'c> {
     /// Replaces `batch` with up to `max` queued messages. When none is queued, waits up to
     /// `wait` for the first one. (librdkafka's batch call fills the whole array or waits for
     /// its timeout, so the waiting call asks for one message only.)
-    pub fn take(&self, batch: &mut Messages<'_>, max: usize, wait: Duration) -> usize {
+    ///
+    /// The batch must come from this queue (the lifetimes say so): its messages belong to
+    /// this queue's client.
+    pub fn take<'q>(&'q self, batch: &mut Messages<'q>, max: usize, wait: Duration) -> usize {
         batch.clear();
         batch.messages.reserve(max);
         let mut taken = self.consume(batch, max, 0);
