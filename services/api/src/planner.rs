@@ -173,14 +173,6 @@ fn scope(s: &Subject) -> String {
     .into()
 }
 
-fn store_count(exact: bool, value: u64, sigma: f64) -> Count {
-    if exact {
-        Count::exact(value)
-    } else {
-        Count::estimated(value, sigma)
-    }
-}
-
 impl Planner {
     pub fn new(store: Arc<dyn Store>, licences: LicenceBook, settings: Settings) -> Self {
         Self {
@@ -482,7 +474,7 @@ impl Planner {
             by_day
                 .entry(c.day)
                 .or_default()
-                .push((c.category, store_count(c.exact, c.count, c.sigma)));
+                .push((c.category, Count::measured(c.exact, c.count, c.sigma)));
         }
         let mut counts = Vec::new();
         let source;
@@ -554,7 +546,7 @@ impl Planner {
         Ok(all
             .into_iter()
             .find(|c| c.tenant == tenant && c.site == site)
-            .map(|c| store_count(c.exact, c.count, c.sigma))
+            .map(|c| Count::measured(c.exact, c.count, c.sigma))
             .unwrap_or(Count::exact(0)))
     }
 
@@ -771,11 +763,11 @@ impl Planner {
             .await?
             .into_iter()
             .filter(|c| c.tenant == tenant)
-            .map(|c| store_count(c.exact, c.count, c.sigma))
+            .map(|c| Count::measured(c.exact, c.count, c.sigma))
             .collect();
         // Merged across sites where the store can (a device at two sites counts once).
         let mut count = match self.store.tenant_count(tenant, range, &filter).await? {
-            Some(c) => store_count(c.exact, c.count, c.sigma),
+            Some(c) => Count::measured(c.exact, c.count, c.sigma),
             None => Count::sum(&per_site),
         };
         let (decisions, _) = self.decide(tenant).await?;

@@ -21,12 +21,11 @@ use crate::metrics as m;
 use ::metrics::{counter, gauge, histogram};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sitetally_core::codec::{BundledSchemas, Codec, SchemaResolver};
 use sitetally_core::pipeline::{Outcome, Pipeline, PipelineStats};
-use sitetally_kafka_batch::{Forwarder, MessageQueue, RawMessage};
+use sitetally_kafka_batch::{ConsumedMessage, Forwarder, MessageQueue};
 use sitetally_store::clickhouse::ClickHouseStore;
 use sitetally_store::Store;
 use std::future::Future;
@@ -107,65 +106,6 @@ pub async fn run_with_store(
         }
     }
     worker.await?
-}
-
-/// What ingest needs of a consumed message, whichever way it arrived: in a batch from the
-/// [`MessageQueue`], or one at a time from `poll` (a partition that could not be forwarded).
-trait Incoming {
-    fn payload(&self) -> &[u8];
-    fn key(&self) -> Option<&[u8]>;
-    fn topic(&self) -> &str;
-    fn partition(&self) -> i32;
-    fn offset(&self) -> i64;
-    fn header_list(&self) -> Vec<(String, Vec<u8>)>;
-}
-
-impl Incoming for RawMessage<'_> {
-    fn payload(&self) -> &[u8] {
-        RawMessage::payload(self)
-    }
-    fn key(&self) -> Option<&[u8]> {
-        RawMessage::key(self)
-    }
-    fn topic(&self) -> &str {
-        RawMessage::topic(self)
-    }
-    fn partition(&self) -> i32 {
-        RawMessage::partition(self)
-    }
-    fn offset(&self) -> i64 {
-        RawMessage::offset(self)
-    }
-    fn header_list(&self) -> Vec<(String, Vec<u8>)> {
-        self.headers()
-    }
-}
-
-impl Incoming for BorrowedMessage<'_> {
-    fn payload(&self) -> &[u8] {
-        Message::payload(self).unwrap_or(&[])
-    }
-    fn key(&self) -> Option<&[u8]> {
-        Message::key(self)
-    }
-    fn topic(&self) -> &str {
-        Message::topic(self)
-    }
-    fn partition(&self) -> i32 {
-        Message::partition(self)
-    }
-    fn offset(&self) -> i64 {
-        Message::offset(self)
-    }
-    fn header_list(&self) -> Vec<(String, Vec<u8>)> {
-        Message::headers(self)
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 /// Everything the loop and the rebalance callback share.
@@ -425,7 +365,7 @@ fn consume_loop(
 }
 
 impl Worker {
-    fn handle(&mut self, msg: &impl Incoming, now: i64) {
+    fn handle(&mut self, msg: &impl ConsumedMessage, now: i64) {
         self.report.messages += 1;
         let payload = msg.payload();
         match self.pipeline.process(payload, now) {
@@ -481,7 +421,7 @@ impl Worker {
 
     /// Whether `msg` comes after a message set aside for the registry on its partition (taken
     /// in the same batch): it is skipped, the rewind reads it again.
-    fn awaits_registry_retry(&self, msg: &impl Incoming) -> bool {
+    fn awaits_registry_retry(&self, msg: &impl ConsumedMessage) -> bool {
         self.registry_retry.as_ref().is_some_and(|r| {
             r.partition == msg.partition() && r.offset <= msg.offset() && r.topic == msg.topic()
         })

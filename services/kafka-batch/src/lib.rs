@@ -23,6 +23,7 @@
 
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::{Headers, Message};
 use rdkafka::TopicPartitionList;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
@@ -268,31 +269,43 @@ unsafe fn bytes<'a>(data: *const std::ffi::c_void, len: usize) -> Option<&'a [u8
     (!data.is_null()).then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
-impl RawMessage<'_> {
-    pub fn payload(&self) -> &[u8] {
+/// What a consumer needs of a message, whichever way it arrived: in a batch
+/// ([`RawMessage`]) or one at a time from `BaseConsumer::poll` (rdkafka's `BorrowedMessage`).
+pub trait ConsumedMessage {
+    /// The payload (empty if none).
+    fn payload(&self) -> &[u8];
+    fn key(&self) -> Option<&[u8]>;
+    fn topic(&self) -> &str;
+    fn partition(&self) -> i32;
+    fn offset(&self) -> i64;
+    /// The headers, copied (name, value; a null value as empty).
+    fn header_list(&self) -> Vec<(String, Vec<u8>)>;
+}
+
+impl ConsumedMessage for RawMessage<'_> {
+    fn payload(&self) -> &[u8] {
         // SAFETY: payload/len describe the message's own buffer.
         unsafe { bytes(self.message.payload, self.message.len) }.unwrap_or(&[])
     }
 
-    pub fn key(&self) -> Option<&[u8]> {
+    fn key(&self) -> Option<&[u8]> {
         // SAFETY: key/key_len describe the message's own buffer.
         unsafe { bytes(self.message.key, self.message.key_len) }
     }
 
-    pub fn topic(&self) -> &str {
+    fn topic(&self) -> &str {
         self.topic
     }
 
-    pub fn partition(&self) -> i32 {
+    fn partition(&self) -> i32 {
         self.message.partition
     }
 
-    pub fn offset(&self) -> i64 {
+    fn offset(&self) -> i64 {
         self.message.offset
     }
 
-    /// The message's headers, copied (name, value; a NULL value as empty).
-    pub fn headers(&self) -> Vec<(String, Vec<u8>)> {
+    fn header_list(&self) -> Vec<(String, Vec<u8>)> {
         let mut headers = std::ptr::null_mut();
         // SAFETY: librdkafka parses the headers into storage owned by the message.
         let found = unsafe { rdsys::rd_kafka_message_headers(self.message, &mut headers) };
@@ -318,5 +331,37 @@ impl RawMessage<'_> {
             list.push((name, value));
         }
         list
+    }
+}
+
+impl ConsumedMessage for rdkafka::message::BorrowedMessage<'_> {
+    fn payload(&self) -> &[u8] {
+        Message::payload(self).unwrap_or(&[])
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        Message::key(self)
+    }
+
+    fn topic(&self) -> &str {
+        Message::topic(self)
+    }
+
+    fn partition(&self) -> i32 {
+        Message::partition(self)
+    }
+
+    fn offset(&self) -> i64 {
+        Message::offset(self)
+    }
+
+    fn header_list(&self) -> Vec<(String, Vec<u8>)> {
+        Message::headers(self)
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }

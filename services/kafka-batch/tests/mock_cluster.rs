@@ -6,8 +6,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientContext, Message, TopicPartitionList};
-use sitetally_kafka_batch::{Forwarder, MessageQueue};
+use rdkafka::{ClientContext, TopicPartitionList};
+use sitetally_kafka_batch::{ConsumedMessage, Forwarder, MessageQueue};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -110,7 +110,7 @@ fn batches_carry_every_message_with_its_key_headers_and_position() {
         if let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
             panic!(
                 "{} came through poll, not the message queue",
-                String::from_utf8_lossy(m.payload().unwrap_or(&[]))
+                String::from_utf8_lossy(m.payload())
             );
         }
         let taken = queue.take(&mut batch, TAKE_AT_MOST, Duration::from_millis(100));
@@ -131,7 +131,7 @@ fn batches_carry_every_message_with_its_key_headers_and_position() {
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
-                    headers: m.headers(),
+                    headers: m.header_list(),
                 },
             );
             assert!(previous.is_none(), "{payload} delivered twice");

@@ -98,10 +98,15 @@ impl Count {
             var += c.sigma * c.sigma;
             exact &= c.is_exact();
         }
+        Count::measured(exact, value, var.sqrt())
+    }
+
+    /// Exact when `exact`, else an estimate with `sigma` (how stores report a count).
+    pub fn measured(exact: bool, value: u64, sigma: f64) -> Count {
         if exact {
             Count::exact(value)
         } else {
-            Count::estimated(value, var.sqrt())
+            Count::estimated(value, sigma)
         }
     }
 }

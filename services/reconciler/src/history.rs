@@ -337,6 +337,16 @@ impl DataDirHistory {
         }
     }
 
+    /// Runs file work on the blocking pool; `what` names it if the task itself fails.
+    async fn off_thread<T: Send + 'static>(
+        what: &str,
+        work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| StateError::Unavailable(format!("{what}: {e}")))?
+    }
+
     fn io_error(path: &std::path::Path, e: std::io::Error) -> StateError {
         StateError::Unavailable(format!("{}: {e}", path.display()))
     }
@@ -395,9 +405,7 @@ impl AlertLog for DataDirHistory {
         limit: u64,
     ) -> Result<Vec<Alert>, StateError> {
         let log = self.clone();
-        let all = tokio::task::spawn_blocking(move || log.read_all())
-            .await
-            .map_err(|e| StateError::Unavailable(format!("alert log reader: {e}")))??;
+        let all = Self::off_thread("alert log reader", move || log.read_all()).await?;
         // Newest copy of each alert (a resent alert may be logged twice), newest first.
         let mut newest: HashMap<String, Alert> = HashMap::new();
         for a in all
@@ -429,9 +437,7 @@ impl DecisionHistory for DataDirHistory {
         tenant: &str,
     ) -> Result<Option<(DateTime<Utc>, Vec<Decision>)>, StateError> {
         let h = self.clone();
-        let run = tokio::task::spawn_blocking(move || h.read_latest_run())
-            .await
-            .map_err(|e| StateError::Unavailable(format!("latest run reader: {e}")))??;
+        let run = Self::off_thread("latest run reader", move || h.read_latest_run()).await?;
         Ok(run.and_then(|run| {
             let mine: Vec<Decision> = run
                 .decisions
@@ -461,7 +467,7 @@ impl RunHistory for DataDirHistory {
             lines.push('\n');
         }
         let h = self.clone();
-        tokio::task::spawn_blocking(move || {
+        Self::off_thread("history writer", move || {
             use std::io::Write;
             std::fs::create_dir_all(&h.dir).map_err(|e| Self::io_error(&h.dir, e))?;
             h.write_latest_run(&run)?;
@@ -479,7 +485,6 @@ impl RunHistory for DataDirHistory {
                 .map_err(io)
         })
         .await
-        .map_err(|e| StateError::Unavailable(format!("history writer: {e}")))?
     }
 }
 

@@ -67,11 +67,7 @@ impl CountSource for StoreCounts {
                 .await
                 .map_err(unavailable)?
             {
-                let count = if c.exact {
-                    Count::exact(c.count)
-                } else {
-                    Count::estimated(c.count, c.sigma)
-                };
+                let count = Count::measured(c.exact, c.count, c.sigma);
                 out.push(SiteCount {
                     tenant: c.tenant,
                     site: c.site,
@@ -109,13 +105,7 @@ impl CountSource for StoreCounts {
             .tenant_count(tenant, window_days(query), &filter)
             .await
             .map_err(unavailable)?;
-        Ok(c.map(|c| {
-            if c.exact {
-                Count::exact(c.count)
-            } else {
-                Count::estimated(c.count, c.sigma)
-            }
-        }))
+        Ok(c.map(|c| Count::measured(c.exact, c.count, c.sigma)))
     }
 
     async fn exact_tenant_count(

@@ -3,7 +3,7 @@
 
 mod api_support;
 
-use api_support::{lists_row, Server, TempDir, BIN};
+use api_support::{assert_lists_row, Server, TempDir, BIN};
 use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN};
 use std::path::Path;
 use std::process::Command;
@@ -201,13 +201,10 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
     let v = r.json();
     assert_eq!(v["alert_log"], true, "{v}");
     let alerts = v["alerts"].as_array().unwrap();
-    assert!(
-        lists_row(
-            &v,
-            "alerts",
-            &[("site", "refinery"), ("new_status", "OVER_TIER")]
-        ),
-        "{v}"
+    assert_lists_row(
+        &v,
+        "alerts",
+        &[("site", "refinery"), ("new_status", "OVER_TIER")],
     );
     assert_eq!(
         alerts.len(),
@@ -226,13 +223,10 @@ fn alerts_and_decisions_of_a_reconcile_run_are_served_from_the_embedded_store() 
         )
         .json();
     assert_eq!(v["source"], "latest_run", "{v}");
-    assert!(
-        lists_row(
-            &v,
-            "decisions",
-            &[("site", "refinery"), ("status", "OVER_TIER")]
-        ),
-        "{v}"
+    assert_lists_row(
+        &v,
+        "decisions",
+        &[("site", "refinery"), ("status", "OVER_TIER")],
     );
 }
 

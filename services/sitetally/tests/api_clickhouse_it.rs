@@ -11,7 +11,7 @@ mod api_support;
 #[path = "../../ingest/tests/support/mod.rs"]
 mod support;
 
-use api_support::{lists_row, Server, TempDir};
+use api_support::{assert_lists_row, Server, TempDir};
 use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN, FABRIKAM_TOKEN};
 use sitetally_core::{codec, Discovery, Sighting};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
@@ -301,13 +301,10 @@ fn every_endpoint_against_clickhouse() {
     assert_eq!(v["alert_log"], true);
     let listed = v["alerts"].as_array().unwrap();
     assert_eq!(listed.len(), contoso_alerts, "{v}");
-    assert!(
-        lists_row(
-            &v,
-            "alerts",
-            &[("site", "refinery"), ("new_status", "OVER_TIER")]
-        ),
-        "{v}"
+    assert_lists_row(
+        &v,
+        "alerts",
+        &[("site", "refinery"), ("new_status", "OVER_TIER")],
     );
     assert!(listed
         .iter()
@@ -320,13 +317,10 @@ fn every_endpoint_against_clickhouse() {
         decided_at, run_at,
         "the recorded run's time, not the server's now"
     );
-    assert!(
-        lists_row(
-            &v,
-            "decisions",
-            &[("site", "refinery"), ("status", "OVER_TIER")]
-        ),
-        "{v}"
+    assert_lists_row(
+        &v,
+        "decisions",
+        &[("site", "refinery"), ("status", "OVER_TIER")],
     );
     assert!(v["decisions"]
         .as_array()

@@ -169,11 +169,14 @@ impl Drop for TempDir {
     }
 }
 
-/// Whether `answer[list]` holds a row whose `field` is `value` for every given pair.
-pub fn lists_row(answer: &serde_json::Value, list: &str, fields: &[(&str, &str)]) -> bool {
-    answer[list]
+/// Asserts that `answer[list]` holds a row whose `field` is `value` for every given pair.
+pub fn assert_lists_row(answer: &serde_json::Value, list: &str, fields: &[(&str, &str)]) {
+    let rows = answer[list]
         .as_array()
-        .unwrap_or_else(|| panic!("no `{list}` list in {answer}"))
-        .iter()
-        .any(|row| fields.iter().all(|(field, value)| row[*field] == *value))
+        .unwrap_or_else(|| panic!("no `{list}` list in {answer}"));
+    assert!(
+        rows.iter()
+            .any(|row| fields.iter().all(|(field, value)| row[*field] == *value)),
+        "no `{list}` row with {fields:?} in {answer}"
+    );
 }
