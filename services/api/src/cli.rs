@@ -10,7 +10,10 @@ use crate::table::{to_csv, to_table, Tabular};
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use sitetally_reconciler::{JsonFileStateStore, LicenceBook, Settings};
+use sitetally_core::readiness::ReadinessProbe;
+use sitetally_licensing::licence::LicenceError;
+use sitetally_licensing::{LicenceBook, Settings};
+use sitetally_store::history::{JsonFileStateStore, ReconcilerMemory};
 use sitetally_store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -57,7 +60,14 @@ impl PlannerArgs {
         };
         let licences = match &self.licences {
             None => LicenceBook::default(),
-            Some(p) => LicenceBook::load(p, &settings)?,
+            Some(p) => {
+                let file = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|source| LicenceError::Io {
+                    file: file.clone(),
+                    source,
+                })?;
+                LicenceBook::parse(&file, &text, &settings)?
+            }
         };
         let mut planner = Planner::new(store, licences, settings);
         if let Some(p) = &self.alert_state {
@@ -142,11 +152,13 @@ impl ServeArgs {
 /// `sitetally serve`: serves until `shutdown`. Installs the global Prometheus recorder
 /// unless one is installed already (then `/metrics` is empty).
 /// `memory`: where the reconciler keeps its alert log (for `/alerts`) and its alert state
-/// (used unless `--alert-state` names a file).
+/// (used unless `--alert-state` names a file). `broker`: the pipeline's broker, checked by
+/// `/readyz` (the binary builds it from `--kafka-brokers`).
 pub async fn serve<F>(
     args: &ServeArgs,
     store: Arc<dyn Store>,
-    memory: sitetally_reconciler::history::ReconcilerMemory,
+    memory: ReconcilerMemory,
+    broker: Option<Arc<dyn ReadinessProbe>>,
     shutdown: F,
 ) -> anyhow::Result<()>
 where
@@ -155,15 +167,12 @@ where
     let auth = args.authenticator()?;
     store.migrate().await?;
     let mut planner = args.planner.planner(store)?;
-    if let (Some(state), None) = (memory.alert_state, &args.planner.alert_state) {
-        planner = planner.with_alert_state(state);
+    if args.planner.alert_state.is_none() {
+        planner = planner.with_alert_state(memory.alert_state);
     }
-    if let Some(log) = memory.alert_log {
-        planner = planner.with_alert_log(log);
-    }
-    if let Some(history) = memory.decisions {
-        planner = planner.with_decision_history(history);
-    }
+    planner = planner
+        .with_alert_log(memory.alert_log)
+        .with_decision_history(memory.decisions);
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(h) => Some(h),
         Err(e) => {
@@ -172,13 +181,6 @@ where
         }
     };
     crate::metrics::describe();
-    let broker = match &args.kafka_brokers {
-        Some(b) => Some(crate::readiness::BrokerProbe::new(
-            b,
-            Duration::from_secs(2),
-        )?),
-        None => None,
-    };
     let config = crate::ServeConfig {
         listen: args.listen,
         planner,

@@ -84,8 +84,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<sitetally_reconciler::alert::StateError> for ApiError {
-    fn from(e: sitetally_reconciler::alert::StateError) -> Self {
+impl From<sitetally_store::StateError> for ApiError {
+    fn from(e: sitetally_store::StateError) -> Self {
         if e.is_retryable() {
             ApiError::Unavailable(e.to_string())
         } else {
@@ -94,8 +94,8 @@ impl From<sitetally_reconciler::alert::StateError> for ApiError {
     }
 }
 
-impl From<sitetally_reconciler::CountError> for ApiError {
-    fn from(e: sitetally_reconciler::CountError) -> Self {
+impl From<sitetally_licensing::CountError> for ApiError {
+    fn from(e: sitetally_licensing::CountError) -> Self {
         if e.is_retryable() {
             ApiError::Unavailable(e.to_string())
         } else {

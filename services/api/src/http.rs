@@ -28,7 +28,7 @@ pub struct AppState {
     /// Renders `/metrics`; None answers an empty exposition.
     pub metrics: Option<PrometheusHandle>,
     /// The pipeline's broker, also checked by `/readyz` when configured.
-    pub broker: Option<Arc<crate::readiness::BrokerProbe>>,
+    pub broker: Option<Arc<dyn sitetally_core::readiness::ReadinessProbe>>,
 }
 
 /// Limits of the HTTP layer.
@@ -465,8 +465,7 @@ pub struct AlertsParams {
 }
 
 /// The alerts the reconciler raised for a tenant (status transitions), newest first, from
-/// its alert log (`alert_log` in ClickHouse, `alert_log.jsonl` in the embedded store's
-/// data directory; a server without one says so with `alert_log: false`).
+/// its alert log (the `alert_log` table in ClickHouse or in the embedded store; a server without one says so with `alert_log: false`).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/alerts", tag = "tenants",
     params(TenantPath, AlertsParams), security(("bearer" = [])),
     responses(
@@ -516,11 +515,11 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<HealthResponse>, A
         .ping()
         .await
         .map_err(|e| ApiError::Unavailable(format!("store unreachable: {e}")))?;
-    if let Some(broker) = &s.broker {
-        broker
+    if let Some(probe) = &s.broker {
+        probe
             .check()
             .await
-            .map_err(|e| ApiError::Unavailable(format!("broker unreachable: {e}")))?;
+            .map_err(|e| ApiError::Unavailable(format!("{} unreachable: {e}", probe.what())))?;
     }
     Ok(Json(HealthResponse {
         status: "ready".into(),

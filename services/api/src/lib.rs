@@ -5,7 +5,6 @@
 //! Layout:
 //! - [`planner`]   the questions (sites, counts, forecast, Enterprise IoT, decisions)
 //!   answered over a store and the licence book; the HTTP handlers and the CLI both call it;
-//! - [`forecast`]  least-squares trend and boundary crossing with a 95% range (pure);
 //! - [`model`]     response bodies, their OpenAPI schemas and their flat CSV/table rows;
 //! - [`http`]      routes, bearer authentication, JSON/CSV negotiation, OpenAPI document;
 //! - [`auth`]      token configuration ([`auth::Secret`] never prints) and checking;
@@ -21,12 +20,10 @@ pub mod auth;
 pub mod cli;
 pub mod dashboard;
 pub mod error;
-pub mod forecast;
 pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod planner;
-pub mod readiness;
 pub mod sample;
 pub mod table;
 
@@ -51,7 +48,7 @@ pub struct ServeConfig {
     /// Renders `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Also checked by `/readyz` when set.
-    pub broker: Option<readiness::BrokerProbe>,
+    pub broker: Option<Arc<dyn sitetally_core::readiness::ReadinessProbe>>,
 }
 
 /// Serves the API until `shutdown` resolves, then finishes in-flight requests.
@@ -68,7 +65,7 @@ where
         planner: Arc::new(config.planner),
         auth: Arc::new(config.auth),
         metrics: config.metrics,
-        broker: config.broker.map(Arc::new),
+        broker: config.broker,
     };
     let app = router(state, config.limits);
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -475,8 +475,8 @@ pub struct DecisionsResponse {
     pub tenant: String,
     pub decided_at: DateTime<Utc>,
     /// `latest_run`: the decisions of the reconciler's latest run that decided on this
-    /// tenant (ClickHouse `reconciliation_runs`, or `latest_run.json` beside the embedded
-    /// store), `decided_at` being that run's time. `computed_on_demand`: no run is
+    /// tenant (ClickHouse `reconciliation_runs`, or the embedded store's `latest_run`
+    /// table), `decided_at` being that run's time. `computed_on_demand`: no run is
     /// recorded, so the reconciler's own logic decided now over the store, with previous
     /// statuses (hysteresis) from its alert state when one is configured.
     pub source: String,
@@ -554,7 +554,7 @@ pub struct AlertsResponse {
     pub from: NaiveDate,
     pub to: NaiveDate,
     /// False when this server was given no alert log (ClickHouse keeps the `alert_log`
-    /// table, the embedded store `alert_log.jsonl` in its data directory): the list is
+    /// table, the embedded store an `alert_log` table in its database): the list is
     /// then empty for want of a source.
     pub alert_log: bool,
     pub total: usize,

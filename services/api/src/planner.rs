@@ -6,16 +6,16 @@
 //! implementations bind them; nothing here builds SQL).
 
 use crate::error::ApiError;
-use crate::forecast::{crossing, Trend, MIN_POINTS};
 use crate::model::*;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use sitetally_core::DeviceCategory;
-use sitetally_reconciler::count::{Count, CountMethod, CountQuery, CountWindow};
-use sitetally_reconciler::decision::{Coverage, Decision, Subject};
-use sitetally_reconciler::engine::{decide_all, PreviousStatuses};
-use sitetally_reconciler::history::{AlertLog, DecisionHistory};
-use sitetally_reconciler::store_source::{window_days, StoreCounts};
-use sitetally_reconciler::{AlertStateStore, LicenceBook, Settings, SubjectState, TierCatalogue};
+use sitetally_licensing::count::{Count, CountMethod, CountQuery, CountWindow};
+use sitetally_licensing::decision::{Coverage, Decision, Subject};
+use sitetally_licensing::engine::{decide_all, PreviousStatuses};
+use sitetally_licensing::forecast::{crossing, Trend, MIN_POINTS};
+use sitetally_licensing::{LicenceBook, Settings, SubjectState, TierCatalogue};
+use sitetally_store::counts::{window_days, StoreCounts};
+use sitetally_store::history::{AlertLog, AlertStateStore, DecisionHistory};
 use sitetally_store::{CountFilter, DayRange, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -471,10 +471,7 @@ impl Planner {
             .await?;
         let mut by_day: BTreeMap<u16, Vec<(DeviceCategory, Count)>> = BTreeMap::new();
         for c in &daily {
-            by_day
-                .entry(c.day)
-                .or_default()
-                .push((c.category, Count::measured(c.exact, c.count, c.sigma)));
+            by_day.entry(c.day).or_default().push((c.category, c.count));
         }
         let mut counts = Vec::new();
         let source;
@@ -546,7 +543,7 @@ impl Planner {
         Ok(all
             .into_iter()
             .find(|c| c.tenant == tenant && c.site == site)
-            .map(|c| Count::measured(c.exact, c.count, c.sigma))
+            .map(|c| c.count)
             .unwrap_or(Count::exact(0)))
     }
 
@@ -583,7 +580,7 @@ impl Planner {
             .iter()
             .filter(|c| self.settings.ot_categories.contains(&c.category))
         {
-            *totals.entry(c.day).or_default() += c.count;
+            *totals.entry(c.day).or_default() += c.count.value;
         }
         // Today is still being counted: fit on complete days unless there are too few.
         let complete = totals.keys().filter(|&&d| d < today).count();
@@ -763,11 +760,11 @@ impl Planner {
             .await?
             .into_iter()
             .filter(|c| c.tenant == tenant)
-            .map(|c| Count::measured(c.exact, c.count, c.sigma))
+            .map(|c| c.count)
             .collect();
         // Merged across sites where the store can (a device at two sites counts once).
         let mut count = match self.store.tenant_count(tenant, range, &filter).await? {
-            Some(c) => Count::measured(c.exact, c.count, c.sigma),
+            Some(c) => c,
             None => Count::sum(&per_site),
         };
         let (decisions, _) = self.decide(tenant).await?;

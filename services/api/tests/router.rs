@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN, FABRIKAM_TOKEN};
 use sitetally_api::{router, AppState, AuthConfig, HttpLimits, Planner};
-use sitetally_reconciler::{LicenceBook, Settings};
+use sitetally_licensing::{LicenceBook, Settings};
 use sitetally_store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use tokio::sync::OnceCell;

@@ -178,7 +178,7 @@ fn sketch(c: &mut Criterion) {
         b.iter(|| {
             let mut s = SiteSketch::default();
             keys.iter().for_each(|&k| s.insert(k));
-            black_box(s.estimate().count)
+            black_box(s.estimate().value)
         })
     });
     g.bench_function("hyperloglogplus", |b| {

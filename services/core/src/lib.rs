@@ -3,22 +3,27 @@
 //! Layout:
 //! - [`event`]    the device-discovery event as decoded from the wire (borrowed, zero-copy);
 //! - [`codec`]    schema-registry wire format (Avro) and JSON decoding, schema resolution;
+//! - [`count`]    a distinct-device count: exact, or an estimate with its one-sigma error;
 //! - [`identity`] canonical MACs/IPs, "is this a device at all", the stable device key;
 //! - [`validate`] required fields, timestamp sanity, rejection reasons;
 //! - [`dedup`]    bounded per tenant/site/day memory of devices already written;
 //! - [`sketch`]   per-site HyperLogLog sketches with exact small sets in front;
+//! - [`readiness`] the interface of a dependency a `/readyz` probe checks;
 //! - [`pipeline`] decode ▶ validate ▶ identity ▶ dedup ▶ sketch ▶ rows, one call per message.
 
 pub mod avro_plan;
 pub mod codec;
+pub mod count;
 pub mod dedup;
 pub mod event;
 pub mod identity;
 pub mod json_fast;
 pub mod pipeline;
+pub mod readiness;
 pub mod sketch;
 pub mod validate;
 
+pub use count::{Count, CountMethod};
 pub use event::{DeviceCategory, Discovery, Report, Sighting};
 pub use pipeline::{Outcome, Pipeline, PipelineConfig};
 

@@ -5,10 +5,11 @@
 //! allocation except for the rows of devices not yet written today.
 
 use crate::codec::{Codec, DecodeError};
+use crate::count::Count;
 use crate::dedup::{Dedup, Seen};
 use crate::event::Sighting;
 use crate::identity::{self, Identified, IdentityError, NotADevice};
-use crate::sketch::{Estimate, SiteSketch};
+use crate::sketch::SiteSketch;
 use crate::validate::{Invalid, ValidationRules};
 use std::collections::HashMap;
 
@@ -183,7 +184,7 @@ impl Pipeline {
     }
 
     /// Live distinct-device estimate for a site and day, if ingest holds its sketch.
-    pub fn live_estimate(&self, tenant: &str, site: &str, day: u16) -> Option<Estimate> {
+    pub fn live_estimate(&self, tenant: &str, site: &str, day: u16) -> Option<Count> {
         self.sketches
             .get(&(crate::site_hash(tenant, site), day))
             .map(SiteSketch::estimate)
@@ -235,7 +236,7 @@ mod tests {
             Outcome::New(_)
         ));
         assert_eq!(
-            p.live_estimate("t", "a", crate::day_of(NOW)).unwrap().count,
+            p.live_estimate("t", "a", crate::day_of(NOW)).unwrap().value,
             1
         );
     }

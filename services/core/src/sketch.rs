@@ -9,6 +9,7 @@
 //! Library choice: `benches/pipeline.rs` measures `cardinality-estimator` against
 //! `hyperloglogplus` (the design card's crate) on the same keys; see load-tests/RESULTS.md.
 
+use crate::count::Count;
 use cardinality_estimator::CardinalityEstimator;
 use serde::{Deserialize, Serialize};
 
@@ -42,18 +43,10 @@ impl std::fmt::Debug for SiteSketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let e = self.estimate();
         f.debug_struct("SiteSketch")
-            .field("count", &e.count)
-            .field("exact", &e.exact)
+            .field("count", &e.value)
+            .field("exact", &e.is_exact())
             .finish()
     }
-}
-
-/// A count with its method and one-sigma error in devices (0 when exact).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Estimate {
-    pub count: u64,
-    pub exact: bool,
-    pub sigma: f64,
 }
 
 impl SiteSketch {
@@ -78,20 +71,12 @@ impl SiteSketch {
         }
     }
 
-    pub fn estimate(&self) -> Estimate {
+    pub fn estimate(&self) -> Count {
         match self {
-            SiteSketch::Exact(keys) => Estimate {
-                count: keys.len() as u64,
-                exact: true,
-                sigma: 0.0,
-            },
+            SiteSketch::Exact(keys) => Count::exact(keys.len() as u64),
             SiteSketch::Hll(h) => {
                 let count = h.estimate() as u64;
-                Estimate {
-                    count,
-                    exact: false,
-                    sigma: count as f64 * hll_relative_sigma(),
-                }
+                Count::estimated(count, count as f64 * hll_relative_sigma())
             }
         }
     }
@@ -150,11 +135,7 @@ mod tests {
             }
             assert_eq!(
                 s.estimate(),
-                Estimate {
-                    count: EXACT_LIMIT as u64,
-                    exact: true,
-                    sigma: 0.0
-                },
+                Count::exact(EXACT_LIMIT as u64),
                 "round {round}"
             );
         }
@@ -170,12 +151,12 @@ mod tests {
                 s.insert(key(i)); // replays do not change the count
             }
             let e = s.estimate();
-            let err = (e.count as f64 - n as f64).abs() / n as f64;
-            assert!(!e.exact);
+            let err = (e.value as f64 - n as f64).abs() / n as f64;
+            assert!(!e.is_exact());
             assert!(
                 err < 4.0 * hll_relative_sigma(),
                 "n={n} est={} err={err}",
-                e.count
+                e.value
             );
             assert!(s.memory_bytes() <= 16 * 1024, "{}", s.memory_bytes());
         }
@@ -187,12 +168,12 @@ mod tests {
         (0..1000).for_each(|i| a.insert(key(i)));
         (500..1500).for_each(|i| b.insert(key(i)));
         a.merge(&b);
-        assert_eq!(a.estimate().count, 1500);
+        assert_eq!(a.estimate().value, 1500);
         let mut big = SiteSketch::default();
         (0..10_000).for_each(|i| big.insert(key(i)));
-        let before = big.estimate().count;
+        let before = big.estimate().value;
         big.merge(&a);
-        assert_eq!(big.estimate().count, before, "subset merge changes nothing");
+        assert_eq!(big.estimate().value, before, "subset merge changes nothing");
         let round = SiteSketch::from_bytes(&big.to_bytes()).unwrap();
         assert_eq!(round.estimate(), big.estimate());
     }

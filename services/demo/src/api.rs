@@ -3,8 +3,8 @@
 //! Authentication is disabled: the server listens on loopback only.
 
 use crate::DemoError;
-use sitetally_api::readiness::BrokerProbe;
 use sitetally_api::{Authenticator, HttpLimits, Planner, ServeConfig};
+use sitetally_ingest::probe::BrokerProbe;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -32,7 +32,10 @@ impl ApiServer {
             auth: Authenticator::disabled(),
             limits: HttpLimits::default(),
             metrics: None,
-            broker: Some(BrokerProbe::new(broker, Duration::from_secs(2))?),
+            broker: Some(std::sync::Arc::new(BrokerProbe::new(
+                broker,
+                Duration::from_secs(2),
+            )?)),
         };
         let mut task = tokio::spawn(sitetally_api::run(
             config,

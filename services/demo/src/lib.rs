@@ -149,7 +149,7 @@ pub enum DemoError {
     #[error("reconciler: {0}")]
     Reconcile(#[from] sitetally_reconciler::ReconcileError),
     #[error("licence book: {0}")]
-    Licences(#[from] sitetally_reconciler::licence::LicenceError),
+    Licences(#[from] sitetally_licensing::licence::LicenceError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

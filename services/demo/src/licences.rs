@@ -11,8 +11,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use sitetally_core::DeviceCategory;
-use sitetally_reconciler::licence::LicenceError;
-use sitetally_reconciler::{LicenceBook, Settings};
+use sitetally_licensing::licence::LicenceError;
+use sitetally_licensing::{LicenceBook, Settings};
 use sitetally_sensor_sim::{SiteKind, World};
 
 /// Licences start this many days before the run, so they are in force (a purchase takes
@@ -83,7 +83,7 @@ pub fn licence_book(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sitetally_reconciler::Tier;
+    use sitetally_licensing::Tier;
     use sitetally_sensor_sim::{SimConfig, SizeProfile};
 
     fn world() -> World {

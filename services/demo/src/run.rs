@@ -19,13 +19,12 @@ use crate::summary::{build_rows, tenant_rows, DemoSummary};
 use crate::{DemoArgs, DemoError};
 use chrono::Utc;
 use sitetally_ingest::IngestConfig;
-use sitetally_reconciler::history::DataDirHistory;
+use sitetally_licensing::{Decision, LicenceBook, Settings};
 use sitetally_reconciler::sink::MemorySink;
-use sitetally_reconciler::store_source::StoreCounts;
-use sitetally_reconciler::{Decision, JsonFileStateStore, LicenceBook, Reconciler, Settings};
+use sitetally_reconciler::Reconciler;
 use sitetally_sensor_sim::{produce, EventStream, SimulateArgs, World};
 use sitetally_store::embedded::EmbeddedStore;
-use sitetally_store::{CountFilter, DayRange, SiteCount, Store};
+use sitetally_store::{CountFilter, DayRange, SiteCount, Store, StoreCounts};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,8 +38,6 @@ pub const TOPIC: &str = "device-discoveries";
 pub const PARTITIONS: i32 = 4;
 /// Ingest's consumer group.
 pub const GROUP: &str = "sitetally-demo";
-/// Alert state (no duplicate alerts on a second run) inside `--data-dir`.
-pub const ALERT_STATE_FILE: &str = "alert-state.json";
 /// The generated licence book inside `--data-dir`.
 pub const LICENCES_FILE: &str = "licences.json";
 /// After Ctrl-C, wait at most this long for ingest to catch up.
@@ -134,7 +131,9 @@ pub async fn run(
     let started = Instant::now();
     let settings = Settings::default();
 
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&args.data_dir)?);
+    // One SQLite file holds sightings, sketches and the reconciler's memory.
+    let embedded = Arc::new(EmbeddedStore::open(&args.data_dir)?);
+    let store: Arc<dyn Store> = embedded.clone();
     store.migrate().await?;
 
     let dlq = format!("{TOPIC}.dlq");
@@ -160,21 +159,13 @@ pub async fn run(
     let text = serde_json::to_string_pretty(&file).expect("licence file serializes");
     std::fs::write(&licences_path, &text).map_err(io_err(&licences_path))?;
     let book = LicenceBook::from_json_str(&text, &settings)?;
-    // One alert state shared by the reconciler and the API (same cache, same file).
-    let alert_state = Arc::new(JsonFileStateStore::new(
-        args.data_dir.join(ALERT_STATE_FILE),
-    ));
-
-    // Every alert raised, appended to the data directory's alert log, and the latest
-    // run's decisions: the API's alert history and decisions, which `sitetally serve
-    // --data-dir` reads from the same files later.
-    let history = Arc::new(DataDirHistory::new(&args.data_dir));
-
+    // Alert state, alert log and the latest run's decisions live in the embedded store,
+    // shared by the reconciler and the API, and read later by `sitetally serve --data-dir`.
     // The HTTP API and dashboard over the same store, licences, alert state and log.
     let planner = sitetally_api::Planner::new(store.clone(), book.clone(), settings.clone())
-        .with_alert_state(alert_state.clone())
-        .with_alert_log(history.clone())
-        .with_decision_history(history.clone());
+        .with_alert_state(embedded.clone())
+        .with_alert_log(embedded.clone())
+        .with_decision_history(embedded.clone());
     let api = ApiServer::start(planner, args.port, &bootstrap).await?;
     info!(addr = %api.addr(), "dashboard at http://{}/", api.addr());
 
@@ -184,9 +175,9 @@ pub async fn run(
             settings.clone(),
             book,
             Arc::new(StoreCounts::new(store.clone())),
-            alert_state,
+            embedded.clone(),
         )
-        .with_history(history)
+        .with_history(embedded)
         .with_sink(alerts.clone()),
     );
 
@@ -254,7 +245,7 @@ pub async fn run(
             }
             if let Some(c) = counts {
                 snap.sites = c.len();
-                snap.devices = c.iter().map(|c| c.count).sum();
+                snap.devices = c.iter().map(|c| c.count.value).sum();
             }
             snap.alerts = alerts.alerts.lock().map(|a| a.len()).unwrap_or(0);
         };

@@ -8,7 +8,7 @@
 use crate::SummaryFormat;
 use serde::Serialize;
 use sitetally_ingest::IngestReport;
-use sitetally_reconciler::{Decision, Subject};
+use sitetally_licensing::{Decision, Subject};
 use sitetally_sensor_sim::{GroundTruth, SiteKind};
 use sitetally_store::SiteCount;
 use std::collections::HashMap;
@@ -140,9 +140,9 @@ pub fn build_rows(
         .iter()
         .map(|t| {
             let key = site_key(&t.tenant, &t.site);
-            let (counted, exact, sigma) = counts
-                .get(&key)
-                .map_or((0, true, 0.0), |c| (c.count, c.exact, c.sigma));
+            let (counted, exact, sigma) = counts.get(&key).map_or((0, true, 0.0), |c| {
+                (c.count.value, c.count.is_exact(), c.count.sigma)
+            });
             let error_bound = if exact {
                 0
             } else {
@@ -347,7 +347,7 @@ impl DemoSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sitetally_reconciler::Settings;
+    use sitetally_licensing::Settings;
     use sitetally_sensor_sim::{Licence, SiteTruth};
 
     fn truth_site(
@@ -417,16 +417,18 @@ mod tests {
         SiteCount {
             tenant: "acme".into(),
             site: site.into(),
-            count,
-            exact,
-            sigma,
+            count: if exact {
+                sitetally_core::Count::exact(count)
+            } else {
+                sitetally_core::Count::estimated(count, sigma)
+            },
         }
     }
 
     /// Decisions as the reconciler makes them, from a licence book matching `truth()`.
     async fn decisions(counts: &[(&str, u64)]) -> Vec<Decision> {
-        use sitetally_reconciler::count::{Count, StaticCounts};
-        let book = sitetally_reconciler::LicenceBook::from_toml_str(
+        use sitetally_licensing::count::{Count, StaticCounts};
+        let book = sitetally_licensing::LicenceBook::from_toml_str(
             r#"
 [[tenants]]
 id = "acme"
@@ -458,7 +460,7 @@ id = "acme"
         let source = StaticCounts {
             counts: counts
                 .iter()
-                .map(|(site, n)| sitetally_reconciler::SiteCount {
+                .map(|(site, n)| sitetally_licensing::CategoryCount {
                     tenant: "acme".into(),
                     site: (*site).into(),
                     category: if site.starts_with("campus") {
@@ -474,7 +476,7 @@ id = "acme"
         let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
             .unwrap()
             .to_utc();
-        sitetally_reconciler::engine::decide_all(
+        sitetally_licensing::engine::decide_all(
             &book,
             &Settings::default(),
             &source,

@@ -18,6 +18,7 @@ pub mod config;
 pub mod consumer;
 pub mod dlq;
 pub mod metrics;
+pub mod probe;
 pub mod registry;
 
 pub use config::IngestConfig;

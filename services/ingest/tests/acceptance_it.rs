@@ -91,7 +91,7 @@ async fn three_hundred_thousand_events_over_a_hundred_sites() {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| ((c.tenant, c.site), c.count))
+        .map(|c| ((c.tenant, c.site), c.count.value))
         .collect();
     let mut worst = 0.0f64;
     for site in &truth.sites {

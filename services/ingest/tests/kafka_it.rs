@@ -139,8 +139,10 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
         .site_counts(Some("acme"), days, &CountFilter::all())
         .await
         .unwrap();
-    let by_site: std::collections::HashMap<_, _> =
-        counts.iter().map(|c| (c.site.as_str(), c.count)).collect();
+    let by_site: std::collections::HashMap<_, _> = counts
+        .iter()
+        .map(|c| (c.site.as_str(), c.count.value))
+        .collect();
     assert_eq!(by_site.get("site-a"), Some(&120));
     assert_eq!(by_site.get("site-b"), Some(&30));
     assert_eq!(

@@ -1,17 +1,16 @@
 //! `sitetally reconcile` flags ([`ReconcileArgs`]), mounted as a subcommand by the
 //! `sitetally` binary, and helpers that turn them into settings and alert sinks.
 
-use crate::alert::{AlertStateStore, JsonFileStateStore, MemoryStateStore};
-use crate::count::CountSource;
-use crate::history::RunHistory;
-use crate::licence::LicenceBook;
 use crate::offline::{exit_code, render, run_offline_with, FailOn, OutputFormat};
 use crate::reconciler::{ReconcileError, Reconciler};
-use crate::settings::Settings;
 use crate::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use crate::sink::webhook::{Secret, WebhookConfig, WebhookSink};
 use crate::sink::{AlertSink, DeliveryLog};
 use chrono::{DateTime, Utc};
+use sitetally_licensing::count::CountSource;
+use sitetally_licensing::licence::LicenceBook;
+use sitetally_licensing::settings::Settings;
+use sitetally_store::history::{AlertStateStore, JsonFileStateStore, MemoryStateStore, RunHistory};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -159,7 +158,7 @@ impl ReconcileArgs {
         }
         match &self.licences {
             None => Ok(LicenceBook::default()),
-            Some(p) => Ok(LicenceBook::load(p, settings)?),
+            Some(p) => Ok(crate::licence_table::load_file(p, settings)?),
         }
     }
 
@@ -344,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn once_runs_against_a_count_source() {
-        use crate::count::{Count, SiteCount, StaticCounts};
+        use sitetally_licensing::count::{CategoryCount, Count, StaticCounts};
         let lic = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/licences.toml");
         let c = Cli::try_parse_from([
             "x",
@@ -358,7 +357,7 @@ mod tests {
         ])
         .unwrap();
         let counts = StaticCounts {
-            counts: vec![SiteCount {
+            counts: vec![CategoryCount {
                 tenant: "contoso".into(),
                 site: "plant-north".into(),
                 category: sitetally_core::DeviceCategory::Ot,

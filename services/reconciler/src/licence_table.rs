@@ -1,11 +1,12 @@
-//! Licences in ClickHouse (migration 007): `import` validates a licence file exactly as
-//! `--licences FILE` would and stores one JSON document per tenant; `load` reads the newest
-//! document of every tenant back into a [`LicenceBook`], naming the tenant whose stored
-//! licences no longer validate.
+//! The licence file, and licences kept in the store (ClickHouse migration 007, or the
+//! embedded store): `import` validates a licence file exactly as `--licences FILE` would
+//! and stores one JSON document per tenant; `load` reads the newest document of every
+//! tenant back into a [`LicenceBook`], naming the tenant whose stored licences no longer
+//! validate.
 
-use crate::licence::{LicenceBook, LicenceError};
-use crate::settings::Settings;
-use sitetally_store::clickhouse::ClickHouseStore;
+use sitetally_licensing::licence::{LicenceBook, LicenceError};
+use sitetally_licensing::settings::Settings;
+use sitetally_store::history::LicenceTable;
 use std::path::Path;
 
 /// Why licences could not be imported or loaded.
@@ -23,14 +24,24 @@ fn unavailable(e: impl std::fmt::Display) -> LicenceTableError {
     LicenceTableError::Unavailable(e.to_string())
 }
 
+/// Reads and validates the licence file `path` (TOML, or JSON by its `.json` name).
+pub fn load_file(path: &Path, settings: &Settings) -> Result<LicenceBook, LicenceError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LicenceError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    LicenceBook::parse(&file, &text, settings)
+}
+
 /// Validates `path` (TOML or JSON, as `--licences`) and stores each tenant's entry, plus the
 /// global catalogue override under tenant `''`. Returns the number of tenants stored.
 pub async fn import(
-    store: &ClickHouseStore,
+    store: &dyn LicenceTable,
     path: &Path,
     settings: &Settings,
 ) -> Result<usize, LicenceTableError> {
-    LicenceBook::load(path, settings)?;
+    load_file(path, settings)?;
     let text = std::fs::read_to_string(path).map_err(unavailable)?;
     let raw: serde_json::Value = if path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).map_err(unavailable)?
@@ -58,34 +69,19 @@ pub async fn import(
         rows.push((id, t.to_string()));
     }
     let updated_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    let db = store.database();
-    for (tenant, document) in &rows {
-        store
-            .client()
-            .query(&format!(
-                "INSERT INTO {db}.licences (tenant, document, updated_ms) VALUES (?, ?, ?)"
-            ))
-            .bind(tenant)
-            .bind(document)
-            .bind(updated_ms)
-            .execute()
-            .await
-            .map_err(unavailable)?;
-    }
+    store
+        .put_licences(&rows, updated_ms)
+        .await
+        .map_err(unavailable)?;
     Ok(rows.iter().filter(|(t, _)| !t.is_empty()).count())
 }
 
 /// The newest licences of every tenant, validated as one book.
 pub async fn load(
-    store: &ClickHouseStore,
+    store: &dyn LicenceTable,
     settings: &Settings,
 ) -> Result<LicenceBook, LicenceTableError> {
-    let rows: Vec<(String, String)> = store
-        .client()
-        .query(&format!("SELECT tenant, argMax(document, updated_ms) FROM {}.licences GROUP BY tenant ORDER BY tenant", store.database()))
-        .fetch_all()
-        .await
-        .map_err(unavailable)?;
+    let rows = store.licence_documents().await.map_err(unavailable)?;
     let mut catalogue = serde_json::Value::Null;
     let mut tenants = Vec::new();
     for (tenant, document) in rows {

@@ -2,15 +2,14 @@
 //! (`tenant,site,category,count[,error_bound]`), decisions printed as a table or JSON.
 //! This is `sitetally reconcile --licences FILE --counts FILE`.
 
-use crate::count::{Count, SiteCount, StaticCounts};
-use crate::decision::Decision;
-use crate::engine::decide_all;
-use crate::licence::LicenceBook;
 use crate::reconciler::ReconcileError;
-use crate::settings::Settings;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sitetally_core::DeviceCategory;
+use sitetally_licensing::count::{CategoryCount, Count, StaticCounts};
+use sitetally_licensing::decision::Decision;
+use sitetally_licensing::engine::decide_all;
+use sitetally_licensing::settings::Settings;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -42,7 +41,7 @@ pub const EXIT_FAIL_ON: i32 = 2;
 /// lines and lines starting with `#`. `error_bound` is the one-sigma error of an
 /// estimate in devices: when the column is present (even 0) the count is an estimate;
 /// when it is absent or empty the count is exact.
-pub fn parse_counts_csv(text: &str, file: &str) -> Result<Vec<SiteCount>, ReconcileError> {
+pub fn parse_counts_csv(text: &str, file: &str) -> Result<Vec<CategoryCount>, ReconcileError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -100,7 +99,7 @@ pub fn parse_counts_csv(text: &str, file: &str) -> Result<Vec<SiteCount>, Reconc
                 Count::estimated(value, sigma)
             }
         };
-        out.push(SiteCount {
+        out.push(CategoryCount {
             tenant: cols[0].to_string(),
             site: cols[1].to_string(),
             category,
@@ -206,7 +205,7 @@ pub async fn run_offline_with(
     fail_on: Option<FailOn>,
     now: DateTime<Utc>,
 ) -> Result<(String, i32), ReconcileError> {
-    let book = LicenceBook::load(licences, settings)?;
+    let book = crate::licence_table::load_file(licences, settings)?;
     let text = std::fs::read_to_string(counts).map_err(|source| ReconcileError::Io {
         path: counts.display().to_string(),
         source,
@@ -256,7 +255,7 @@ pub fn exit_code(decisions: &[Decision], fail_on: Option<FailOn>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::count::CountMethod;
+    use sitetally_licensing::count::CountMethod;
 
     #[test]
     fn csv_parses_and_names_bad_cells() {

@@ -2,16 +2,16 @@
 //! transitions (outbox first, then delivery), and retries undelivered alerts; `run`
 //! repeats that on an interval until shutdown.
 
-use crate::alert::{Alert, AlertStateStore, PendingAlert, StateError, SubjectState};
-use crate::count::{CountError, CountSource};
-use crate::decision::{Decision, Status};
-use crate::engine::{decide_all, PreviousStatuses};
-use crate::history::RunHistory;
-use crate::licence::{LicenceBook, LicenceError};
-use crate::settings::Settings;
 use crate::sink::{fan_out, AlertSink};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sitetally_licensing::alert::{Alert, PendingAlert, SubjectState};
+use sitetally_licensing::count::{CountError, CountSource};
+use sitetally_licensing::decision::{Decision, Status};
+use sitetally_licensing::engine::{decide_all, PreviousStatuses};
+use sitetally_licensing::licence::{LicenceBook, LicenceError};
+use sitetally_licensing::settings::Settings;
+use sitetally_store::history::{AlertStateStore, RunHistory, StateError};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
@@ -189,7 +189,15 @@ impl Reconciler {
         };
         if let Some(history) = &self.history {
             // History serves planners; a failure to record it must not stop alerting.
-            if let Err(e) = history.record_run(&report, &self.settings).await {
+            if let Err(e) = history
+                .record_run(
+                    report.decided_at,
+                    &report.decisions,
+                    &report.alerts,
+                    &self.settings,
+                )
+                .await
+            {
                 tracing::warn!(error = %e, "could not record the run in the history tables");
             }
         }

@@ -18,16 +18,16 @@ use chrono::{DateTime, Duration as Days, TimeZone, Utc};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use sitetally_reconciler::alert::tier_alert_schema;
-use sitetally_reconciler::history::{AlertLog, ClickHouseHistory};
+use sitetally_licensing::alert::tier_alert_schema;
 use sitetally_reconciler::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use sitetally_reconciler::sink::webhook::{
     verify, Secret, WebhookConfig, WebhookSink, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
 };
 use sitetally_reconciler::sink::DeliveryLog;
-use sitetally_reconciler::store_source::StoreCounts;
 use sitetally_reconciler::{Alert, CountMethod, LicenceBook, Reconciler, RunReport, Settings};
+use sitetally_store::history::AlertLog;
 use sitetally_store::Store;
+use sitetally_store::StoreCounts;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -238,15 +238,10 @@ fn reconciler(
     wcfg.initial_backoff = Duration::from_millis(50);
     wcfg.max_attempts = 3;
     let webhook = WebhookSink::new(wcfg, DeliveryLog::default()).expect("webhook sink");
-    Reconciler::new(
-        Settings::default(),
-        book,
-        counts,
-        Arc::new(ClickHouseHistory::new(&store(database))),
-    )
-    .with_sink(Arc::new(kafka))
-    .with_sink(Arc::new(webhook))
-    .with_history(Arc::new(ClickHouseHistory::new(&store(database))))
+    Reconciler::new(Settings::default(), book, counts, Arc::new(store(database)))
+        .with_sink(Arc::new(kafka))
+        .with_sink(Arc::new(webhook))
+        .with_history(Arc::new(store(database)))
 }
 
 /// A message read back from the alerts topic.
@@ -589,19 +584,14 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
     assert_eq!(hooked, raised, "exactly one webhook call per transition");
 
     // The alert log in ClickHouse holds exactly those alerts; every run left its decisions.
-    let history = ClickHouseHistory::new(&store(&database));
+    let history = store(&database);
     let mut logged = history
         .alerts(TENANT, now - Days::days(1), now + Days::days(1), 100)
         .await
         .unwrap();
     logged.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
     assert_eq!(logged, raised, "alert_log: one row per alert, none twice");
-    let runs: Vec<(String, u64)> = store(&database)
-        .client()
-        .query(&format!("SELECT run_id, count() FROM {database}.reconciliation_runs GROUP BY run_id ORDER BY run_id"))
-        .fetch_all()
-        .await
-        .unwrap();
+    let runs = store(&database).decisions_per_run().await.unwrap();
     assert!(
         runs.len() >= 4 && runs.iter().all(|(_, n)| *n == 3),
         "three decisions per run: {runs:?}"
@@ -734,7 +724,7 @@ async fn licences_round_trip_through_the_clickhouse_table() {
     ch.migrate().await.unwrap();
     let settings = Settings::default();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/licences.toml");
-    let from_file = LicenceBook::load(&example, &settings).unwrap();
+    let from_file = sitetally_reconciler::licence_table::load_file(&example, &settings).unwrap();
     let n = import(&ch, &example, &settings).await.unwrap();
     assert_eq!(n, from_file.tenants.len());
     assert_eq!(
@@ -769,9 +759,9 @@ async fn licences_round_trip_through_the_clickhouse_table() {
     assert!(load(&ch, &settings).await.unwrap().tenant("t").is_none());
 
     // A stored document that no longer validates is reported with its tenant.
-    ch.client()
-        .query(&format!("INSERT INTO {database}.licences (tenant, document, updated_ms) VALUES ('broken', '{{\"id\": \"broken\", \"colour\": 1}}', 1)"))
-        .execute()
+    use sitetally_store::history::LicenceTable;
+    let broken = r#"{"id": "broken", "colour": 1}"#.to_string();
+    ch.put_licences(&[("broken".into(), broken)], 1)
         .await
         .unwrap();
     match load(&ch, &settings).await {

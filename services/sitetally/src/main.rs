@@ -2,7 +2,12 @@
 //! the service libraries. No logic lives here.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sitetally_core::readiness::ReadinessProbe;
+use sitetally_ingest::probe::BrokerProbe;
+use sitetally_store::history::{LicenceTable, ReconcilerMemory, ReconcilerTables};
+use sitetally_store::{Store, StoreCounts};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// jemalloc for the whole process, librdkafka's C allocations included (the crate's
 /// unprefixed `malloc`/`free` symbols replace glibc's). librdkafka allocates every fetched
@@ -119,11 +124,6 @@ struct StorageArgs {
 }
 
 impl StorageArgs {
-    /// The ClickHouse store, unless --data-dir selects the embedded one.
-    fn clickhouse(&self) -> Option<sitetally_store::clickhouse::ClickHouseStore> {
-        self.data_dir.is_none().then(|| self.clickhouse_store())
-    }
-
     fn clickhouse_store(&self) -> sitetally_store::clickhouse::ClickHouseStore {
         sitetally_store::clickhouse::ClickHouseStore::new(
             &sitetally_store::clickhouse::ClickHouseConfig {
@@ -134,21 +134,34 @@ impl StorageArgs {
         )
     }
 
-    /// Where the reconciler's alert state, alert log and run history live on this store.
-    fn reconciler_memory(&self) -> sitetally_reconciler::history::ReconcilerMemory {
-        use sitetally_reconciler::history::ReconcilerMemory;
-        match &self.data_dir {
-            Some(dir) => ReconcilerMemory::embedded(dir),
-            None => ReconcilerMemory::clickhouse(&self.clickhouse_store()),
-        }
+    fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(self.open_with_memory()?.store)
     }
 
-    fn open(&self) -> anyhow::Result<std::sync::Arc<dyn sitetally_store::Store>> {
+    /// The store, and the reconciler's memory (alert state, alert log, run history,
+    /// licences) in the same engine: ClickHouse's tables, or the embedded store's file.
+    fn open_with_memory(&self) -> anyhow::Result<OpenedStore> {
+        fn opened<T: Store + ReconcilerTables + 'static>(store: Arc<T>) -> OpenedStore {
+            OpenedStore {
+                store: store.clone(),
+                memory: ReconcilerMemory::of(store.clone()),
+                licences: store,
+            }
+        }
         Ok(match &self.data_dir {
-            Some(dir) => std::sync::Arc::new(sitetally_store::embedded::EmbeddedStore::open(dir)?),
-            None => std::sync::Arc::new(self.clickhouse_store()),
+            Some(dir) => opened(Arc::new(sitetally_store::embedded::EmbeddedStore::open(
+                dir,
+            )?)),
+            None => opened(Arc::new(self.clickhouse_store())),
         })
     }
+}
+
+/// A store with the reconciler's memory in the same engine.
+struct OpenedStore {
+    store: Arc<dyn Store>,
+    memory: ReconcilerMemory,
+    licences: Arc<dyn LicenceTable>,
 }
 
 #[derive(Args)]
@@ -309,14 +322,15 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Serve(c) => {
-            let store = c.storage.open()?;
-            sitetally_api::cli::serve(
-                &c.args,
-                store,
-                c.storage.reconciler_memory(),
-                shutdown_signal(),
-            )
-            .await?;
+            let OpenedStore { store, memory, .. } = c.storage.open_with_memory()?;
+            let broker: Option<Arc<dyn ReadinessProbe>> = match &c.args.kafka_brokers {
+                Some(brokers) => Some(Arc::new(BrokerProbe::new(
+                    brokers,
+                    std::time::Duration::from_secs(2),
+                )?)),
+                None => None,
+            };
+            sitetally_api::cli::serve(&c.args, store, memory, broker, shutdown_signal()).await?;
         }
         Command::Sites(c) => {
             let store = c.storage.open()?;
@@ -340,26 +354,36 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
-    use sitetally_store::Store;
-    if cmd.reconcile.import_licences.is_some() || cmd.reconcile.licences_from_clickhouse {
-        let ch = cmd.storage.clickhouse().ok_or_else(|| {
-            anyhow::anyhow!("licences in ClickHouse need ClickHouse (not --data-dir)")
-        })?;
-        ch.migrate().await?;
-        let settings = cmd.reconcile.load_settings()?;
-        if let Some(file) = &cmd.reconcile.import_licences {
-            let n = sitetally_reconciler::licence_table::import(&ch, file, &settings).await?;
-            println!(
-                "imported the licences of {n} tenants from {} into {}.licences",
-                file.display(),
-                ch.database()
-            );
-            return Ok(0);
-        }
-        let book = sitetally_reconciler::licence_table::load(&ch, &settings).await?;
+    let args = &cmd.reconcile;
+    if args.is_offline() && args.import_licences.is_none() && !args.licences_from_clickhouse {
+        let (output, code) = args.run_offline().await?;
+        print!("{output}");
+        return Ok(code);
+    }
+    // On ClickHouse the reconciler keeps its alert state, alert log, run history and
+    // licences in the same database (a restart anywhere sends no duplicate alert); with
+    // --data-dir, in the embedded store's file. An explicit --alert-state file wins.
+    let OpenedStore {
+        store,
+        memory,
+        licences,
+    } = cmd.storage.open_with_memory()?;
+    store.migrate().await?;
+    let settings = cmd.reconcile.load_settings()?;
+    if let Some(file) = &cmd.reconcile.import_licences {
+        let n =
+            sitetally_reconciler::licence_table::import(licences.as_ref(), file, &settings).await?;
+        println!(
+            "imported the licences of {n} tenants from {} into the store",
+            file.display()
+        );
+        return Ok(0);
+    }
+    if cmd.reconcile.licences_from_clickhouse {
+        let book = sitetally_reconciler::licence_table::load(licences.as_ref(), &settings).await?;
         tracing::info!(
             tenants = book.tenants.len(),
-            "licences loaded from ClickHouse"
+            "licences loaded from the store"
         );
         cmd.reconcile.preloaded_licences = Some(book);
     }
@@ -367,17 +391,14 @@ async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
     let (output, code) = if args.is_offline() {
         args.run_offline().await?
     } else {
-        let store = cmd.storage.open()?;
-        store.migrate().await?;
-        // On ClickHouse the reconciler keeps its alert state, alert log and run history in
-        // the same database (a restart anywhere sends no duplicate alert); beside the
-        // embedded store it appends its alerts to the data directory's alert log and keeps
-        // its state in --alert-state (or memory).
-        let memory = cmd.storage.reconciler_memory();
-        let counts =
-            std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
-        args.run_online(counts, memory.alert_state, memory.runs, shutdown_signal())
-            .await?
+        let counts = Arc::new(StoreCounts::new(store));
+        args.run_online(
+            counts,
+            Some(memory.alert_state),
+            Some(memory.runs),
+            shutdown_signal(),
+        )
+        .await?
     };
     print!("{output}");
     Ok(code)

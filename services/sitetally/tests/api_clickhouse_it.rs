@@ -168,18 +168,16 @@ fn every_endpoint_against_clickhouse() {
     // serve, and its decisions (told apart by their time) what /decisions must serve.
     let run_at = now - chrono::Duration::seconds(90);
     let raised = rt.block_on(async {
-        use sitetally_reconciler::{history::ClickHouseHistory, LicenceBook, Reconciler, Settings};
+        use sitetally_reconciler::{LicenceBook, Reconciler, Settings};
         let settings = Settings::default();
         let book = LicenceBook::from_toml_str(sample::LICENCES_TOML, &settings).unwrap();
-        let store: std::sync::Arc<dyn sitetally_store::Store> =
-            std::sync::Arc::new(ClickHouseStore::new(&ClickHouseConfig {
-                url: url.clone(),
-                database: db.name.clone(),
-                ..Default::default()
-            }));
-        let history = std::sync::Arc::new(ClickHouseHistory::new(&db.store));
-        let counts =
-            std::sync::Arc::new(sitetally_reconciler::store_source::StoreCounts::new(store));
+        let history = std::sync::Arc::new(ClickHouseStore::new(&ClickHouseConfig {
+            url: url.clone(),
+            database: db.name.clone(),
+            ..Default::default()
+        }));
+        let store: std::sync::Arc<dyn sitetally_store::Store> = history.clone();
+        let counts = std::sync::Arc::new(sitetally_store::StoreCounts::new(store));
         let r = Reconciler::new(settings, book, counts, history.clone()).with_history(history);
         r.run_once(run_at).await.unwrap().alerts
     });

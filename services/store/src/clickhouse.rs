@@ -3,9 +3,11 @@
 //! releases: capabilities are probed at start-up and the migrations adapt (TTL and
 //! non-replicated insert deduplication only where the server has them).
 
+mod history;
+
 use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
 use serde::Deserialize;
-use sitetally_core::{DeviceCategory, Sighting};
+use sitetally_core::{Count, DeviceCategory, Sighting};
 use std::time::Duration;
 
 /// Migrations in order; `{db}` and the capability placeholders are filled in at apply time.
@@ -198,11 +200,12 @@ fn filter_sql(filter: &CountFilter) -> String {
     sql
 }
 
-fn count_quality(count: u64) -> (bool, f64) {
+/// A `uniqCombined` result as a [`Count`]: exact up to its exact threshold.
+fn sketch_count(count: u64) -> Count {
     if count <= SKETCH_EXACT_LIMIT {
-        (true, 0.0)
+        Count::exact(count)
     } else {
-        (false, count as f64 * SKETCH_RELATIVE_SIGMA)
+        Count::estimated(count, count as f64 * SKETCH_RELATIVE_SIGMA)
     }
 }
 
@@ -380,15 +383,10 @@ impl Store for ClickHouseStore {
         let rows: Vec<CountRow> = q.fetch_all().await.map_err(classify)?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                let (exact, sigma) = count_quality(r.count);
-                SiteCount {
-                    tenant: r.tenant,
-                    site: r.site,
-                    count: r.count,
-                    exact,
-                    sigma,
-                }
+            .map(|r| SiteCount {
+                tenant: r.tenant,
+                site: r.site,
+                count: sketch_count(r.count),
             })
             .collect())
     }
@@ -422,7 +420,7 @@ impl Store for ClickHouseStore {
         tenant: &str,
         days: DayRange,
         filter: &CountFilter,
-    ) -> Result<Option<SiteCount>, StoreError> {
+    ) -> Result<Option<Count>, StoreError> {
         // The device key does not include the site: merging every site's sketch counts a
         // device seen at several sites once.
         let sql = format!(
@@ -440,14 +438,7 @@ impl Store for ClickHouseStore {
             .fetch_one()
             .await
             .map_err(classify)?;
-        let (exact, sigma) = count_quality(count);
-        Ok(Some(SiteCount {
-            tenant: tenant.to_string(),
-            site: String::new(),
-            count,
-            exact,
-            sigma,
-        }))
+        Ok(Some(sketch_count(count)))
     }
 
     async fn exact_tenant_count(
@@ -502,15 +493,10 @@ impl Store for ClickHouseStore {
             .map_err(classify)?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                let (exact, sigma) = count_quality(r.count);
-                DailyCount {
-                    day: r.day,
-                    category: DeviceCategory::from_code(r.category).unwrap_or_default(),
-                    count: r.count,
-                    exact,
-                    sigma,
-                }
+            .map(|r| DailyCount {
+                day: r.day,
+                category: DeviceCategory::from_code(r.category).unwrap_or_default(),
+                count: sketch_count(r.count),
             })
             .collect())
     }

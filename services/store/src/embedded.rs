@@ -15,14 +15,19 @@
 //! batch, and a sketch rewritten by another connection to the same file is never served
 //! stale: its revision no longer matches.
 //!
+//! - the reconciler's memory (alert state, alert log, latest run, licences): see
+//!   [`history`].
+//!
 //! SQLite is synchronous: every call runs on Tokio's blocking pool, with the connection
 //! behind a mutex.
+
+mod history;
 
 use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use sitetally_core::sketch::SiteSketch;
-use sitetally_core::{DeviceCategory, Sighting};
+use sitetally_core::{Count, DeviceCategory, Sighting};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -68,6 +73,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         );
         CREATE INDEX site_devices_daily_day ON site_devices_daily (day);",
     ),
+    (3, "reconciler_memory", history::MIGRATION),
 ];
 
 /// How long a statement waits for another connection's write lock before failing with
@@ -503,36 +509,62 @@ fn site_counts_blocking(
     tx.finish().map_err(classify)?;
     Ok(groups
         .into_iter()
-        .map(|((tenant, site), sketch)| {
-            let e = sketch.estimate();
-            SiteCount {
-                tenant,
-                site,
-                count: e.count,
-                exact: e.exact,
-                sigma: e.sigma,
-            }
+        .map(|((tenant, site), sketch)| SiteCount {
+            tenant,
+            site,
+            count: sketch.estimate(),
         })
         .collect())
 }
 
+/// Every sketch of `tenant` merged: its distinct devices across sites (the device key does
+/// not include the site, so a device seen at several sites counts once).
+fn tenant_count_blocking(
+    inner: &mut Inner,
+    tenant: String,
+    days: DayRange,
+    filter: CountFilter,
+) -> Result<Count, StoreError> {
+    let mut params = vec![
+        Value::Text(tenant),
+        Value::Integer(i64::from(days.from)),
+        Value::Integer(i64::from(days.to)),
+    ];
+    let mut sql = String::from(
+        "SELECT tenant, id, rev FROM site_devices_daily WHERE tenant = ? AND day >= ? AND day <= ?",
+    );
+    sql.push_str(&filter_sql(&filter, &mut params));
+    let Inner { conn, cache } = inner;
+    let tx = conn.transaction().map_err(classify)?;
+    let refs = select_refs(&tx, &sql, params, |r| r.get::<_, String>(0))?;
+    let groups = merge_groups(&tx, cache, refs)?;
+    tx.finish().map_err(classify)?;
+    Ok(groups
+        .first()
+        .map_or(Count::exact(0), |(_, sketch)| sketch.estimate()))
+}
+
+/// Distinct devices from sightings: of one site, or (`site` None) of the whole tenant.
 fn exact_count_blocking(
     conn: &Connection,
     tenant: String,
-    site: String,
+    site: Option<String>,
     days: DayRange,
     filter: CountFilter,
 ) -> Result<u64, StoreError> {
     let mut params = vec![
         Value::Text(tenant),
-        Value::Text(site),
         Value::Integer(i64::from(days.from)),
         Value::Integer(i64::from(days.to)),
     ];
     let mut sql = String::from(
         "SELECT COUNT(DISTINCT device_key) FROM sightings \
-         WHERE tenant = ? AND site = ? AND day >= ? AND day <= ?",
+         WHERE tenant = ? AND day >= ? AND day <= ?",
     );
+    if let Some(site) = site {
+        sql.push_str(" AND site = ?");
+        params.push(Value::Text(site));
+    }
     sql.push_str(&filter_sql(&filter, &mut params));
     let count: i64 = conn
         .prepare_cached(&sql)
@@ -569,15 +601,10 @@ fn daily_counts_blocking(
     tx.finish().map_err(classify)?;
     Ok(groups
         .into_iter()
-        .map(|((day, code), sketch)| {
-            let e = sketch.estimate();
-            DailyCount {
-                day,
-                category: DeviceCategory::from_code(code).unwrap_or_default(),
-                count: e.count,
-                exact: e.exact,
-                sigma: e.sigma,
-            }
+        .map(|((day, code), sketch)| DailyCount {
+            day,
+            category: DeviceCategory::from_code(code).unwrap_or_default(),
+            count: sketch.estimate(),
         })
         .collect())
 }
@@ -619,8 +646,34 @@ impl Store for EmbeddedStore {
         filter: &CountFilter,
     ) -> Result<u64, StoreError> {
         let (tenant, site, filter) = (tenant.to_owned(), site.to_owned(), filter.clone());
-        self.with_inner(move |inner| exact_count_blocking(&inner.conn, tenant, site, days, filter))
+        self.with_inner(move |inner| {
+            exact_count_blocking(&inner.conn, tenant, Some(site), days, filter)
+        })
+        .await
+    }
+
+    async fn tenant_count(
+        &self,
+        tenant: &str,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<Option<Count>, StoreError> {
+        let (tenant, filter) = (tenant.to_owned(), filter.clone());
+        self.with_inner(move |inner| tenant_count_blocking(inner, tenant, days, filter))
             .await
+            .map(Some)
+    }
+
+    async fn exact_tenant_count(
+        &self,
+        tenant: &str,
+        days: DayRange,
+        filter: &CountFilter,
+    ) -> Result<Option<u64>, StoreError> {
+        let (tenant, filter) = (tenant.to_owned(), filter.clone());
+        self.with_inner(move |inner| exact_count_blocking(&inner.conn, tenant, None, days, filter))
+            .await
+            .map(Some)
     }
 
     async fn daily_counts(
@@ -699,7 +752,7 @@ mod tests {
         c.put(1, 2, one(11));
         c.put(3, 1, one(30)); // evicts row 2, the least recently used
         assert!(c.take(2, 1).is_none());
-        assert_eq!(c.take(1, 2).map(|s| s.estimate().count), Some(1));
+        assert_eq!(c.take(1, 2).map(|s| s.estimate().value), Some(1));
         assert!(c.take(3, 1).is_some());
     }
 }

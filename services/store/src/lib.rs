@@ -1,14 +1,27 @@
-//! sitetally-store: where sightings and sketches live.
+//! sitetally-store: all persistence. Sightings and sketches, and the reconciler's memory
+//! (alert state, alert log, run history, licences). No other crate writes SQL or files of
+//! the data directory.
 //!
 //! Layout:
-//! - [`Store`]       the storage trait ingest, the reconciler and the API use;
+//! - [`Store`]       sightings and counts: the trait ingest, the reconciler and the API use;
+//! - [`history`]     the reconciler's memory, one trait per table;
+//! - [`counts`]      the licensing rules' count source over a [`Store`];
 //! - [`clickhouse`]  ClickHouse: numbered migrations, batched RowBinary writer, queries;
-//! - [`embedded`]    SQLite store for `sitetally demo` (same trait, nothing to install).
+//! - [`embedded`]    SQLite store for `sitetally demo` and `--data-dir` (same traits,
+//!   nothing to install).
 
 pub mod clickhouse;
+pub mod counts;
 pub mod embedded;
+pub mod history;
 
-use sitetally_core::{DeviceCategory, Sighting};
+pub use counts::StoreCounts;
+pub use history::{
+    AlertLog, AlertStateStore, DecisionHistory, JsonFileStateStore, LicenceTable, MemoryStateStore,
+    ReconcilerMemory, ReconcilerTables, RunHistory, StateError,
+};
+
+use sitetally_core::{Count, DeviceCategory, Sighting};
 
 /// Storage errors, classified for retry.
 #[derive(Debug, thiserror::Error)]
@@ -63,16 +76,13 @@ impl CountFilter {
     }
 }
 
-/// A distinct-device count from a sketch (or exact below the sketch's exact threshold).
+/// One site's distinct devices (of the categories a [`CountFilter`] selects), from a
+/// sketch: exact below the sketch's exact threshold, an estimate with its sigma above.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteCount {
     pub tenant: String,
     pub site: String,
-    pub count: u64,
-    /// True when the store knows the count is exact.
-    pub exact: bool,
-    /// One-sigma error in devices (0 when exact).
-    pub sigma: f64,
+    pub count: Count,
 }
 
 /// A per-day distinct-device count of one site and category.
@@ -80,9 +90,7 @@ pub struct SiteCount {
 pub struct DailyCount {
     pub day: u16,
     pub category: DeviceCategory,
-    pub count: u64,
-    pub exact: bool,
-    pub sigma: f64,
+    pub count: Count,
 }
 
 /// The storage every service talks to. ClickHouse in production, SQLite in the demo.
@@ -112,7 +120,7 @@ pub trait Store: Send + Sync {
         _tenant: &str,
         _days: DayRange,
         _filter: &CountFilter,
-    ) -> Result<Option<SiteCount>, StoreError> {
+    ) -> Result<Option<Count>, StoreError> {
         Ok(None)
     }
 

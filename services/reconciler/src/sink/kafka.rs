@@ -3,12 +3,12 @@
 //! with `acks=all` (DESIGN §6).
 
 use super::{AlertSink, DeliveryLog, DeliveryOutcome, DeliveryRecord, SinkError};
-use crate::alert::Alert;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
+use sitetally_licensing::alert::Alert;
 use std::time::Duration;
 
 /// Default topic.

@@ -8,9 +8,9 @@
 pub mod kafka;
 pub mod webhook;
 
-use crate::alert::Alert;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sitetally_licensing::alert::Alert;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;

@@ -3,9 +3,9 @@
 //! timeouts, connection errors, 5xx and 429; other 4xx are permanent.
 
 use super::{AlertSink, DeliveryLog, DeliveryOutcome, DeliveryRecord, SinkError};
-use crate::alert::Alert;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use sitetally_licensing::alert::Alert;
 use std::fmt;
 use std::time::Duration;
 

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sitetally_core::DeviceCategory;
-use sitetally_reconciler::count::StaticCounts;
+use sitetally_licensing::count::StaticCounts;
 use sitetally_reconciler::{
-    Count, CountError, CountQuery, CountSource, LicenceBook, Settings, SiteCount,
+    CategoryCount, Count, CountError, CountQuery, CountSource, LicenceBook, Settings,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,7 +61,7 @@ impl MutableCounts {
         } else {
             Count::exact(value)
         };
-        g.counts.push(SiteCount {
+        g.counts.push(CategoryCount {
             tenant: "acme".into(),
             site: site.into(),
             category: DeviceCategory::Ot,
@@ -83,7 +83,7 @@ impl MutableCounts {
 
 #[async_trait::async_trait]
 impl CountSource for MutableCounts {
-    async fn site_counts(&self, q: &CountQuery) -> Result<Vec<SiteCount>, CountError> {
+    async fn site_counts(&self, q: &CountQuery) -> Result<Vec<CategoryCount>, CountError> {
         let s = self.inner.lock().unwrap().clone();
         s.site_counts(q).await
     }

@@ -5,10 +5,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
-use sitetally_reconciler::alert::tier_alert_schema;
+use sitetally_licensing::alert::tier_alert_schema;
 use sitetally_reconciler::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use sitetally_reconciler::sink::DeliveryLog;
-use sitetally_reconciler::{Alert, MemoryStateStore, Reconciler, Settings};
+use sitetally_reconciler::{Alert, Reconciler, Settings};
+use sitetally_store::history::MemoryStateStore;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -4,12 +4,12 @@
 use crate::common::t;
 use proptest::prelude::*;
 use sitetally_core::DeviceCategory;
-use sitetally_reconciler::count::StaticCounts;
-use sitetally_reconciler::decision::{decide_site, SiteContext, Status};
-use sitetally_reconciler::engine::decide_all;
-use sitetally_reconciler::tier::{AboveXlPolicy, CatalogueOverride};
+use sitetally_licensing::count::StaticCounts;
+use sitetally_licensing::decision::{decide_site, SiteContext, Status};
+use sitetally_licensing::engine::decide_all;
+use sitetally_licensing::tier::{AboveXlPolicy, CatalogueOverride};
 use sitetally_reconciler::{
-    Count, LicenceBook, Settings, SiteCount, Tier, TierCatalogue, TierNeed,
+    CategoryCount, Count, LicenceBook, Settings, Tier, TierCatalogue, TierNeed,
 };
 use std::collections::HashMap;
 
@@ -81,7 +81,7 @@ proptest! {
         let mut exact = HashMap::new();
         exact.insert(("a".to_string(), "s".to_string()), truth);
         let src = StaticCounts {
-            counts: vec![SiteCount { tenant: "a".into(), site: "s".into(), category: DeviceCategory::Ot, count: est }],
+            counts: vec![CategoryCount { tenant: "a".into(), site: "s".into(), category: DeviceCategory::Ot, count: est }],
             exact,
         };
         let prev = [None, Some(Status::WithinTier), Some(Status::NearLimit),

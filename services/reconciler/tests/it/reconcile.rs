@@ -2,10 +2,8 @@
 
 use crate::common::{book, t, MutableCounts};
 use sitetally_reconciler::sink::{AlertSink, MemorySink, SinkError};
-use sitetally_reconciler::{
-    Alert, AlertStateStore, CountMethod, JsonFileStateStore, MemoryStateStore, Reconciler,
-    Settings, Status,
-};
+use sitetally_reconciler::{Alert, CountMethod, Reconciler, Settings, Status};
+use sitetally_store::history::{AlertStateStore, JsonFileStateStore, MemoryStateStore};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -5,7 +5,8 @@ use sitetally_reconciler::sink::webhook::{
     verify, Secret, WebhookConfig, WebhookSink, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
 };
 use sitetally_reconciler::sink::{AlertSink, DeliveryLog, DeliveryOutcome, MemorySink, SinkError};
-use sitetally_reconciler::{Alert, MemoryStateStore, Reconciler, Settings};
+use sitetally_reconciler::{Alert, Reconciler, Settings};
+use sitetally_store::history::MemoryStateStore;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -140,7 +140,7 @@ pub async fn assert_counts(db: &str, truth: &HashMap<String, u64>) {
     assert_eq!(counts.len(), truth.len(), "{counts:?}");
     for c in &counts {
         assert_eq!(
-            Some(&c.count),
+            Some(&c.count.value),
             truth.get(&c.site),
             "sketch count of {}",
             c.site

@@ -2,7 +2,7 @@
 //! legacy plans), fetching the exact count whenever an estimate's band straddles a
 //! boundary the decision depends on.
 
-use crate::count::{Count, CountError, CountQuery, CountSource, CountWindow, SiteCount};
+use crate::count::{CategoryCount, Count, CountError, CountQuery, CountSource, CountWindow};
 use crate::decision::{
     decide_eiot, decide_legacy_eiot, decide_legacy_ot, decide_site, utilisation, Decision, Outcome,
     SiteContext, Status, Subject,
@@ -74,7 +74,7 @@ where
 
 /// Sums counts of `categories` per (tenant, site).
 fn per_site(
-    counts: &[SiteCount],
+    counts: &[CategoryCount],
     categories: &[DeviceCategory],
 ) -> BTreeMap<(String, String), Vec<Count>> {
     let mut out: BTreeMap<(String, String), Vec<Count>> = BTreeMap::new();
@@ -241,7 +241,7 @@ pub async fn decide_all(
         };
         let counts = source.site_counts(&q).await?;
         for t in book.tenants.iter().filter(|t| t.enterprise_iot.is_some()) {
-            let mine: Vec<SiteCount> = counts
+            let mine: Vec<CategoryCount> = counts
                 .iter()
                 .filter(|c| c.tenant == t.id)
                 .cloned()
@@ -357,8 +357,8 @@ e5_licences = 240
         .unwrap()
     }
 
-    fn sc(site: &str, cat: DeviceCategory, count: Count) -> SiteCount {
-        SiteCount {
+    fn sc(site: &str, cat: DeviceCategory, count: Count) -> CategoryCount {
+        CategoryCount {
             tenant: "acme".into(),
             site: site.into(),
             category: cat,
@@ -473,7 +473,7 @@ e5_licences = 240
 
     #[async_trait::async_trait]
     impl CountSource for MergingCounts {
-        async fn site_counts(&self, q: &CountQuery) -> Result<Vec<SiteCount>, CountError> {
+        async fn site_counts(&self, q: &CountQuery) -> Result<Vec<CategoryCount>, CountError> {
             self.inner.site_counts(q).await
         }
         async fn exact_site_count(

@@ -11,7 +11,6 @@ use crate::settings::Settings;
 use crate::tier::{CatalogueOverride, Tier, TierCatalogue};
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// Trial, paid, or paid-then-cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,24 +236,18 @@ impl LicenceError {
 }
 
 impl LicenceBook {
-    /// Loads a `.toml` or `.json` licence file (by extension; anything else is tried as
-    /// TOML).
-    pub fn load(path: &Path, settings: &Settings) -> Result<Self, LicenceError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LicenceError::Io {
-            file: file.clone(),
-            source,
-        })?;
-        let raw: RawBook = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| LicenceError::Syntax {
-                file,
-                message: e.to_string(),
-            })?
+    /// Parses the text of licence file `file`: JSON when its name ends in `.json`, TOML
+    /// otherwise. Errors name `file`. Reading the file is the caller's: this crate does no
+    /// I/O.
+    pub fn parse(file: &str, text: &str, settings: &Settings) -> Result<Self, LicenceError> {
+        let syntax = |message: String| LicenceError::Syntax {
+            file: file.to_string(),
+            message,
+        };
+        let raw: RawBook = if file.ends_with(".json") {
+            serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
         } else {
-            toml::from_str(&text).map_err(|e| LicenceError::Syntax {
-                file,
-                message: e.to_string(),
-            })?
+            toml::from_str(text).map_err(|e| syntax(e.to_string()))?
         };
         raw.validate(settings)
     }
@@ -1009,8 +1002,8 @@ M = 9000
 
     #[test]
     fn shipped_example_file_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/licences.toml");
-        let b = LicenceBook::load(&path, &Settings::default()).unwrap();
+        let text = include_str!("../../reconciler/examples/licences.toml");
+        let b = LicenceBook::parse("licences.toml", text, &Settings::default()).unwrap();
         assert!(!b.tenants.is_empty());
     }
 }

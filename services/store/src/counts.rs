@@ -1,9 +1,10 @@
-//! [`CountSource`] over any [`Store`]: ClickHouse in production, the embedded store in the
-//! demo. Estimates come from sketch states, exact counts from sightings.
+//! The licensing rules' [`CountSource`] over any [`Store`]: ClickHouse in production, the
+//! embedded store in the demo. Estimates come from sketch states, exact counts from
+//! sightings.
 
-use crate::count::{Count, CountError, CountQuery, CountSource, SiteCount};
+use crate::{CountFilter, DayRange, Store, StoreError};
 use sitetally_core::DeviceCategory;
-use sitetally_store::{CountFilter, DayRange, Store, StoreError};
+use sitetally_licensing::count::{CategoryCount, Count, CountError, CountQuery, CountSource};
 use std::sync::Arc;
 
 pub struct StoreCounts {
@@ -57,7 +58,7 @@ fn unavailable(e: StoreError) -> CountError {
 
 #[async_trait::async_trait]
 impl CountSource for StoreCounts {
-    async fn site_counts(&self, query: &CountQuery) -> Result<Vec<SiteCount>, CountError> {
+    async fn site_counts(&self, query: &CountQuery) -> Result<Vec<CategoryCount>, CountError> {
         let mut out = Vec::new();
         for category in DeviceCategory::ALL {
             let filter = filter(&[category], query);
@@ -67,8 +68,8 @@ impl CountSource for StoreCounts {
                 .await
                 .map_err(unavailable)?
             {
-                let count = Count::measured(c.exact, c.count, c.sigma);
-                out.push(SiteCount {
+                let count = c.count;
+                out.push(CategoryCount {
                     tenant: c.tenant,
                     site: c.site,
                     category,
@@ -105,7 +106,7 @@ impl CountSource for StoreCounts {
             .tenant_count(tenant, window_days(query), &filter)
             .await
             .map_err(unavailable)?;
-        Ok(c.map(|c| Count::measured(c.exact, c.count, c.sigma)))
+        Ok(c)
     }
 
     async fn exact_tenant_count(
@@ -125,9 +126,9 @@ impl CountSource for StoreCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::count::CountWindow;
+    use crate::embedded::EmbeddedStore;
     use sitetally_core::Sighting;
-    use sitetally_store::embedded::EmbeddedStore;
+    use sitetally_licensing::count::CountWindow;
 
     #[tokio::test]
     async fn counts_per_category_and_exact_from_the_embedded_store() {

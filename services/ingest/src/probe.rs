@@ -1,6 +1,5 @@
-//! Broker reachability for `/readyz`. The API reads only the store, but it is deployed
-//! beside ingest, and one readiness probe should say whether the pipeline's broker
-//! answers too (`sitetally serve --kafka-brokers`).
+//! Broker reachability for readiness probes (`sitetally serve --kafka-brokers`, the
+//! demo): a metadata request through one long-lived client.
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -42,5 +41,17 @@ impl BrokerProbe {
         .await
         .map_err(|e| format!("metadata request: {e}"))?
         .map_err(|e| format!("{}: {e}", self.brokers))
+    }
+}
+
+impl sitetally_core::readiness::ReadinessProbe for BrokerProbe {
+    fn what(&self) -> &str {
+        "broker"
+    }
+
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { BrokerProbe::check(self).await.map(drop) })
     }
 }

@@ -1,6 +1,6 @@
 //! Alerts on status transitions, their stable idempotency keys, their encodings (JSON and
-//! Avro with `schemas/tier_alert.avsc`), and the [`AlertStateStore`] that remembers each
-//! subject's last status and undelivered alerts so a restart raises no duplicates.
+//! Avro with `schemas/tier_alert.avsc`), and [`SubjectState`], what is remembered about
+//! each subject between runs so a restart raises no duplicates.
 
 use crate::count::CountMethod;
 use crate::decision::{Decision, Status, Subject};
@@ -10,9 +10,7 @@ use apache_avro::Schema;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// The Avro schema of alerts on `tier-alerts`.
 pub const TIER_ALERT_SCHEMA: &str = include_str!("../../../schemas/tier_alert.avsc");
@@ -213,153 +211,10 @@ pub struct SubjectState {
     pub pending: Vec<PendingAlert>,
 }
 
-/// Errors of a state store.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StateError {
-    #[error("alert state unavailable: {0}")]
-    Unavailable(String),
-    #[error("alert state corrupt: {0}")]
-    Corrupt(String),
-}
-
-impl StateError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, StateError::Unavailable(_))
-    }
-}
-
-/// Durable per-subject alert state. The reconciler saves a subject's state (with the new
-/// alert pending) *before* delivering, so a crash between the two redelivers the same
-/// alert with the same key instead of raising a new one.
-#[async_trait::async_trait]
-pub trait AlertStateStore: Send + Sync {
-    /// Every subject's state, by [`Subject::key`].
-    async fn load_all(&self) -> Result<HashMap<String, SubjectState>, StateError>;
-    /// Inserts or replaces one subject's state.
-    async fn save(&self, state: &SubjectState) -> Result<(), StateError>;
-}
-
-/// In-memory state (tests, one-shot offline runs).
-#[derive(Debug, Default)]
-pub struct MemoryStateStore {
-    states: Mutex<HashMap<String, SubjectState>>,
-}
-
-#[async_trait::async_trait]
-impl AlertStateStore for MemoryStateStore {
-    async fn load_all(&self) -> Result<HashMap<String, SubjectState>, StateError> {
-        Ok(self.states.lock().expect("state lock").clone())
-    }
-
-    async fn save(&self, state: &SubjectState) -> Result<(), StateError> {
-        self.states
-            .lock()
-            .expect("state lock")
-            .insert(state.subject.key(), state.clone());
-        Ok(())
-    }
-}
-
-/// State in one JSON file, rewritten atomically (temp file + rename) on every save.
-/// Fine for the demo and single-instance deployments.
-#[derive(Debug)]
-pub struct JsonFileStateStore {
-    path: PathBuf,
-    cache: tokio::sync::Mutex<Option<HashMap<String, SubjectState>>>,
-}
-
-impl JsonFileStateStore {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            cache: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    async fn read(&self) -> Result<HashMap<String, SubjectState>, StateError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) if bytes.is_empty() => Ok(HashMap::new()),
-            Ok(bytes) => {
-                let list: Vec<SubjectState> = serde_json::from_slice(&bytes)
-                    .map_err(|e| StateError::Corrupt(format!("{}: {e}", self.path.display())))?;
-                Ok(list.into_iter().map(|s| (s.subject.key(), s)).collect())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
-            Err(e) => Err(StateError::Unavailable(format!(
-                "{}: {e}",
-                self.path.display()
-            ))),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl AlertStateStore for JsonFileStateStore {
-    async fn load_all(&self) -> Result<HashMap<String, SubjectState>, StateError> {
-        let mut cache = self.cache.lock().await;
-        let states = self.read().await?;
-        *cache = Some(states.clone());
-        Ok(states)
-    }
-
-    async fn save(&self, state: &SubjectState) -> Result<(), StateError> {
-        let mut cache = self.cache.lock().await;
-        if cache.is_none() {
-            *cache = Some(self.read().await?);
-        }
-        let map = cache.as_mut().expect("loaded above");
-        map.insert(state.subject.key(), state.clone());
-        let mut list: Vec<&SubjectState> = map.values().collect();
-        list.sort_by(|a, b| a.subject.cmp(&b.subject));
-        let bytes =
-            serde_json::to_vec_pretty(&list).map_err(|e| StateError::Corrupt(e.to_string()))?;
-        let tmp = self.path.with_extension("tmp");
-        let unavailable =
-            |e: std::io::Error| StateError::Unavailable(format!("{}: {e}", self.path.display()));
-        std::fs::write(&tmp, &bytes).map_err(unavailable)?;
-        std::fs::rename(&tmp, &self.path).map_err(unavailable)?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::count::{Count, CountWindow};
-    use crate::decision::{Coverage, Outcome};
-    use crate::tier::{Tier, TierNeed};
-
-    pub(crate) fn sample_decision() -> Decision {
-        let now = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        Decision {
-            subject: Subject::OtSite {
-                tenant: "acme".into(),
-                site: "p1".into(),
-            },
-            window: CountWindow::ending(now, 60),
-            count: Count::estimated(1_500, 10.0),
-            estimate: None,
-            exact_fetched: false,
-            uncertain: false,
-            utilisation: Some(1.5),
-            outcome: Outcome {
-                status: Status::OverTier {
-                    tier_to_buy: TierNeed::one(Tier::Xl),
-                },
-                coverage: Coverage::Paid,
-                licensed_tier: Some(TierNeed::one(Tier::L)),
-                licensed_capacity: Some(1_000),
-                required_tier: Some(TierNeed::one(Tier::Xl)),
-                billed: 1_500,
-                held_by_hysteresis: false,
-                notes: vec!["needs XL".into()],
-            },
-            decided_at: now,
-        }
-    }
+    use crate::fixtures::sample_decision;
 
     #[test]
     fn key_is_stable_and_distinguishes_transitions() {
@@ -412,28 +267,5 @@ pub(crate) mod tests {
         let wire = a.to_avro_wire(7).unwrap();
         assert_eq!(&wire[..5], &[0, 0, 0, 0, 7]);
         assert_eq!(&wire[5..], &bytes[..]);
-    }
-
-    #[tokio::test]
-    async fn json_file_store_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let d = sample_decision();
-        let st = SubjectState {
-            subject: d.subject.clone(),
-            status: d.status().clone(),
-            since: d.decided_at,
-            last_alert_key: Some("k".into()),
-            pending: vec![PendingAlert {
-                alert: Alert::from_decision(&d, None, &Settings::default()),
-                sinks: vec!["webhook:a".into()],
-            }],
-        };
-        JsonFileStateStore::new(&path).save(&st).await.unwrap();
-        let reopened = JsonFileStateStore::new(&path).load_all().await.unwrap();
-        assert_eq!(reopened.get(&d.subject.key()), Some(&st));
-        std::fs::write(&path, b"{not json").unwrap();
-        let e = JsonFileStateStore::new(&path).load_all().await.unwrap_err();
-        assert!(matches!(e, StateError::Corrupt(_)));
     }
 }

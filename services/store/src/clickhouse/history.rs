@@ -1,0 +1,252 @@
+//! The reconciler's memory in ClickHouse (migrations 004–007): `alert_state` (newest save
+//! wins), `alert_log`, `reconciliation_runs` and `licences`. Every value is bound, never
+//! spliced into SQL.
+
+use super::ClickHouseStore;
+use crate::history::{
+    corrupt, latest_run, parse_all, states_by_subject, AlertLog, AlertStateStore, DecisionHistory,
+    LatestRun, LicenceTable, RunHistory, StateError,
+};
+use chrono::{DateTime, Utc};
+use sitetally_licensing::{Alert, Decision, Settings, SubjectState};
+use std::collections::HashMap;
+
+fn unavailable(e: clickhouse::error::Error) -> StateError {
+    StateError::Unavailable(e.to_string())
+}
+
+/// `(?, ?, …), (?, …)` for `rows` rows of `columns` values.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+fn to_json(what: &str, value: &impl serde::Serialize) -> Result<String, StateError> {
+    serde_json::to_string(value).map_err(|e| corrupt(what, e))
+}
+
+#[async_trait::async_trait]
+impl AlertStateStore for ClickHouseStore {
+    async fn load_all(&self) -> Result<HashMap<String, SubjectState>, StateError> {
+        let sql = format!(
+            "SELECT argMax(state, saved_ms) FROM {}.alert_state GROUP BY subject",
+            self.database()
+        );
+        let docs: Vec<String> = self
+            .client()
+            .query(&sql)
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
+        states_by_subject("alert_state", &docs)
+    }
+
+    async fn save(&self, state: &SubjectState) -> Result<(), StateError> {
+        let doc = to_json("alert_state", state)?;
+        let db = self.database();
+        // The newest save wins: stamp it strictly after the subject's newest, so two saves
+        // within one millisecond still replace each other in order.
+        let saved_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let newest: u64 = self
+            .client()
+            .query(&format!(
+                "SELECT max(saved_ms) FROM {db}.alert_state WHERE subject = ?"
+            ))
+            .bind(state.subject.key())
+            .fetch_one()
+            .await
+            .map_err(unavailable)?;
+        self.client()
+            .query(&format!(
+                "INSERT INTO {db}.alert_state (subject, tenant, state, saved_ms) VALUES (?, ?, ?, ?)"
+            ))
+            .bind(state.subject.key())
+            .bind(state.subject.tenant())
+            .bind(doc)
+            .bind(saved_ms.max(newest + 1))
+            .execute()
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait::async_trait]
+impl AlertLog for ClickHouseStore {
+    async fn alerts(
+        &self,
+        tenant: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Alert>, StateError> {
+        let sql = format!(
+            "SELECT any(alert) FROM {}.alert_log WHERE tenant = ? AND raised_at >= toDateTime(?) AND raised_at <= toDateTime(?) \
+             GROUP BY idempotency_key ORDER BY max(raised_at) DESC, idempotency_key LIMIT ?",
+            self.database()
+        );
+        let docs: Vec<String> = self
+            .client()
+            .query(&sql)
+            .bind(tenant)
+            .bind(from.timestamp())
+            .bind(to.timestamp())
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
+        parse_all("alert_log", &docs)
+    }
+}
+
+#[async_trait::async_trait]
+impl DecisionHistory for ClickHouseStore {
+    async fn latest_decisions(&self, tenant: &str) -> Result<LatestRun, StateError> {
+        // run_id is the run's time to the millisecond, so its maximum is the latest run.
+        let sql = format!(
+            "SELECT decision FROM {db}.reconciliation_runs WHERE tenant = ? AND run_id = \
+             (SELECT max(run_id) FROM {db}.reconciliation_runs WHERE tenant = ?) ORDER BY subject",
+            db = self.database()
+        );
+        let docs: Vec<String> = self
+            .client()
+            .query(&sql)
+            .bind(tenant)
+            .bind(tenant)
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
+        latest_run("reconciliation_runs", &docs)
+    }
+}
+
+#[async_trait::async_trait]
+impl RunHistory for ClickHouseStore {
+    async fn record_run(
+        &self,
+        decided_at: DateTime<Utc>,
+        decisions: &[Decision],
+        alerts: &[Alert],
+        settings: &Settings,
+    ) -> Result<(), StateError> {
+        let run_at = decided_at.timestamp();
+        let run_id = format!("{}", decided_at.format("%Y%m%dT%H%M%S%.3fZ"));
+        if !decisions.is_empty() {
+            let sql = format!(
+                "INSERT INTO {}.reconciliation_runs (run_at, run_id, tenant, site, subject, status, device_count, count_method, \
+                 error_bound, exact_fetched, uncertain, licensed_tier, required_tier, utilisation, decision) VALUES {}",
+                self.database(),
+                placeholders(decisions.len(), 15)
+            );
+            let mut q = self.client().query(&sql);
+            for d in decisions {
+                // The alert projection names the tiers and the count the same way alerts do.
+                let a = Alert::from_decision(d, None, settings);
+                q = q
+                    .bind(run_at)
+                    .bind(&run_id)
+                    .bind(&a.tenant)
+                    .bind(a.site.as_deref().unwrap_or(""))
+                    .bind(d.subject.key())
+                    .bind(&a.new_status)
+                    .bind(a.device_count)
+                    .bind(a.count_method.as_str())
+                    .bind(a.error_bound)
+                    .bind(u8::from(d.exact_fetched))
+                    .bind(u8::from(d.uncertain))
+                    .bind(a.licensed_tier.as_deref().unwrap_or(""))
+                    .bind(a.required_tier.as_deref().unwrap_or(""))
+                    .bind(d.utilisation.unwrap_or(0.0))
+                    .bind(to_json("decision", d)?);
+            }
+            q.execute().await.map_err(unavailable)?;
+        }
+        if !alerts.is_empty() {
+            let sql = format!(
+                "INSERT INTO {}.alert_log (raised_at, idempotency_key, tenant, site, subject, old_status, new_status, device_count, \
+                 count_method, error_bound, licensed_tier, required_tier, message, alert) VALUES {}",
+                self.database(),
+                placeholders(alerts.len(), 14)
+            );
+            let mut q = self.client().query(&sql);
+            for a in alerts {
+                q = q
+                    .bind(a.decided_at.timestamp())
+                    .bind(&a.idempotency_key)
+                    .bind(&a.tenant)
+                    .bind(a.site.as_deref().unwrap_or(""))
+                    .bind(a.subject.key())
+                    .bind(&a.old_status)
+                    .bind(&a.new_status)
+                    .bind(a.device_count)
+                    .bind(a.count_method.as_str())
+                    .bind(a.error_bound)
+                    .bind(a.licensed_tier.as_deref().unwrap_or(""))
+                    .bind(a.required_tier.as_deref().unwrap_or(""))
+                    .bind(&a.message)
+                    .bind(to_json("alert", a)?);
+            }
+            q.execute().await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl LicenceTable for ClickHouseStore {
+    async fn put_licences(
+        &self,
+        documents: &[(String, String)],
+        updated_ms: u64,
+    ) -> Result<(), StateError> {
+        if documents.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO {}.licences (tenant, document, updated_ms) VALUES {}",
+            self.database(),
+            placeholders(documents.len(), 3)
+        );
+        let mut q = self.client().query(&sql);
+        for (tenant, document) in documents {
+            q = q.bind(tenant).bind(document).bind(updated_ms);
+        }
+        q.execute().await.map_err(unavailable)
+    }
+
+    async fn licence_documents(&self) -> Result<Vec<(String, String)>, StateError> {
+        self.client()
+            .query(&format!(
+                "SELECT tenant, argMax(document, updated_ms) FROM {}.licences GROUP BY tenant ORDER BY tenant",
+                self.database()
+            ))
+            .fetch_all()
+            .await
+            .map_err(unavailable)
+    }
+}
+
+impl ClickHouseStore {
+    /// `(run_id, decisions recorded)` of every run, oldest first: how complete the history
+    /// is, for operators and tests.
+    pub async fn decisions_per_run(&self) -> Result<Vec<(String, u64)>, StateError> {
+        self.client()
+            .query(&format!(
+                "SELECT run_id, count() FROM {}.reconciliation_runs GROUP BY run_id ORDER BY run_id",
+                self.database()
+            ))
+            .fetch_all()
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_per_row_and_column() {
+        assert_eq!(placeholders(2, 3), "(?, ?, ?), (?, ?, ?)");
+        assert_eq!(placeholders(1, 1), "(?)");
+    }
+}
