@@ -4,12 +4,19 @@
 //! Layout:
 //! - [`world`]  the simulated world from a seed: tenants, OT sites of every tier size and
 //!   Enterprise IoT fleets, sensors, zones, devices (multi-NIC, IP-only), growing sites;
-//! - [`stream`] the message stream: interleaved reports in Avro (schema ids 1 and 2) and
-//!   JSON, varied identifier spellings, malformed and not-a-device messages;
+//! - [`stream`] the message stream: walks the schedule, interleaving valid reports across
+//!   sites with malformed and not-a-device messages, and records the truth as it goes;
+//! - [`report`] what one sensor says about one device in one round, before encoding:
+//!   varied identifier spellings, and reports about things that are not devices;
+//! - [`encode`] a report as bytes: Avro (schema ids 1 and 2) or JSON sensor dialects;
+//! - [`malformed`] the kinds of malformed message, how each is built and the rejection
+//!   reason sitetally must give it;
 //! - [`truth`]  exact per-site, per-category and per-day distinct-device counts of what
 //!   was emitted, malformed messages by kind and expected rejection reason;
 //! - [`kafka`]  `sitetally simulate`: the [`kafka::SimulateArgs`] flags and the producer
 //!   loop (rate limit, duration, event limit, delivery checks, `--truth-out`).
+//! - `testing` (tests only) the fixtures the unit tests share: a fixed `now`, a small
+//!   multi-day world and its stream.
 //!
 //! In memory (tests, benchmarks, the demo):
 //!
@@ -28,13 +35,19 @@
 //! assert_eq!(truth.total_devices(), 10 + 120 + 40);
 //! ```
 
+pub mod encode;
 pub mod kafka;
+pub mod malformed;
+pub mod report;
 pub mod stream;
+#[cfg(test)]
+mod testing;
 pub mod truth;
 pub mod world;
 
 pub use kafka::{produce, run_simulation, ProduceSettings, SimReport, SimulateArgs, StopReason};
-pub use stream::{EventStream, MalformedKind, MessageKind, SimMessage};
+pub use malformed::MalformedKind;
+pub use stream::{EventStream, MessageKind, SimMessage};
 pub use truth::{GroundTruth, SiteTruth};
 pub use world::{GrownSite, Licence, SimConfig, SiteKind, SizeProfile, World};
 
