@@ -305,8 +305,8 @@ impl Iterator for EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SimConfig;
     use crate::testing::{config, stream, NOW};
-    use crate::world::SimConfig;
     use sitetally_core::codec::Codec;
     use sitetally_core::identity::{identify, Identified};
     use sitetally_core::DeviceCategory;

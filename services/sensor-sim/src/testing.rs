@@ -1,7 +1,8 @@
 //! Test fixtures shared by the unit tests: a fixed `now` and a small multi-day world.
 
+use crate::config::{SimConfig, SizeProfile};
 use crate::stream::EventStream;
-use crate::world::{SimConfig, SizeProfile, World};
+use crate::world::World;
 use std::sync::Arc;
 
 /// 2026-11-23T09:00:00Z
