@@ -1,6 +1,7 @@
-//! Encoding: turns a [`Report`] into the bytes sitetally receives, Avro in the
-//! schema-registry wire format (bundled schema ids 1 and 2) or JSON in a few sensor
-//! dialects (epoch milliseconds or RFC 3339 times, upper- or lower-case categories).
+//! Encoding: turns a report (see [`crate::report`]) into the bytes sitetally receives,
+//! Avro in the schema-registry wire format (bundled schema ids 1 and 2) or JSON in a few
+//! sensor dialects (epoch milliseconds or RFC 3339 times, upper- or lower-case
+//! categories).
 
 use crate::report::Report;
 use serde::Serialize;
