@@ -6,9 +6,10 @@
 //! Producers use `enable.idempotence=true` and `acks=all` (DESIGN §6), so a retried send
 //! never duplicates a message and an acknowledged one is on every in-sync replica.
 
+use crate::config::{SimConfig, SizeProfile};
 use crate::stream::EventStream;
 use crate::truth::GroundTruth;
-use crate::world::{SimConfig, SizeProfile, World};
+use crate::world::World;
 use crate::SimError;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;

@@ -4,12 +4,22 @@
 //! Layout:
 //! - [`world`]  the simulated world from a seed: tenants, OT sites of every tier size and
 //!   Enterprise IoT fleets, sensors, zones, devices (multi-NIC, IP-only), growing sites;
-//! - [`stream`] the message stream: interleaved reports in Avro (schema ids 1 and 2) and
-//!   JSON, varied identifier spellings, malformed and not-a-device messages;
+//! - [`config`] the simulator's settings ([`SimConfig`], [`SizeProfile`]) and their checks;
+//! - [`licence`] OT site tiers and the licence a site of a given size needs;
+//! - `catalog` the vendors, models, tenant, site and zone names the world is drawn from;
+//! - [`stream`] the message stream: walks the schedule, interleaving valid reports across
+//!   sites with malformed and not-a-device messages, and records the truth as it goes;
+//! - [`report`] what one sensor says about one device in one round, before encoding:
+//!   varied identifier spellings, and reports about things that are not devices;
+//! - [`encode`] a report as bytes: Avro (schema ids 1 and 2) or JSON sensor dialects;
+//! - [`malformed`] the kinds of malformed message, how each is built and the rejection
+//!   reason sitetally must give it;
 //! - [`truth`]  exact per-site, per-category and per-day distinct-device counts of what
 //!   was emitted, malformed messages by kind and expected rejection reason;
 //! - [`kafka`]  `sitetally simulate`: the [`kafka::SimulateArgs`] flags and the producer
-//!   loop (rate limit, duration, event limit, delivery checks, `--truth-out`).
+//!   loop (rate limit, duration, event limit, delivery checks, `--truth-out`);
+//! - `testing` (tests only) the fixtures the unit tests share: a fixed `now`, a small
+//!   multi-day world and its stream.
 //!
 //! In memory (tests, benchmarks, the demo):
 //!
@@ -28,15 +38,26 @@
 //! assert_eq!(truth.total_devices(), 10 + 120 + 40);
 //! ```
 
+mod catalog;
+pub mod config;
+pub mod encode;
 pub mod kafka;
+pub mod licence;
+pub mod malformed;
+pub mod report;
 pub mod stream;
+#[cfg(test)]
+mod testing;
 pub mod truth;
 pub mod world;
 
+pub use config::{SimConfig, SizeProfile};
 pub use kafka::{produce, run_simulation, ProduceSettings, SimReport, SimulateArgs, StopReason};
-pub use stream::{EventStream, MalformedKind, MessageKind, SimMessage};
+pub use licence::Licence;
+pub use malformed::MalformedKind;
+pub use stream::{EventStream, MessageKind, SimMessage};
 pub use truth::{GroundTruth, SiteTruth};
-pub use world::{GrownSite, Licence, SimConfig, SiteKind, SizeProfile, World};
+pub use world::{GrownSite, SiteKind, World};
 
 /// Errors of the simulator. Only broker trouble is worth retrying.
 #[derive(Debug, thiserror::Error)]

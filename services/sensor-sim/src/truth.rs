@@ -4,8 +4,9 @@
 //! The truth is recorded as messages leave the stream, so a run cut short (duration,
 //! event limit, Ctrl-C) still has an exact truth for what it sent.
 
-use crate::stream::MalformedKind;
-use crate::world::{Licence, SiteKind, World};
+use crate::licence::Licence;
+use crate::malformed::MalformedKind;
+use crate::world::{SiteKind, World};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
