@@ -112,14 +112,7 @@ async fn ingest_sample(db: &str, now: chrono::DateTime<chrono::Utc>) -> usize {
         report.duplicates > 0,
         "the recent days' second reports are dedup hits: {report:?}"
     );
-    let device_days: u64 = support::store(db)
-        .client()
-        .query(&format!(
-            "SELECT uniqExact(tenant, site, day, device_key) FROM {db}.sightings"
-        ))
-        .fetch_one()
-        .await
-        .unwrap();
+    let device_days = support::store(db).distinct_device_days().await.unwrap();
     assert_eq!(
         device_days,
         sightings.len() as u64,

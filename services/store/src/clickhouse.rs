@@ -4,6 +4,7 @@
 //! non-replicated insert deduplication only where the server has them).
 
 mod history;
+mod inspect;
 
 use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
 use serde::Deserialize;

@@ -225,21 +225,6 @@ impl LicenceTable for ClickHouseStore {
     }
 }
 
-impl ClickHouseStore {
-    /// `(run_id, decisions recorded)` of every run, oldest first: how complete the history
-    /// is, for operators and tests.
-    pub async fn decisions_per_run(&self) -> Result<Vec<(String, u64)>, StateError> {
-        self.client()
-            .query(&format!(
-                "SELECT run_id, count() FROM {}.reconciliation_runs GROUP BY run_id ORDER BY run_id",
-                self.database()
-            ))
-            .fetch_all()
-            .await
-            .map_err(unavailable)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
