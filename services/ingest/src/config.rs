@@ -106,10 +106,8 @@ pub struct PipelineSettings {
     pub max_age_days: i64,
     /// Most (site, day, device) triples remembered by dedup (~40 bytes each).
     pub dedup_capacity: usize,
-    /// Days behind the newest day that dedup and live sketches keep.
+    /// Days behind the newest day that dedup keeps.
     pub keep_days: u16,
-    /// Most live site-day sketches (≤ 12 KiB each).
-    pub max_live_sketches: usize,
 }
 
 impl Default for PipelineSettings {
@@ -120,7 +118,6 @@ impl Default for PipelineSettings {
             max_age_days: d.rules.max_age_ms / sitetally_core::MS_PER_DAY,
             dedup_capacity: d.dedup_capacity,
             keep_days: d.keep_days,
-            max_live_sketches: d.max_live_sketches,
         }
     }
 }
@@ -132,7 +129,6 @@ impl PipelineSettings {
         c.rules.max_age_ms = self.max_age_days * sitetally_core::MS_PER_DAY;
         c.dedup_capacity = self.dedup_capacity;
         c.keep_days = self.keep_days;
-        c.max_live_sketches = self.max_live_sketches;
         c
     }
 }

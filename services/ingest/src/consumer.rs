@@ -601,10 +601,8 @@ impl Worker {
         self.report.duplicates = s.duplicates;
         self.report.not_a_device = s.not_a_device;
         self.report.rejected = s.rejected;
-        let (entries, dedup_bytes, sketches, sketch_bytes) = self.pipeline.memory();
+        let (entries, dedup_bytes) = self.pipeline.memory();
         gauge!(m::DEDUP_ENTRIES).set(entries as f64);
         gauge!(m::DEDUP_BYTES).set(dedup_bytes as f64);
-        gauge!(m::SKETCHES).set(sketches as f64);
-        gauge!(m::SKETCH_BYTES).set(sketch_bytes as f64);
     }
 }
