@@ -14,9 +14,9 @@
 //! partition is rewound to it and paused for a backoff, then the message is read again;
 //! other partitions carry on.
 
-use crate::batch::{Batch, DeadLetter};
+use crate::batch::Batch;
 use crate::config::{BatchConfig, IngestConfig};
-use crate::dlq::DeadLetterProducer;
+use crate::dlq::{DeadLetter, DeadLetterProducer};
 use crate::metrics as m;
 use ::metrics::{counter, gauge, histogram};
 use rdkafka::config::ClientConfig;

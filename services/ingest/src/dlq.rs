@@ -1,8 +1,7 @@
-//! Dead-letter publishing: the original bytes, key and headers, plus headers saying why
+//! Dead letters and their publishing: the original bytes, key and headers, plus headers saying why
 //! and where from. Idempotent producer with acks=all; a batch's dead letters are
 //! acknowledged before its offsets are committed.
 
-use crate::batch::DeadLetter;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -10,6 +9,22 @@ use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A message bound for the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// The source message's own headers, kept.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub reason: &'static str,
+    pub error: String,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    /// Delivery state, shared with the producer's callback.
+    pub delivery: Delivery,
+}
 
 /// Where one dead letter stands with the broker. Shared with the delivery callback, so a
 /// retry after a timeout resends only letters that definitively failed (or were never

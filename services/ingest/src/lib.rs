@@ -6,7 +6,8 @@
 //!   pipeline ▶ batch ▶ flush ▶ commit, pause on storage outages, flush-or-discard on
 //!   partition revocation;
 //! - [`batch`]    rows, dead letters and offsets waiting for one flush;
-//! - [`dlq`]      dead-letter producer (`<topic>.dlq`, original bytes + reason headers);
+//! - [`dlq`]      dead letters and their producer (`<topic>.dlq`, original bytes + reason
+//!   headers);
 //! - [`registry`] Confluent-compatible schema registry client (bundled schemas otherwise);
 //! - [`metrics`]  metric names, described once.
 //!
