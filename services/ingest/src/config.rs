@@ -149,26 +149,39 @@ impl IngestConfig {
     }
 
     /// Checks what serde cannot, naming the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem| Err(ConfigError { field, problem });
         if self.kafka.brokers.trim().is_empty() {
-            return Err("kafka.brokers: must name at least one broker".into());
+            return invalid("kafka.brokers", "must name at least one broker");
         }
         if self.kafka.topic.trim().is_empty() {
-            return Err("kafka.topic: must not be empty".into());
+            return invalid("kafka.topic", "must not be empty");
         }
         if self.batch.max_rows == 0 {
-            return Err("batch.max_rows: must be at least 1".into());
+            return invalid("batch.max_rows", "must be at least 1");
         }
         if self.pipeline.dedup_capacity == 0 {
-            return Err("pipeline.dedup_capacity: must be at least 1".into());
+            return invalid("pipeline.dedup_capacity", "must be at least 1");
         }
         if self.batch.initial_backoff_ms == 0
             || self.batch.max_backoff_ms < self.batch.initial_backoff_ms
         {
-            return Err("batch.max_backoff_ms: must be ≥ batch.initial_backoff_ms > 0".into());
+            return invalid(
+                "batch.max_backoff_ms",
+                "must be ≥ batch.initial_backoff_ms > 0",
+            );
         }
         Ok(())
     }
+}
+
+/// A config value serde accepted but ingest cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    /// The offending setting, as written in the config file (`batch.max_rows`).
+    pub field: &'static str,
+    pub problem: &'static str,
 }
 
 #[cfg(test)]
@@ -212,6 +225,7 @@ mod tests {
         let mut c = IngestConfig::default();
         assert_eq!(c.validate(), Ok(()));
         c.batch.max_rows = 0;
-        assert!(c.validate().unwrap_err().starts_with("batch.max_rows"));
+        assert_eq!(c.validate().unwrap_err().field, "batch.max_rows");
+
     }
 }

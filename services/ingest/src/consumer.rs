@@ -17,6 +17,7 @@
 use crate::batch::Batch;
 use crate::config::{BatchConfig, IngestConfig};
 use crate::dlq::{DeadLetter, DeadLetterProducer};
+use crate::error::{FlushError, IngestError};
 use crate::metrics as m;
 use ::metrics::{counter, gauge, histogram};
 use rdkafka::config::ClientConfig;
@@ -60,7 +61,7 @@ pub struct IngestReport {
 pub async fn run(
     config: IngestConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<IngestReport> {
+) -> Result<IngestReport, IngestError> {
     let store: Arc<dyn Store> = Arc::new(ClickHouseStore::new(&config.clickhouse));
     run_with_store(config, store, shutdown).await
 }
@@ -70,10 +71,8 @@ pub async fn run_with_store(
     config: IngestConfig,
     store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<IngestReport> {
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("invalid ingest config: {e}"))?;
+) -> Result<IngestReport, IngestError> {
+    config.validate().map_err(IngestError::Config)?;
     let stop = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(config.batch.initial_backoff_ms);
@@ -91,7 +90,7 @@ pub async fn run_with_store(
                 }
                 backoff = (backoff * 2).min(Duration::from_millis(config.batch.max_backoff_ms));
             }
-            Err(e) => return Err(anyhow::anyhow!("storage migration failed: {e}")),
+            Err(e) => return Err(IngestError::Migration(e)),
         }
     }
     let rt = tokio::runtime::Handle::current();
@@ -99,13 +98,13 @@ pub async fn run_with_store(
     let mut worker =
         tokio::task::spawn_blocking(move || consume_loop(config, store, rt, stop_flag));
     tokio::select! {
-        res = &mut worker => return res?,
+        res = &mut worker => return res.map_err(IngestError::Worker)?,
         _ = &mut shutdown => {
             info!("shutdown requested: flushing, committing and leaving the group");
             stop.store(true, Ordering::SeqCst);
         }
     }
-    worker.await?
+    worker.await.map_err(IngestError::Worker)?
 }
 
 /// Everything the loop and the rebalance callback share.
@@ -236,14 +235,16 @@ fn consume_loop(
     store: Arc<dyn Store>,
     rt: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<IngestReport> {
+) -> Result<IngestReport, IngestError> {
     let resolver: Arc<dyn SchemaResolver> = match &config.schema_registry_url {
         Some(url) => {
-            Arc::new(crate::registry::RegistryClient::new(url).map_err(anyhow::Error::msg)?)
+            Arc::new(crate::registry::RegistryClient::new(url).map_err(IngestError::Registry)?)
         }
         None => Arc::new(BundledSchemas),
     };
-    let dlq = DeadLetterProducer::new(producer_config(&config), config.kafka.dlq_topic())?;
+    let kafka = |what| move |error| IngestError::Kafka { what, error };
+    let dlq = DeadLetterProducer::new(producer_config(&config), config.kafka.dlq_topic())
+        .map_err(kafka("creating the dead-letter producer"))?;
     let worker = Arc::new(Mutex::new(Worker {
         pipeline: Pipeline::new(&config.pipeline.to_pipeline_config(), Codec::new(resolver)),
         batch: Batch::default(),
@@ -262,11 +263,14 @@ fn consume_loop(
         consumer_config(&config).create_with_context(IngestContext {
             worker: worker.clone(),
             forwarder: Mutex::new(None),
-        })?;
+        })
+        .map_err(kafka("creating the consumer"))?;
     let queue = MessageQueue::new(&consumer);
     *lock(&consumer.context().forwarder) = Some(queue.forwarder());
     let mut messages = queue.batch();
-    consumer.subscribe(&[&config.kafka.topic])?;
+    consumer
+        .subscribe(&[&config.kafka.topic])
+        .map_err(kafka("subscribing to the topic"))?;
     info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers,
           dlq = %config.kafka.dlq_topic(), "ingest consuming");
 
@@ -502,7 +506,7 @@ impl Worker {
                     self.paused = true;
                     gauge!(m::PAUSED).set(1.0);
                 }
-                warn!(error = %e, rows = self.batch.rows.len(), retry_in = ?self.backoff,
+                warn!(error = %e, retryable = e.is_retryable(), rows = self.batch.rows.len(), retry_in = ?self.backoff,
                       "flush failed: consumption paused until storage accepts the batch");
                 self.backoff =
                     (self.backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
@@ -516,7 +520,7 @@ impl Worker {
         &mut self,
         consumer: &BaseConsumer<IngestContext>,
         mode: CommitMode,
-    ) -> Result<(), String> {
+    ) -> Result<(), FlushError> {
         let started = Instant::now();
         // Letters already acknowledged (a retry after a storage failure) are not resent.
         if !self.batch.dead_letters.is_empty() && !self.batch.dead_letters_acked {
@@ -535,8 +539,8 @@ impl Worker {
             });
             let outcome = match result {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(format!("storage write failed: {e}")),
-                Err(_) => Err("storage write timed out after 30s".to_string()),
+                Ok(Err(e)) => Err(FlushError::Storage(e)),
+                Err(_) => Err(FlushError::StorageTimeout(Duration::from_secs(30))),
             };
             let n = rows.len() as u64;
             self.batch.rows = rows;

@@ -3,6 +3,7 @@
 //! acknowledged before its offsets are committed.
 
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -66,6 +67,35 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
+/// Why dead letters are not (all) acknowledged yet.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DlqError {
+    /// The producer refused a letter outright (e.g. larger than `message.max.bytes`, or an
+    /// unknown topic): sending it again fails the same way until the config or the topic
+    /// changes.
+    #[error("dead letter not queued: {0}")]
+    NotQueued(KafkaError),
+    /// Letters still in flight when the wait ended, or rejected by the broker: the next
+    /// call resends the rejected ones and waits for the rest.
+    #[error(
+        "dead letters not acknowledged: {in_flight} in flight, {rejected} rejected{}",
+        flush.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+    )]
+    NotAcknowledged {
+        in_flight: usize,
+        rejected: usize,
+        /// The producer's flush error, if its wait timed out.
+        flush: Option<KafkaError>,
+    },
+}
+
+impl DlqError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DlqError::NotAcknowledged { .. })
+    }
+}
+
 pub const HEADER_REASON: &str = "dlq.reason";
 pub const HEADER_ERROR: &str = "dlq.error";
 pub const HEADER_TOPIC: &str = "dlq.source.topic";
@@ -78,10 +108,7 @@ pub struct DeadLetterProducer {
 }
 
 impl DeadLetterProducer {
-    pub fn new(
-        mut config: ClientConfig,
-        topic: String,
-    ) -> Result<Self, rdkafka::error::KafkaError> {
+    pub fn new(mut config: ClientConfig, topic: String) -> Result<Self, KafkaError> {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -104,7 +131,7 @@ impl DeadLetterProducer {
 
     /// Publishes `letters` and waits until the broker acknowledged all of them. Called
     /// again after a failure, it sends only the letters that failed or were never sent.
-    pub fn publish_all(&self, letters: &[DeadLetter], timeout: Duration) -> Result<(), String> {
+    pub fn publish_all(&self, letters: &[DeadLetter], timeout: Duration) -> Result<(), DlqError> {
         for l in letters
             .iter()
             .filter(|l| matches!(l.delivery.get(), UNSENT | FAILED))
@@ -154,9 +181,7 @@ impl DeadLetterProducer {
                 match self.producer.send(record) {
                     Ok(()) => break,
                     Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
                         r,
                     )) => {
                         l.delivery.set(UNSENT);
@@ -165,7 +190,7 @@ impl DeadLetterProducer {
                     }
                     Err((e, _)) => {
                         l.delivery.set(UNSENT);
-                        return Err(format!("dead letter not queued: {e}"));
+                        return Err(DlqError::NotQueued(e));
                     }
                 }
             }
@@ -182,10 +207,11 @@ impl DeadLetterProducer {
             });
         match (pending, failed) {
             (0, 0) => Ok(()),
-            _ => Err(format!(
-                "dead letters not acknowledged: {pending} in flight, {failed} rejected{}",
-                flushed.err().map(|e| format!(" ({e})")).unwrap_or_default()
-            )),
+            (in_flight, rejected) => Err(DlqError::NotAcknowledged {
+                in_flight,
+                rejected,
+                flush: flushed.err(),
+            }),
         }
     }
 }
@@ -222,7 +248,18 @@ mod tests {
         let err = dlq
             .publish_all(&letters, Duration::from_millis(200))
             .unwrap_err();
-        assert!(err.contains("3 in flight"), "{err}");
+        assert!(
+            matches!(
+                err,
+                DlqError::NotAcknowledged {
+                    in_flight: 3,
+                    rejected: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_retryable());
         assert_eq!(dlq.in_flight(), 3);
         assert!(dlq
             .publish_all(&letters, Duration::from_millis(200))
