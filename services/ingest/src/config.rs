@@ -157,6 +157,9 @@ impl IngestConfig {
         if self.kafka.topic.trim().is_empty() {
             return invalid("kafka.topic", "must not be empty");
         }
+        if self.clickhouse.timeout.is_zero() {
+            return invalid("clickhouse.timeout", "must be more than 0");
+        }
         if self.batch.max_rows == 0 {
             return invalid("batch.max_rows", "must be at least 1");
         }
@@ -226,6 +229,8 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         c.batch.max_rows = 0;
         assert_eq!(c.validate().unwrap_err().field, "batch.max_rows");
-
+        let mut c = IngestConfig::default();
+        c.clickhouse.timeout = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().field, "clickhouse.timeout");
     }
 }
