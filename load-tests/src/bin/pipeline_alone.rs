@@ -1,5 +1,5 @@
-//! The pipeline alone: decode ▶ validate ▶ identity ▶ dedup ▶ sketch ▶ rows on pre-encoded
-//! messages in memory, one thread. Prints events/s per core and the mix it saw.
+//! The pipeline alone: decode ▶ validate ▶ identity ▶ dedup ▶ rows on pre-encoded messages
+//! in memory, one thread. Prints events/s per core and the mix it saw.
 //!
 //! `cargo run --release -p sitetally-load-tests --bin pipeline_alone -- --events 5000000`
 

@@ -7,9 +7,10 @@
 //! - [`identity`] canonical MACs/IPs, "is this a device at all", the stable device key;
 //! - [`validate`] required fields, timestamp sanity, rejection reasons;
 //! - [`dedup`]    bounded per tenant/site/day memory of devices already written;
-//! - [`sketch`]   per-site HyperLogLog sketches with exact small sets in front;
+//! - [`sketch`]   per-site HyperLogLog sketches with exact small sets in front (the
+//!   embedded store's counts);
 //! - [`readiness`] the interface of a dependency a `/readyz` probe checks;
-//! - [`pipeline`] decode ▶ validate ▶ identity ▶ dedup ▶ sketch ▶ rows, one call per message.
+//! - [`pipeline`] decode ▶ validate ▶ identity ▶ dedup ▶ rows, one call per message.
 
 pub mod avro_plan;
 pub mod codec;

@@ -1,17 +1,14 @@
-//! The per-message hot path: decode ▶ validate ▶ identity ▶ dedup ▶ sketch ▶ row.
+//! The per-message hot path: decode ▶ validate ▶ identity ▶ dedup ▶ row.
 //!
 //! Pure and synchronous: ingest calls [`Pipeline::process`] from its consumer thread, the
 //! load tests call it on pre-encoded messages in memory. No I/O, no channels, no per-event
 //! allocation except for the rows of devices not yet written today.
 
 use crate::codec::{Codec, DecodeError};
-use crate::count::Count;
 use crate::dedup::{Dedup, Seen};
 use crate::event::Sighting;
 use crate::identity::{self, Identified, IdentityError, NotADevice};
-use crate::sketch::SiteSketch;
 use crate::validate::{Invalid, ValidationRules};
-use std::collections::HashMap;
 
 /// Pipeline settings (a section of the ingest config).
 #[derive(Debug, Clone)]
@@ -19,11 +16,8 @@ pub struct PipelineConfig {
     pub rules: ValidationRules,
     /// Most (site, day, device) triples the dedup cache remembers.
     pub dedup_capacity: usize,
-    /// Days behind the newest day that dedup and live sketches keep.
+    /// Days behind the newest day that dedup keeps.
     pub keep_days: u16,
-    /// Most live site-day sketches kept (each ≤ 12 KiB); beyond it new sites get none
-    /// (storage still counts them; only the live estimate is missing).
-    pub max_live_sketches: usize,
 }
 
 impl Default for PipelineConfig {
@@ -32,7 +26,6 @@ impl Default for PipelineConfig {
             rules: ValidationRules::default(),
             dedup_capacity: 5_000_000,
             keep_days: 1,
-            max_live_sketches: 20_000,
         }
     }
 }
@@ -91,10 +84,6 @@ pub struct Pipeline {
     codec: Codec,
     rules: ValidationRules,
     dedup: Dedup,
-    sketches: HashMap<(u64, u16), SiteSketch, ahash::RandomState>,
-    max_live_sketches: usize,
-    keep_days: u16,
-    newest_day: u16,
     pub stats: PipelineStats,
 }
 
@@ -104,10 +93,6 @@ impl Pipeline {
             codec,
             rules: config.rules,
             dedup: Dedup::new(config.dedup_capacity, config.keep_days),
-            sketches: HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
-            max_live_sketches: config.max_live_sketches,
-            keep_days: config.keep_days,
-            newest_day: 0,
             stats: PipelineStats::default(),
         }
     }
@@ -151,7 +136,6 @@ impl Pipeline {
         if self.dedup.offer(site, day, device.key) == Seen::Duplicate {
             return Outcome::Duplicate;
         }
-        self.update_sketch(site, day, device.key);
         Outcome::New(Sighting {
             tenant: event.tenant.into_owned(),
             site: event.site.into_owned(),
@@ -165,45 +149,14 @@ impl Pipeline {
         })
     }
 
-    fn update_sketch(&mut self, site: u64, day: u16, key: u64) {
-        if day > self.newest_day {
-            self.newest_day = day;
-            let oldest = day.saturating_sub(self.keep_days);
-            self.sketches.retain(|&(_, d), _| d >= oldest);
-        }
-        let len = self.sketches.len();
-        match self.sketches.get_mut(&(site, day)) {
-            Some(s) => s.insert(key),
-            None if len < self.max_live_sketches => {
-                let mut s = SiteSketch::default();
-                s.insert(key);
-                self.sketches.insert((site, day), s);
-            }
-            None => {}
-        }
-    }
-
-    /// Live distinct-device estimate for a site and day, if ingest holds its sketch.
-    pub fn live_estimate(&self, tenant: &str, site: &str, day: u16) -> Option<Count> {
-        self.sketches
-            .get(&(crate::site_hash(tenant, site), day))
-            .map(SiteSketch::estimate)
-    }
-
     /// Forgets which devices were written. Call after discarding rows unwritten.
     pub fn forget_written(&mut self) {
         self.dedup.clear();
     }
 
-    /// (dedup entries, dedup bytes, live sketches, sketch bytes) for the memory gauges.
-    pub fn memory(&self) -> (usize, usize, usize, usize) {
-        let sketch_bytes = self.sketches.values().map(SiteSketch::memory_bytes).sum();
-        (
-            self.dedup.len(),
-            self.dedup.memory_bytes(),
-            self.sketches.len(),
-            sketch_bytes,
-        )
+    /// (dedup entries, dedup bytes) for the memory gauges.
+    pub fn memory(&self) -> (usize, usize) {
+        (self.dedup.len(), self.dedup.memory_bytes())
     }
 }
 
@@ -235,10 +188,6 @@ mod tests {
             p.process(&json("b", "00-11-22-33-44-55", "s2"), NOW),
             Outcome::New(_)
         ));
-        assert_eq!(
-            p.live_estimate("t", "a", crate::day_of(NOW)).unwrap().value,
-            1
-        );
     }
 
     #[test]

@@ -1,28 +1,13 @@
 //! Work waiting for one flush: sighting rows, dead letters, and the next offset to commit
 //! for every partition the batch read from.
 
+use crate::dlq::DeadLetter;
 use rdkafka::{Offset, TopicPartitionList};
 use sitetally_core::Sighting;
 use std::collections::HashMap;
 use std::time::Instant;
 
 type Fast = ahash::RandomState;
-
-/// A message bound for the dead-letter topic.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
-    /// The source message's own headers, kept.
-    pub headers: Vec<(String, Vec<u8>)>,
-    pub reason: &'static str,
-    pub error: String,
-    pub source_topic: String,
-    pub source_partition: i32,
-    pub source_offset: i64,
-    /// Delivery state, shared with the producer's callback.
-    pub delivery: crate::dlq::Delivery,
-}
 
 #[derive(Debug, Default)]
 pub struct Batch {

@@ -106,10 +106,8 @@ pub struct PipelineSettings {
     pub max_age_days: i64,
     /// Most (site, day, device) triples remembered by dedup (~40 bytes each).
     pub dedup_capacity: usize,
-    /// Days behind the newest day that dedup and live sketches keep.
+    /// Days behind the newest day that dedup keeps.
     pub keep_days: u16,
-    /// Most live site-day sketches (≤ 12 KiB each).
-    pub max_live_sketches: usize,
 }
 
 impl Default for PipelineSettings {
@@ -120,7 +118,6 @@ impl Default for PipelineSettings {
             max_age_days: d.rules.max_age_ms / sitetally_core::MS_PER_DAY,
             dedup_capacity: d.dedup_capacity,
             keep_days: d.keep_days,
-            max_live_sketches: d.max_live_sketches,
         }
     }
 }
@@ -132,7 +129,6 @@ impl PipelineSettings {
         c.rules.max_age_ms = self.max_age_days * sitetally_core::MS_PER_DAY;
         c.dedup_capacity = self.dedup_capacity;
         c.keep_days = self.keep_days;
-        c.max_live_sketches = self.max_live_sketches;
         c
     }
 }
@@ -153,26 +149,42 @@ impl IngestConfig {
     }
 
     /// Checks what serde cannot, naming the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem| Err(ConfigError { field, problem });
         if self.kafka.brokers.trim().is_empty() {
-            return Err("kafka.brokers: must name at least one broker".into());
+            return invalid("kafka.brokers", "must name at least one broker");
         }
         if self.kafka.topic.trim().is_empty() {
-            return Err("kafka.topic: must not be empty".into());
+            return invalid("kafka.topic", "must not be empty");
+        }
+        if self.clickhouse.timeout.is_zero() {
+            return invalid("clickhouse.timeout", "must be more than 0");
         }
         if self.batch.max_rows == 0 {
-            return Err("batch.max_rows: must be at least 1".into());
+            return invalid("batch.max_rows", "must be at least 1");
         }
         if self.pipeline.dedup_capacity == 0 {
-            return Err("pipeline.dedup_capacity: must be at least 1".into());
+            return invalid("pipeline.dedup_capacity", "must be at least 1");
         }
         if self.batch.initial_backoff_ms == 0
             || self.batch.max_backoff_ms < self.batch.initial_backoff_ms
         {
-            return Err("batch.max_backoff_ms: must be ≥ batch.initial_backoff_ms > 0".into());
+            return invalid(
+                "batch.max_backoff_ms",
+                "must be ≥ batch.initial_backoff_ms > 0",
+            );
         }
         Ok(())
     }
+}
+
+/// A config value serde accepted but ingest cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    /// The offending setting, as written in the config file (`batch.max_rows`).
+    pub field: &'static str,
+    pub problem: &'static str,
 }
 
 #[cfg(test)]
@@ -216,6 +228,9 @@ mod tests {
         let mut c = IngestConfig::default();
         assert_eq!(c.validate(), Ok(()));
         c.batch.max_rows = 0;
-        assert!(c.validate().unwrap_err().starts_with("batch.max_rows"));
+        assert_eq!(c.validate().unwrap_err().field, "batch.max_rows");
+        let mut c = IngestConfig::default();
+        c.clickhouse.timeout = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().field, "clickhouse.timeout");
     }
 }

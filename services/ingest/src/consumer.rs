@@ -14,9 +14,10 @@
 //! partition is rewound to it and paused for a backoff, then the message is read again;
 //! other partitions carry on.
 
-use crate::batch::{Batch, DeadLetter};
+use crate::batch::Batch;
 use crate::config::{BatchConfig, IngestConfig};
-use crate::dlq::DeadLetterProducer;
+use crate::dlq::{DeadLetter, DeadLetterProducer};
+use crate::error::{FlushError, IngestError};
 use crate::metrics as m;
 use ::metrics::{counter, gauge, histogram};
 use rdkafka::config::ClientConfig;
@@ -60,7 +61,7 @@ pub struct IngestReport {
 pub async fn run(
     config: IngestConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<IngestReport> {
+) -> Result<IngestReport, IngestError> {
     let store: Arc<dyn Store> = Arc::new(ClickHouseStore::new(&config.clickhouse));
     run_with_store(config, store, shutdown).await
 }
@@ -70,10 +71,8 @@ pub async fn run_with_store(
     config: IngestConfig,
     store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<IngestReport> {
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("invalid ingest config: {e}"))?;
+) -> Result<IngestReport, IngestError> {
+    config.validate().map_err(IngestError::Config)?;
     let stop = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(config.batch.initial_backoff_ms);
@@ -91,7 +90,7 @@ pub async fn run_with_store(
                 }
                 backoff = (backoff * 2).min(Duration::from_millis(config.batch.max_backoff_ms));
             }
-            Err(e) => return Err(anyhow::anyhow!("storage migration failed: {e}")),
+            Err(e) => return Err(IngestError::Migration(e)),
         }
     }
     let rt = tokio::runtime::Handle::current();
@@ -99,13 +98,13 @@ pub async fn run_with_store(
     let mut worker =
         tokio::task::spawn_blocking(move || consume_loop(config, store, rt, stop_flag));
     tokio::select! {
-        res = &mut worker => return res?,
+        res = &mut worker => return res.map_err(IngestError::Worker)?,
         _ = &mut shutdown => {
             info!("shutdown requested: flushing, committing and leaving the group");
             stop.store(true, Ordering::SeqCst);
         }
     }
-    worker.await?
+    worker.await.map_err(IngestError::Worker)?
 }
 
 /// Everything the loop and the rebalance callback share.
@@ -116,6 +115,9 @@ struct Worker {
     dlq: DeadLetterProducer,
     rt: tokio::runtime::Handle,
     cfg: BatchConfig,
+    /// Bound on one batch write: `clickhouse.timeout` (applied to whichever store runs, the
+    /// demo's embedded one too).
+    write_timeout: Duration,
     paused: bool,
     backoff: Duration,
     report: IngestReport,
@@ -192,6 +194,27 @@ const TAKE_AT_MOST: usize = 1024;
 /// queue (rebalances) and the idle flush again.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// How long a flush waits for the broker to acknowledge its dead letters. Shorter than the
+/// producer's `message.timeout.ms` (see [`DeadLetterProducer::new`]), so a flush gives up
+/// and backs off (consumption paused) while librdkafka keeps retrying the letters.
+const DLQ_ACK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a stop keeps retrying the last flush before leaving its offsets uncommitted
+/// (the batch is then re-read by the next owner): long enough for a few storage attempts,
+/// short enough that a stop during an outage still ends.
+const SHUTDOWN_FLUSH_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Longest pause between flush attempts before a revocation, so even a short
+/// `batch.revoke_flush_timeout_ms` gets more than one attempt.
+const REVOKE_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Bound on rewinding a partition for a registry retry. librdkafka applies the seek on its
+/// own thread and normally answers at once; the bound matters only if that thread is stuck.
+const REWIND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the counters and gauges are published: metrics never cost per event.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -236,37 +259,35 @@ fn consume_loop(
     store: Arc<dyn Store>,
     rt: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<IngestReport> {
+) -> Result<IngestReport, IngestError> {
     let resolver: Arc<dyn SchemaResolver> = match &config.schema_registry_url {
         Some(url) => {
-            Arc::new(crate::registry::RegistryClient::new(url).map_err(anyhow::Error::msg)?)
+            Arc::new(crate::registry::RegistryClient::new(url).map_err(IngestError::Registry)?)
         }
         None => Arc::new(BundledSchemas),
     };
-    let dlq = DeadLetterProducer::new(producer_config(&config), config.kafka.dlq_topic())?;
-    let worker = Arc::new(Mutex::new(Worker {
-        pipeline: Pipeline::new(&config.pipeline.to_pipeline_config(), Codec::new(resolver)),
-        batch: Batch::default(),
+    let kafka = |what| move |error| IngestError::Kafka { what, error };
+    let dlq = DeadLetterProducer::new(producer_config(&config), config.kafka.dlq_topic())
+        .map_err(kafka("creating the dead-letter producer"))?;
+    let worker = Arc::new(Mutex::new(Worker::new(
+        &config,
+        Codec::new(resolver),
         store,
         dlq,
         rt,
-        cfg: config.batch.clone(),
-        paused: false,
-        backoff: Duration::from_millis(config.batch.initial_backoff_ms),
-        report: IngestReport::default(),
-        published: PipelineStats::default(),
-        registry_retry: None,
-        registry_backoff: Duration::from_millis(config.batch.initial_backoff_ms),
-    }));
-    let consumer: BaseConsumer<IngestContext> =
-        consumer_config(&config).create_with_context(IngestContext {
+    )));
+    let consumer: BaseConsumer<IngestContext> = consumer_config(&config)
+        .create_with_context(IngestContext {
             worker: worker.clone(),
             forwarder: Mutex::new(None),
-        })?;
+        })
+        .map_err(kafka("creating the consumer"))?;
     let queue = MessageQueue::new(&consumer);
     *lock(&consumer.context().forwarder) = Some(queue.forwarder());
     let mut messages = queue.batch();
-    consumer.subscribe(&[&config.kafka.topic])?;
+    consumer
+        .subscribe(&[&config.kafka.topic])
+        .map_err(kafka("subscribing to the topic"))?;
     info!(topic = %config.kafka.topic, group = %config.kafka.group_id, brokers = %config.kafka.brokers,
           dlq = %config.kafka.dlq_topic(), "ingest consuming");
 
@@ -328,7 +349,7 @@ fn consume_loop(
             w.flush_or_pause(&consumer);
             now = Instant::now();
         }
-        if now.saturating_duration_since(last_metrics) >= Duration::from_secs(1) {
+        if now.saturating_duration_since(last_metrics) >= METRICS_EVERY {
             w.publish_metrics();
             last_metrics = now;
         }
@@ -337,7 +358,7 @@ fn consume_loop(
     // Graceful stop: flush what we have (bounded), then leave the group.
     {
         let mut w = lock(&worker);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + SHUTDOWN_FLUSH_DEADLINE;
         while !w.batch.is_empty() {
             match w.try_flush(&consumer, CommitMode::Sync) {
                 Ok(()) => break,
@@ -365,6 +386,31 @@ fn consume_loop(
 }
 
 impl Worker {
+    fn new(
+        config: &IngestConfig,
+        codec: Codec,
+        store: Arc<dyn Store>,
+        dlq: DeadLetterProducer,
+        rt: tokio::runtime::Handle,
+    ) -> Self {
+        let initial_backoff = Duration::from_millis(config.batch.initial_backoff_ms);
+        Self {
+            pipeline: Pipeline::new(&config.pipeline.to_pipeline_config(), codec),
+            batch: Batch::default(),
+            store,
+            dlq,
+            rt,
+            cfg: config.batch.clone(),
+            write_timeout: config.clickhouse.timeout,
+            paused: false,
+            backoff: initial_backoff,
+            report: IngestReport::default(),
+            published: PipelineStats::default(),
+            registry_retry: None,
+            registry_backoff: initial_backoff,
+        }
+    }
+
     fn handle(&mut self, msg: &impl ConsumedMessage, now: i64) {
         self.report.messages += 1;
         let payload = msg.payload();
@@ -443,7 +489,7 @@ impl Worker {
                 &r.topic,
                 r.partition,
                 Offset::Offset(r.offset),
-                Duration::from_secs(5),
+                REWIND_TIMEOUT,
             ) {
                 warn!(error = %e, "rewind for the registry retry failed");
             }
@@ -502,7 +548,7 @@ impl Worker {
                     self.paused = true;
                     gauge!(m::PAUSED).set(1.0);
                 }
-                warn!(error = %e, rows = self.batch.rows.len(), retry_in = ?self.backoff,
+                warn!(error = %e, retryable = e.is_retryable(), rows = self.batch.rows.len(), retry_in = ?self.backoff,
                       "flush failed: consumption paused until storage accepts the batch");
                 self.backoff =
                     (self.backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
@@ -516,31 +562,20 @@ impl Worker {
         &mut self,
         consumer: &BaseConsumer<IngestContext>,
         mode: CommitMode,
-    ) -> Result<(), String> {
+    ) -> Result<(), FlushError> {
         let started = Instant::now();
         // Letters already acknowledged (a retry after a storage failure) are not resent.
         if !self.batch.dead_letters.is_empty() && !self.batch.dead_letters_acked {
             self.dlq
-                .publish_all(&self.batch.dead_letters, Duration::from_secs(15))?;
+                .publish_all(&self.batch.dead_letters, DLQ_ACK_TIMEOUT)?;
             self.batch.dead_letters_acked = true;
             let n = self.batch.dead_letters.len() as u64;
             self.report.dead_letters_published += n;
             counter!(m::DLQ_PUBLISHED).increment(n);
         }
         if !self.batch.rows.is_empty() {
-            let store = self.store.clone();
-            let rows = std::mem::take(&mut self.batch.rows);
-            let result = self.rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(30), store.write_sightings(&rows)).await
-            });
-            let outcome = match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(format!("storage write failed: {e}")),
-                Err(_) => Err("storage write timed out after 30s".to_string()),
-            };
-            let n = rows.len() as u64;
-            self.batch.rows = rows;
-            outcome?;
+            self.write_rows()?;
+            let n = self.batch.rows.len() as u64;
             self.report.rows_written += n;
             counter!(m::ROWS_WRITTEN).increment(n);
             self.batch.rows.clear();
@@ -559,6 +594,23 @@ impl Worker {
         Ok(())
     }
 
+    /// Writes the batch's rows, waiting at most `clickhouse.timeout`. The rows stay in the
+    /// batch either way (a retry resends the identical rows).
+    fn write_rows(&mut self) -> Result<(), FlushError> {
+        let store = self.store.clone();
+        let rows = std::mem::take(&mut self.batch.rows);
+        let timeout = self.write_timeout;
+        let result = self
+            .rt
+            .block_on(async { tokio::time::timeout(timeout, store.write_sightings(&rows)).await });
+        self.batch.rows = rows;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(FlushError::Storage(e)),
+            Err(_) => Err(FlushError::StorageTimeout(timeout)),
+        }
+    }
+
     fn on_revoke(&mut self, consumer: &BaseConsumer<IngestContext>) {
         // The partition may move; its committed offset already points at the message.
         self.registry_retry = None;
@@ -571,7 +623,7 @@ impl Worker {
                 Ok(()) => return,
                 Err(e) if Instant::now() < deadline => {
                     warn!(error = %e, "flush before revocation failed; retrying");
-                    std::thread::sleep(self.backoff.min(Duration::from_millis(500)));
+                    std::thread::sleep(self.backoff.min(REVOKE_RETRY_PAUSE));
                 }
                 Err(e) => {
                     warn!(error = %e, messages = self.batch.messages,
@@ -601,10 +653,123 @@ impl Worker {
         self.report.duplicates = s.duplicates;
         self.report.not_a_device = s.not_a_device;
         self.report.rejected = s.rejected;
-        let (entries, dedup_bytes, sketches, sketch_bytes) = self.pipeline.memory();
+        let (entries, dedup_bytes) = self.pipeline.memory();
         gauge!(m::DEDUP_ENTRIES).set(entries as f64);
         gauge!(m::DEDUP_BYTES).set(dedup_bytes as f64);
-        gauge!(m::SKETCHES).set(sketches as f64);
-        gauge!(m::SKETCH_BYTES).set(sketch_bytes as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sitetally_core::{DeviceCategory, Sighting};
+    use sitetally_store::{CountFilter, DailyCount, DayRange, SiteCount, StoreError};
+
+    /// Acknowledges a write after `delay`; ingest's flush calls nothing else.
+    struct SlowStore {
+        delay: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for SlowStore {
+        async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+            unreachable!()
+        }
+        async fn write_sightings(&self, _: &[Sighting]) -> Result<(), StoreError> {
+            tokio::time::sleep(self.delay).await;
+            Ok(())
+        }
+        async fn site_counts(
+            &self,
+            _: Option<&str>,
+            _: DayRange,
+            _: &CountFilter,
+        ) -> Result<Vec<SiteCount>, StoreError> {
+            unreachable!()
+        }
+        async fn exact_site_count(
+            &self,
+            _: &str,
+            _: &str,
+            _: DayRange,
+            _: &CountFilter,
+        ) -> Result<u64, StoreError> {
+            unreachable!()
+        }
+        async fn daily_counts(
+            &self,
+            _: &str,
+            _: &str,
+            _: DayRange,
+            _: &CountFilter,
+        ) -> Result<Vec<DailyCount>, StoreError> {
+            unreachable!()
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            unreachable!()
+        }
+    }
+
+    /// A worker as `consume_loop` builds it from `config`, with one row pending.
+    fn worker_with_a_row(
+        config: &IngestConfig,
+        store: SlowStore,
+        rt: &tokio::runtime::Runtime,
+    ) -> Worker {
+        // A loopback port nobody listens on: the dead-letter producer is never used.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut config = config.clone();
+        config.kafka.brokers = closed.to_string();
+        let dlq = DeadLetterProducer::new(producer_config(&config), "t.dlq".into()).unwrap();
+        let mut w = Worker::new(
+            &config,
+            Codec::bundled(),
+            Arc::new(store),
+            dlq,
+            rt.handle().clone(),
+        );
+        w.batch.rows.push(Sighting {
+            tenant: "t".into(),
+            site: "s".into(),
+            day: 20_000,
+            device_key: 1,
+            device_label: "mac:00:11:22:33:44:55".into(),
+            category: DeviceCategory::Ot,
+            agent_managed: false,
+            sensor: "s1".into(),
+            seen_at_ms: 0,
+        });
+        w
+    }
+
+    #[test]
+    fn a_batch_write_waits_as_long_as_clickhouse_timeout_says() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        // The store answers after 300 ms: within any fixed timeout of seconds, so only the
+        // configured 50 ms can make this write time out.
+        let slow = || SlowStore {
+            delay: Duration::from_millis(300),
+        };
+        let mut config = IngestConfig::default();
+        config.clickhouse.timeout = Duration::from_millis(50);
+        let mut w = worker_with_a_row(&config, slow(), &rt);
+        let err = w.write_rows().unwrap_err();
+        assert!(
+            matches!(err, FlushError::StorageTimeout(t) if t == config.clickhouse.timeout),
+            "{err}"
+        );
+        assert!(err.is_retryable());
+        assert_eq!(w.batch.rows.len(), 1, "the rows stay for the retry");
+
+        config.clickhouse.timeout = Duration::from_secs(5);
+        let mut w = worker_with_a_row(&config, slow(), &rt);
+        w.write_rows().unwrap();
     }
 }

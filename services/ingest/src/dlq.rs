@@ -1,15 +1,31 @@
-//! Dead-letter publishing: the original bytes, key and headers, plus headers saying why
+//! Dead letters and their publishing: the original bytes, key and headers, plus headers saying why
 //! and where from. Idempotent producer with acks=all; a batch's dead letters are
 //! acknowledged before its offsets are committed.
 
-use crate::batch::DeadLetter;
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A message bound for the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// The source message's own headers, kept.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub reason: &'static str,
+    pub error: String,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    /// Delivery state, shared with the producer's callback.
+    pub delivery: Delivery,
+}
 
 /// Where one dead letter stands with the broker. Shared with the delivery callback, so a
 /// retry after a timeout resends only letters that definitively failed (or were never
@@ -51,6 +67,35 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
+/// Why dead letters are not (all) acknowledged yet.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DlqError {
+    /// The producer refused a letter outright (e.g. larger than `message.max.bytes`, or an
+    /// unknown topic): sending it again fails the same way until the config or the topic
+    /// changes.
+    #[error("dead letter not queued: {0}")]
+    NotQueued(KafkaError),
+    /// Letters still in flight when the wait ended, or rejected by the broker: the next
+    /// call resends the rejected ones and waits for the rest.
+    #[error(
+        "dead letters not acknowledged: {in_flight} in flight, {rejected} rejected{}",
+        flush.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+    )]
+    NotAcknowledged {
+        in_flight: usize,
+        rejected: usize,
+        /// The producer's flush error, if its wait timed out.
+        flush: Option<KafkaError>,
+    },
+}
+
+impl DlqError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DlqError::NotAcknowledged { .. })
+    }
+}
+
 pub const HEADER_REASON: &str = "dlq.reason";
 pub const HEADER_ERROR: &str = "dlq.error";
 pub const HEADER_TOPIC: &str = "dlq.source.topic";
@@ -63,10 +108,7 @@ pub struct DeadLetterProducer {
 }
 
 impl DeadLetterProducer {
-    pub fn new(
-        mut config: ClientConfig,
-        topic: String,
-    ) -> Result<Self, rdkafka::error::KafkaError> {
+    pub fn new(mut config: ClientConfig, topic: String) -> Result<Self, KafkaError> {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -89,7 +131,7 @@ impl DeadLetterProducer {
 
     /// Publishes `letters` and waits until the broker acknowledged all of them. Called
     /// again after a failure, it sends only the letters that failed or were never sent.
-    pub fn publish_all(&self, letters: &[DeadLetter], timeout: Duration) -> Result<(), String> {
+    pub fn publish_all(&self, letters: &[DeadLetter], timeout: Duration) -> Result<(), DlqError> {
         for l in letters
             .iter()
             .filter(|l| matches!(l.delivery.get(), UNSENT | FAILED))
@@ -139,9 +181,7 @@ impl DeadLetterProducer {
                 match self.producer.send(record) {
                     Ok(()) => break,
                     Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
                         r,
                     )) => {
                         l.delivery.set(UNSENT);
@@ -150,7 +190,7 @@ impl DeadLetterProducer {
                     }
                     Err((e, _)) => {
                         l.delivery.set(UNSENT);
-                        return Err(format!("dead letter not queued: {e}"));
+                        return Err(DlqError::NotQueued(e));
                     }
                 }
             }
@@ -167,10 +207,11 @@ impl DeadLetterProducer {
             });
         match (pending, failed) {
             (0, 0) => Ok(()),
-            _ => Err(format!(
-                "dead letters not acknowledged: {pending} in flight, {failed} rejected{}",
-                flushed.err().map(|e| format!(" ({e})")).unwrap_or_default()
-            )),
+            (in_flight, rejected) => Err(DlqError::NotAcknowledged {
+                in_flight,
+                rejected,
+                flush: flushed.err(),
+            }),
         }
     }
 }
@@ -207,7 +248,18 @@ mod tests {
         let err = dlq
             .publish_all(&letters, Duration::from_millis(200))
             .unwrap_err();
-        assert!(err.contains("3 in flight"), "{err}");
+        assert!(
+            matches!(
+                err,
+                DlqError::NotAcknowledged {
+                    in_flight: 3,
+                    rejected: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_retryable());
         assert_eq!(dlq.in_flight(), 3);
         assert!(dlq
             .publish_all(&letters, Duration::from_millis(200))

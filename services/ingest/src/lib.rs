@@ -6,7 +6,9 @@
 //!   pipeline ▶ batch ▶ flush ▶ commit, pause on storage outages, flush-or-discard on
 //!   partition revocation;
 //! - [`batch`]    rows, dead letters and offsets waiting for one flush;
-//! - [`dlq`]      dead-letter producer (`<topic>.dlq`, original bytes + reason headers);
+//! - [`error`]    typed errors, each saying whether a retry can help;
+//! - [`dlq`]      dead letters and their producer (`<topic>.dlq`, original bytes + reason
+//!   headers);
 //! - [`registry`] Confluent-compatible schema registry client (bundled schemas otherwise);
 //! - [`metrics`]  metric names, described once.
 //!
@@ -17,9 +19,11 @@ pub mod batch;
 pub mod config;
 pub mod consumer;
 pub mod dlq;
+pub mod error;
 pub mod metrics;
 pub mod probe;
 pub mod registry;
 
 pub use config::IngestConfig;
 pub use consumer::{run, IngestReport};
+pub use error::IngestError;

@@ -14,8 +14,6 @@ pub const CONSUMER_LAG: &str = "sitetally_ingest_consumer_lag";
 pub const PAUSED: &str = "sitetally_ingest_paused";
 pub const DEDUP_ENTRIES: &str = "sitetally_ingest_dedup_entries";
 pub const DEDUP_BYTES: &str = "sitetally_ingest_dedup_bytes";
-pub const SKETCHES: &str = "sitetally_ingest_live_sketches";
-pub const SKETCH_BYTES: &str = "sitetally_ingest_sketch_bytes";
 pub const REGISTRY_RETRIES: &str = "sitetally_ingest_registry_retries_total";
 
 /// Registers help texts (call once after installing a recorder).
@@ -65,7 +63,5 @@ pub fn describe() {
         "(site, day, device) triples remembered by dedup"
     );
     describe_gauge!(DEDUP_BYTES, Unit::Bytes, "Memory held by the dedup cache");
-    describe_gauge!(SKETCHES, "Live per-site-day HyperLogLog sketches held");
-    describe_gauge!(SKETCH_BYTES, Unit::Bytes, "Memory held by live sketches");
     describe_counter!(REGISTRY_RETRIES, "Messages set aside (partition paused and rewound) because the schema registry was unavailable");
 }

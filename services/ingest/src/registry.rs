@@ -5,17 +5,42 @@
 use sitetally_core::codec::{SchemaError, SchemaResolver};
 use std::time::Duration;
 
+/// Why the registry client could not be set up. Neither is retryable: the URL or the
+/// TLS setup must change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Not an absolute http(s) URL. Caught at start-up: every request to it would fail,
+    /// which the consume loop takes for an outage and retries forever.
+    #[error("schema_registry_url: {url:?} is not an http(s) URL ({reason})")]
+    InvalidUrl { url: String, reason: String },
+    #[error("schema registry client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// A schema fetch blocks the consumer thread, so every partition waits for it; a registry
+/// slower than this counts as unavailable (the message's partition is paused and retried).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct RegistryClient {
     base: String,
     http: reqwest::blocking::Client,
 }
 
 impl RegistryClient {
-    pub fn new(base: &str) -> Result<Self, String> {
+    pub fn new(base: &str) -> Result<Self, RegistryError> {
+        let invalid = |reason: String| RegistryError::InvalidUrl {
+            url: base.to_string(),
+            reason,
+        };
+        let url = reqwest::Url::parse(base).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(format!("scheme {:?}", url.scheme())));
+        }
         let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| format!("schema registry client: {e}"))?;
+            .map_err(RegistryError::Client)?;
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             http,
@@ -44,5 +69,19 @@ impl SchemaResolver for RegistryClient {
             reqwest::StatusCode::NOT_FOUND => Err(SchemaError::Unknown(id)),
             s => Err(SchemaError::Unavailable(format!("registry answered {s}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_scheme_is_refused_at_start_up() {
+        for bad in ["registry:8081", "", "ftp://registry"] {
+            let err = RegistryClient::new(bad).err().expect(bad);
+            assert!(matches!(err, RegistryError::InvalidUrl { .. }), "{err}");
+        }
+        assert!(RegistryClient::new("http://registry:8081/").is_ok());
     }
 }

@@ -69,8 +69,8 @@ pub struct ClickHouseConfig {
     /// Never logged (see the `Debug` of the service configs).
     #[serde(skip_serializing)]
     pub password: Option<String>,
-    /// Per-request timeout.
-    #[serde(with = "humantime_serde_compat")]
+    /// Per-request timeout ("10s", "500ms", "2m").
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
 }
 
@@ -83,37 +83,6 @@ impl Default for ClickHouseConfig {
             password: None,
             timeout: Duration::from_secs(10),
         }
-    }
-}
-
-/// Durations as "10s" strings without another dependency.
-mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", d.as_millis()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("bad duration {s:?} (use e.g. 500ms, 10s, 2m)"))
-        })
-    }
-
-    pub fn parse(s: &str) -> Option<Duration> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit())?;
-        let (n, unit) = s.split_at(split);
-        let n: u64 = n.parse().ok()?;
-        Some(match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            _ => return None,
-        })
     }
 }
 
@@ -543,14 +512,18 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(
-            humantime_serde_compat::parse("10s"),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            humantime_serde_compat::parse("250ms"),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(humantime_serde_compat::parse("ten"), None);
+        let timeout = |s: &str| {
+            serde_json::from_str::<ClickHouseConfig>(&format!(r#"{{"timeout":"{s}"}}"#))
+                .map(|c| c.timeout)
+        };
+        assert_eq!(timeout("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(timeout("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(timeout("2m").unwrap(), Duration::from_secs(120));
+        assert!(timeout("ten").is_err());
+        // What serializes (e.g. `sitetally ingest --print-config`) loads back.
+        let c = ClickHouseConfig::default();
+        let back: ClickHouseConfig =
+            serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back.timeout, c.timeout);
     }
 }
