@@ -1,4 +1,4 @@
-//! Writes the sample world (see `sitetally_api::sample`) into an embedded store, with
+//! Writes the sample world (see `sitetally_testkit::sample`) into an embedded store, with
 //! its licence and token files, ready for `sitetally serve`:
 //!
 //! ```sh
@@ -8,8 +8,8 @@
 //!
 //! Sightings are relative to now (or to the RFC 3339 time given as second argument).
 
-use sitetally_api::sample;
 use sitetally_store::embedded::EmbeddedStore;
+use sitetally_testkit::sample;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

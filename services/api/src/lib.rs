@@ -12,8 +12,6 @@
 //! - [`dashboard`] the embedded single-page dashboard;
 //! - [`table`]     CSV and aligned-table rendering;
 //! - [`metrics`]   metric names and the request-metrics middleware;
-//! - [`sample`]    a small fixed sample world (licences, tokens, sightings) for tests,
-//!   examples and the test scripts;
 //! - [`cli`]       flags of `sitetally serve|sites|counts|forecast` and their runners.
 
 pub mod auth;
@@ -24,7 +22,6 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod planner;
-pub mod sample;
 pub mod table;
 
 /// The chrono of the public API (`Planner::with_now`, the answers' dates).

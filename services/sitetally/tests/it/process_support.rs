@@ -1,10 +1,8 @@
 //! Helpers of the process-level fault tests: a `sitetally ingest` child with captured
 //! logs, a workload with known truth, and count checks against ClickHouse.
 
-#![allow(dead_code)]
-
-pub use crate::support::*;
 use sitetally_store::{CountFilter, DayRange, Store};
+pub use sitetally_testkit::rig::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

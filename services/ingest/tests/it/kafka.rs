@@ -1,14 +1,12 @@
 //! Ingest end to end against the real broker (Tansu, sqlite storage) and the real
-//! ClickHouse started by scripts/test.sh. Each test has its own topic, group and database.
-
-mod support;
+//! ClickHouse started by scripts/test.sh.
 
 use sitetally_store::{CountFilter, DayRange, Store};
+use sitetally_testkit::rig::*;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 
 fn event(site: &str, sensor: &str, mac: &str, at: i64) -> Vec<u8> {
     format!(r#"{{"tenant":"acme","site":"{site}","sensor":"{sensor}","observed_at":{at},"macs":["{mac}"],"category":"OT"}}"#).into_bytes()

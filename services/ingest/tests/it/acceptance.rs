@@ -2,15 +2,13 @@
 //! events over 100 sites of 5..20,000 devices, every device reported several times by at
 //! least two sensors in varied spellings, Avro and JSON mixed, 1% malformed in varied ways.
 
-mod support;
-
 use sitetally_sensor_sim::{EventStream, SimConfig, SizeProfile, World};
 use sitetally_store::clickhouse::SKETCH_EXACT_LIMIT;
 use sitetally_store::{CountFilter, DayRange, Store};
+use sitetally_testkit::rig::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]

@@ -10,9 +10,6 @@
 //! a webhook outage left owed exactly once, with its original key; a site whose count
 //! crosses its tier boundary back and forth across runs (and restarts) does not flap.
 
-#[path = "../../ingest/tests/support/mod.rs"]
-mod support;
-
 use apache_avro::types::Value as Avro;
 use chrono::{DateTime, Duration as Days, TimeZone, Utc};
 use rdkafka::config::ClientConfig;
@@ -28,11 +25,11 @@ use sitetally_reconciler::{Alert, CountMethod, LicenceBook, Reconciler, RunRepor
 use sitetally_store::history::AlertLog;
 use sitetally_store::Store;
 use sitetally_store::StoreCounts;
+use sitetally_testkit::rig::*;
+use sitetally_testkit::webhook::{receiver, Receiver};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TENANT: &str = "acme";
 const SECRET: &str = "it-webhook-secret";
@@ -161,65 +158,6 @@ fn book(now: DateTime<Utc>, sites: &[(&str, &str)]) -> LicenceBook {
     LicenceBook::from_toml_str(&toml, &Settings::default()).expect("licence book")
 }
 
-/// A request the webhook receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-/// A loopback HTTP receiver answering 200 to every request, on a free port.
-async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/tier", listener.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let g = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let g = g.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head_end, headers) = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                        let headers: HashMap<String, String> = head
-                            .lines()
-                            .skip(1)
-                            .filter_map(|l| l.split_once(':'))
-                            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                            .collect();
-                        break (i + 4, headers);
-                    }
-                };
-                let len: usize = headers
-                    .get("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let body = buf[head_end..(head_end + len).min(buf.len())].to_vec();
-                g.lock().unwrap().push(Received { headers, body });
-                let _ = sock
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (url, got)
-}
-
 /// A reconciler as a fresh process would build it: new sinks (new producer, new HTTP
 /// client) and the alert state, alert log and run history in ClickHouse `database`.
 fn reconciler(
@@ -322,8 +260,9 @@ fn avro_str(v: &Avro) -> String {
 }
 
 /// Webhook bodies, each checked for a valid signature and a matching idempotency header.
-fn webhook_alerts(got: &Mutex<Vec<Received>>) -> Vec<Alert> {
-    got.lock()
+fn webhook_alerts(rx: &Receiver) -> Vec<Alert> {
+    rx.got
+        .lock()
         .unwrap()
         .iter()
         .map(|r| {
@@ -382,7 +321,8 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
     let now = at(now_ms());
     let alerts_topic = unique("tier-alerts");
     create_topics(&[&alerts_topic], 1).await;
-    let (url, got) = webhook_receiver().await;
+    let rx = receiver(vec![200]).await;
+    let url = rx.url.clone();
     let licences = || book(now, &[("xs-site", "XS"), ("l-site", "L"), ("m-site", "M")]);
 
     let mut ingest = Ingest::start("recon_grow").await;
@@ -578,7 +518,7 @@ async fn sites_grown_past_their_tiers_alert_once_per_transition_across_restarts(
     assert_eq!(keys.len(), 3, "three distinct transitions");
 
     // At the webhook: exactly the same three alerts, signed (the third one late).
-    let mut hooked = webhook_alerts(&got);
+    let mut hooked = webhook_alerts(&rx);
     hooked.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
     raised.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
     assert_eq!(hooked, raised, "exactly one webhook call per transition");
@@ -608,7 +548,8 @@ async fn a_site_hovering_at_its_boundary_does_not_flap() {
     let now = at(t);
     let alerts_topic = unique("tier-alerts");
     create_topics(&[&alerts_topic], 1).await;
-    let (url, got) = webhook_receiver().await;
+    let rx = receiver(vec![200]).await;
+    let url = rx.url.clone();
 
     // An L site (1,000 devices; over above 1,000, back only at 980 with the default 2%
     // hysteresis). Its count over the 60-day window moves as the window slides past old
@@ -711,7 +652,7 @@ async fn a_site_hovering_at_its_boundary_does_not_flap() {
         })
         .collect();
     assert_eq!(from_topic, raised, "no flapping on {alerts_topic}");
-    assert_eq!(webhook_alerts(&got), raised, "no flapping at the webhook");
+    assert_eq!(webhook_alerts(&rx), raised, "no flapping at the webhook");
     eprintln!("hovering site: passed in {:?}", started.elapsed());
 }
 

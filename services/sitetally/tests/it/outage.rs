@@ -1,11 +1,7 @@
 //! ClickHouse stopped for 20 s mid-stream: ingest pauses, says so, resumes, loses nothing.
 //! Its own test binary: it stops the shared ClickHouse, which no other test may see.
 
-mod common;
-#[path = "../../ingest/tests/support/mod.rs"]
-mod support;
-
-use common::*;
+use crate::process_support::*;
 use std::process::Command;
 use std::time::Duration;
 

@@ -7,18 +7,14 @@
 //! Needs the servers: `scripts/test.sh` starts them and sets SITETALLY_TEST_KAFKA and
 //! SITETALLY_TEST_CLICKHOUSE_URL.
 
-mod api_support;
-#[path = "../../ingest/tests/support/mod.rs"]
-mod support;
-
-use api_support::{assert_lists_row, Server, TempDir};
-use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN, FABRIKAM_TOKEN};
+use crate::api_support::{assert_lists_row, Server, TempDir};
 use sitetally_core::{codec, Discovery, Sighting};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
-use std::time::Duration;
-use support::{
+use sitetally_testkit::rig::{
     brokers, clickhouse_url, committed_total, create_topics, ingest_config, produce, unique,
 };
+use sitetally_testkit::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN, FABRIKAM_TOKEN};
+use std::time::Duration;
 
 /// Two reports of one sample sighting: Avro from sensor `a` with a lower-case colon MAC,
 /// JSON from sensor `b` with the same MAC upper-case and dashed. The MAC is the sighting's
@@ -90,7 +86,7 @@ async fn ingest_sample(db: &str, now: chrono::DateTime<chrono::Utc>) -> usize {
         let _ = stop_rx.await;
     }));
     let b = brokers();
-    support::wait_until(
+    sitetally_testkit::rig::wait_until(
         "ingest to commit the sample world",
         Duration::from_secs(180),
         || committed_total(&b, &group, &topic, 2) == total,
@@ -112,7 +108,10 @@ async fn ingest_sample(db: &str, now: chrono::DateTime<chrono::Utc>) -> usize {
         report.duplicates > 0,
         "the recent days' second reports are dedup hits: {report:?}"
     );
-    let device_days = support::store(db).distinct_device_days().await.unwrap();
+    let device_days = sitetally_testkit::rig::store(db)
+        .distinct_device_days()
+        .await
+        .unwrap();
     assert_eq!(
         device_days,
         sightings.len() as u64,

@@ -1,10 +1,8 @@
 //! `sitetally sites|counts|forecast|serve` as a user runs them, on the embedded store
 //! seeded with the API's sample world.
 
-mod api_support;
-
-use api_support::{assert_lists_row, Server, TempDir, BIN};
-use sitetally_api::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN};
+use crate::api_support::{assert_lists_row, Server, TempDir, BIN};
+use sitetally_testkit::sample::{self, ADMIN_TOKEN, CONTOSO_TOKEN};
 use std::path::Path;
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const COMPOSE: &str = include_str!("../../../docker-compose.yml");
+const COMPOSE: &str = include_str!("../../../../docker-compose.yml");
 
 fn sitetally() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sitetally"))

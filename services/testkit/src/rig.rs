@@ -1,7 +1,6 @@
-//! Shared helpers of the integration tests: the rig's servers, topics, producing,
-//! reading dead letters, waiting with clear failures (never hanging).
-
-#![allow(dead_code)]
+//! The test rig's servers as `scripts/test.sh` starts them (ClickHouse and the Tansu
+//! broker on loopback ports, named by `SITETALLY_TEST_*`): topics, producing, reading
+//! dead letters, unique names, waiting with clear failures (never hanging).
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

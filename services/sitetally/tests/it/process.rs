@@ -1,11 +1,7 @@
 //! The `sitetally ingest` process under faults, against the real broker and ClickHouse:
 //! killed without warning, and two instances rebalancing.
 
-mod common;
-#[path = "../../ingest/tests/support/mod.rs"]
-mod support;
-
-use common::*;
+use crate::process_support::*;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

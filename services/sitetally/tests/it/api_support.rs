@@ -1,8 +1,6 @@
 //! Helpers of the api_* tests: start `sitetally serve` on a free port and speak plain
 //! HTTP/1.1 to it (no client crate needed).
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,6 @@
 //! A small, fixed sample world: licences, tokens and sightings relative to a chosen
-//! "now". Used by the tests, by `examples/seed.rs` (which the schemathesis and browser
-//! scripts run) and as a worked example of the licence format.
+//! "now". Used by the tests, by the API's `examples/seed.rs` (which the schemathesis and
+//! browser scripts run) and as a worked example of the licence format.
 //!
 //! - contoso/plant-north: M licence (500), 450 OT devices today, +5 a day for 30 days:
 //!   NEAR_LIMIT, and the trend passes 500 on day 11;
