@@ -11,27 +11,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A secret string that never prints.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself; call only where it is used, never to log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use sitetally_core::secret::Secret;
 
 /// Shortest token accepted: guessing 16 random characters is not a practical attack.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -130,13 +110,17 @@ impl AuthConfig {
     pub fn build(&self) -> Result<Authenticator, AuthConfigError> {
         let mut entries: Vec<([u8; 32], Principal)> = Vec::new();
         let mut add = |field: String, token: &Secret, p: Principal| {
-            if token.0.chars().count() < MIN_TOKEN_LEN {
+            if token.expose().chars().count() < MIN_TOKEN_LEN {
                 return Err(AuthConfigError::Invalid {
                     field,
                     message: format!("token shorter than {MIN_TOKEN_LEN} characters"),
                 });
             }
-            if token.0.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if token
+                .expose()
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(AuthConfigError::Invalid {
                     field,
                     message: "token contains whitespace or control characters".into(),

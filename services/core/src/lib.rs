@@ -10,6 +10,7 @@
 //! - [`sketch`]   per-site HyperLogLog sketches with exact small sets in front (the
 //!   embedded store's counts);
 //! - [`readiness`] the interface of a dependency a `/readyz` probe checks;
+//! - [`secret`]   credentials that never print;
 //! - [`pipeline`] decode ▶ validate ▶ identity ▶ dedup ▶ rows, one call per message.
 
 pub mod avro_plan;
@@ -21,6 +22,7 @@ pub mod identity;
 pub mod json_fast;
 pub mod pipeline;
 pub mod readiness;
+pub mod secret;
 pub mod sketch;
 pub mod validate;
 

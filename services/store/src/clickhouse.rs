@@ -8,6 +8,7 @@ mod inspect;
 
 use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
 use serde::Deserialize;
+use sitetally_core::secret::Secret;
 use sitetally_core::{Count, DeviceCategory, Sighting};
 use std::time::Duration;
 
@@ -66,9 +67,9 @@ pub struct ClickHouseConfig {
     /// Database holding sitetally's tables; created by `migrate`.
     pub database: String,
     pub user: Option<String>,
-    /// Never logged (see the `Debug` of the service configs).
+    /// Never printed: `Debug` and `--print-config` show `***` or nothing.
     #[serde(skip_serializing)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Per-request timeout ("10s", "500ms", "2m").
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -189,7 +190,7 @@ impl ClickHouseStore {
             client = client.with_user(u);
         }
         if let Some(p) = &config.password {
-            client = client.with_password(p);
+            client = client.with_password(p.expose());
         }
         let data_client = client.clone().with_database(&config.database);
         Self {

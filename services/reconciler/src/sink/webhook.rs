@@ -6,7 +6,6 @@ use super::{AlertSink, DeliveryLog, DeliveryOutcome, DeliveryRecord, SinkError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sitetally_licensing::alert::Alert;
-use std::fmt;
 use std::time::Duration;
 
 /// Header carrying the body signature.
@@ -14,24 +13,7 @@ pub const SIGNATURE_HEADER: &str = "X-Sitetally-Signature";
 /// Header carrying the alert's idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "X-Sitetally-Idempotency-Key";
 
-/// A secret that never reaches logs or `Debug` output.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use sitetally_core::secret::Secret;
 
 /// `sha256=<hex hmac>` of `body` under `secret`.
 pub fn sign(secret: &Secret, body: &[u8]) -> String {
@@ -197,7 +179,7 @@ mod tests {
         assert!(verify(&s, b"body", &sig));
         assert!(!verify(&s, b"body2", &sig));
         assert!(!verify(&Secret::new("other"), b"body", &sig));
-        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(format!("{s:?}"), "***");
         let cfg = WebhookConfig::new("w", "http://127.0.0.1:1/", s);
         assert!(!format!("{cfg:?}").contains("\"k\""));
     }
