@@ -47,6 +47,23 @@ fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 impl PlannerArgs {
+    /// The planner over `store`, with the reconciler's alert state, alert log and
+    /// decisions from `memory` (its alert state unless `--alert-state` names a file), so
+    /// the CLI answers exactly as `serve` does over the same store.
+    pub fn planner_with(
+        &self,
+        store: Arc<dyn Store>,
+        memory: ReconcilerMemory,
+    ) -> anyhow::Result<Planner> {
+        let mut planner = self.planner(store)?;
+        if self.alert_state.is_none() {
+            planner = planner.with_alert_state(memory.alert_state);
+        }
+        Ok(planner
+            .with_alert_log(memory.alert_log)
+            .with_decision_history(memory.decisions))
+    }
+
     /// Loads settings and licences and builds the planner over `store`.
     pub fn planner(&self, store: Arc<dyn Store>) -> anyhow::Result<Planner> {
         let settings = match &self.settings {
@@ -166,13 +183,7 @@ where
 {
     let auth = args.authenticator()?;
     store.migrate().await?;
-    let mut planner = args.planner.planner(store)?;
-    if args.planner.alert_state.is_none() {
-        planner = planner.with_alert_state(memory.alert_state);
-    }
-    planner = planner
-        .with_alert_log(memory.alert_log)
-        .with_decision_history(memory.decisions);
+    let planner = args.planner.planner_with(store, memory)?;
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(h) => Some(h),
         Err(e) => {
@@ -275,9 +286,13 @@ pub struct ForecastArgs {
 }
 
 /// `sitetally sites`: the rendered output.
-pub async fn sites(args: &SitesArgs, store: Arc<dyn Store>) -> anyhow::Result<String> {
+pub async fn sites(
+    args: &SitesArgs,
+    store: Arc<dyn Store>,
+    memory: ReconcilerMemory,
+) -> anyhow::Result<String> {
     store.migrate().await?;
-    let planner = args.planner.planner(store)?;
+    let planner = args.planner.planner_with(store, memory)?;
     let r = planner
         .sites(
             &args.tenant,
@@ -295,9 +310,13 @@ pub async fn sites(args: &SitesArgs, store: Arc<dyn Store>) -> anyhow::Result<St
 }
 
 /// `sitetally counts`: the rendered output.
-pub async fn counts(args: &CountsArgs, store: Arc<dyn Store>) -> anyhow::Result<String> {
+pub async fn counts(
+    args: &CountsArgs,
+    store: Arc<dyn Store>,
+    memory: ReconcilerMemory,
+) -> anyhow::Result<String> {
     store.migrate().await?;
-    let planner = args.planner.planner(store)?;
+    let planner = args.planner.planner_with(store, memory)?;
     let req = CountsRequest {
         from: args.from,
         to: args.to,
@@ -308,9 +327,13 @@ pub async fn counts(args: &CountsArgs, store: Arc<dyn Store>) -> anyhow::Result<
 }
 
 /// `sitetally forecast`: the rendered output.
-pub async fn forecast(args: &ForecastArgs, store: Arc<dyn Store>) -> anyhow::Result<String> {
+pub async fn forecast(
+    args: &ForecastArgs,
+    store: Arc<dyn Store>,
+    memory: ReconcilerMemory,
+) -> anyhow::Result<String> {
     store.migrate().await?;
-    let planner = args.planner.planner(store)?;
+    let planner = args.planner.planner_with(store, memory)?;
     let req = ForecastRequest {
         history_days: Some(args.history_days),
         horizon_days: Some(args.horizon_days),

@@ -350,7 +350,7 @@ pub async fn run(
         ingest: ingest_report,
         alerts_raised: alerts.alerts().len(),
         sites_counted: counts.len(),
-        sites: build_rows(truth, &counts, &decisions),
+        sites: build_rows(truth, &counts, &decisions, settings.error_band_sigmas),
         tenants: tenant_rows(&decisions),
     };
     info!(

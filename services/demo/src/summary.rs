@@ -8,14 +8,11 @@
 use crate::SummaryFormat;
 use serde::Serialize;
 use sitetally_ingest::IngestReport;
-use sitetally_licensing::{Decision, Subject};
+use sitetally_licensing::{Count, Decision, Subject};
 use sitetally_sensor_sim::{GroundTruth, SiteKind};
 use sitetally_store::SiteCount;
 use std::collections::HashMap;
 use std::fmt::Write;
-
-/// Error bands are shown and checked at this many sigmas (the reconciler's default).
-pub const ERROR_SIGMAS: f64 = 3.0;
 
 /// One simulated site at the end of the run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,13 +21,15 @@ pub struct SiteRow {
     pub site: String,
     /// `ot` or `enterprise_iot`.
     pub kind: SiteKind,
-    /// Distinct devices counted by sitetally over the OT billing window (all categories).
+    /// Distinct devices counted by sitetally over the OT billing window: the count the
+    /// reconciler decided on (exact when it fetched the exact count near a boundary), as
+    /// the API and `sitetally sites` show it; the store's count where nothing decided.
     pub counted: u64,
     /// True when `counted` is exact (below the sketch's exact threshold).
     pub exact: bool,
     /// One-sigma error of an estimate (0 when exact).
     pub sigma: f64,
-    /// Half-width of the error band at [`ERROR_SIGMAS`] sigmas (0 when exact).
+    /// Half-width of the error band at the reconciler's `error_band_sigmas` (0 when exact).
     pub error_bound: u64,
     /// Distinct devices the simulator emitted for this site (ground truth).
     pub true_devices: u64,
@@ -46,9 +45,6 @@ pub struct SiteRow {
     pub status: String,
     /// The status with its details (`OVER_TIER (buy XL)`).
     pub status_detail: String,
-    /// The count the decision rested on, when it differs from `counted` (an exact count
-    /// fetched because the estimate's band straddled a boundary).
-    pub decision_count: Option<u64>,
     /// Enterprise IoT fleets only: the reconciler's OT-site status of the location, when
     /// OT-category devices were seen there (`UNLICENSED`: no OT licence covers them).
     pub site_status: Option<String>,
@@ -112,11 +108,13 @@ fn site_key(tenant: &str, site: &str) -> (String, String) {
 }
 
 /// One row per site of the ground truth (world order), joined with the store's counts
-/// and the reconciler's decisions.
+/// and the reconciler's decisions; error bands at `error_sigmas` (the reconciler's
+/// `error_band_sigmas`).
 pub fn build_rows(
     truth: &GroundTruth,
     counts: &[SiteCount],
     decisions: &[Decision],
+    error_sigmas: f64,
 ) -> Vec<SiteRow> {
     let counts: HashMap<(String, String), &SiteCount> = counts
         .iter()
@@ -140,14 +138,12 @@ pub fn build_rows(
         .iter()
         .map(|t| {
             let key = site_key(&t.tenant, &t.site);
-            let (counted, exact, sigma) = counts.get(&key).map_or((0, true, 0.0), |c| {
-                (c.count.value, c.count.is_exact(), c.count.sigma)
-            });
-            let error_bound = if exact {
-                0
-            } else {
-                (sigma * ERROR_SIGMAS).ceil() as u64
-            };
+            let ot_decision = site_decisions.get(&key).copied();
+            // One answer: the count an OT decision rested on is what every surface shows.
+            let count = ot_decision
+                .map(|d| d.count)
+                .or_else(|| counts.get(&key).map(|c| c.count))
+                .unwrap_or(Count::exact(0));
             let licensed = t.licence.as_ref().map(|l| match l.count {
                 1 => l.tier.clone(),
                 n => format!("{n}x{}", l.tier),
@@ -155,7 +151,6 @@ pub fn build_rows(
             // An Enterprise IoT fleet is licensed at tenant level (E5 + standalone): its
             // status is the tenant's Enterprise IoT status; an OT-site decision about it
             // (OT-category devices seen there) is kept as `site_status`.
-            let ot_decision = site_decisions.get(&key).copied();
             let (decision, site_status) = match t.kind {
                 SiteKind::EnterpriseIot => (
                     eiot.get(t.tenant.as_str()).copied().or(ot_decision),
@@ -163,7 +158,7 @@ pub fn build_rows(
                 ),
                 SiteKind::Ot => (ot_decision, None),
             };
-            let (status, mut status_detail, required, decision_count) = match decision {
+            let (status, mut status_detail, required) = match decision {
                 Some(d) => (
                     d.status().code().to_string(),
                     match &d.subject {
@@ -171,14 +166,10 @@ pub fn build_rows(
                         _ => d.status().to_string(),
                     },
                     d.outcome.required_tier.map(|r| r.to_string()),
-                    matches!(d.subject, Subject::OtSite { .. })
-                        .then_some(d.count.value)
-                        .filter(|v| *v != counted),
                 ),
                 None => (
                     "NOT_DECIDED".to_string(),
                     "not decided yet".to_string(),
-                    None,
                     None,
                 ),
             };
@@ -191,17 +182,16 @@ pub fn build_rows(
                 tenant: t.tenant.clone(),
                 site: t.site.clone(),
                 kind: t.kind,
-                counted,
-                exact,
-                sigma,
-                error_bound,
+                counted: count.value,
+                exact: count.is_exact(),
+                sigma: count.sigma,
+                error_bound: count.error_bound(error_sigmas),
                 true_devices: t.devices,
                 planned_devices: t.planned_devices,
                 licensed,
                 required,
                 status,
                 status_detail,
-                decision_count,
                 site_status,
                 grown: t.grown,
             }
@@ -413,6 +403,9 @@ mod tests {
         }
     }
 
+    /// The reconciler's default error band.
+    const SIGMAS: f64 = 3.0;
+
     fn count(site: &str, count: u64, exact: bool, sigma: f64) -> SiteCount {
         SiteCount {
             tenant: "acme".into(),
@@ -426,8 +419,8 @@ mod tests {
     }
 
     /// Decisions as the reconciler makes them, from a licence book matching `truth()`.
-    async fn decisions(counts: &[(&str, u64)]) -> Vec<Decision> {
-        use sitetally_licensing::count::{Count, StaticCounts};
+    async fn decisions(counts: &[SiteCount]) -> Vec<Decision> {
+        use sitetally_licensing::count::StaticCounts;
         let book = sitetally_licensing::LicenceBook::from_toml_str(
             r#"
 [[tenants]]
@@ -460,15 +453,15 @@ id = "acme"
         let source = StaticCounts {
             counts: counts
                 .iter()
-                .map(|(site, n)| sitetally_licensing::CategoryCount {
-                    tenant: "acme".into(),
-                    site: (*site).into(),
-                    category: if site.starts_with("campus") {
+                .map(|c| sitetally_licensing::CategoryCount {
+                    tenant: c.tenant.clone(),
+                    site: c.site.clone(),
+                    category: if c.site.starts_with("campus") {
                         sitetally_core::DeviceCategory::Iot
                     } else {
                         sitetally_core::DeviceCategory::Ot
                     },
-                    count: Count::exact(*n),
+                    count: c.count,
                 })
                 .collect(),
             ..Default::default()
@@ -495,14 +488,8 @@ id = "acme"
             count("campus-003", 40, true, 0.0),
             count("refinery-004", 6_030, false, 48.6),
         ];
-        let d = decisions(&[
-            ("plant-001", 80),
-            ("plant-002", 1_120),
-            ("campus-003", 40),
-            ("refinery-004", 6_030),
-        ])
-        .await;
-        let rows = build_rows(&truth(), &counts, &d);
+        let d = decisions(&counts).await;
+        let rows = build_rows(&truth(), &counts, &d, SIGMAS);
         assert_eq!(rows.len(), 4);
         assert!(rows.iter().all(SiteRow::count_ok), "{rows:#?}");
         assert_eq!(rows[0].status, "WITHIN_TIER");
@@ -528,6 +515,7 @@ id = "acme"
                 count("refinery-004", 6_200, false, 48.6),
             ],
             &[],
+            SIGMAS,
         );
         assert!(!rows[0].count_ok(), "an exact count must equal the truth");
         assert!(!rows[3].count_ok(), "6200 is outside 6000 ± 146");
@@ -562,14 +550,8 @@ id = "acme"
             count("campus-003", 40, true, 0.0),
             count("refinery-004", 6_030, false, 48.6),
         ];
-        let d = decisions(&[
-            ("plant-001", 80),
-            ("plant-002", 1_120),
-            ("campus-003", 40),
-            ("refinery-004", 6_030),
-        ])
-        .await;
-        let mut s = summary(build_rows(&truth(), &counts, &d));
+        let d = decisions(&counts).await;
+        let mut s = summary(build_rows(&truth(), &counts, &d, SIGMAS));
         s.tenants = tenant_rows(&d);
         let table = s.render(SummaryFormat::Table);
         let lines: Vec<&str> = table.lines().collect();
@@ -618,7 +600,7 @@ id = "acme"
 
     #[test]
     fn incomplete_runs_say_so() {
-        let mut s = summary(build_rows(&truth(), &[], &[]));
+        let mut s = summary(build_rows(&truth(), &[], &[], SIGMAS));
         s.schedule_complete = false;
         s.caught_up = false;
         let t = s.table();

@@ -134,10 +134,6 @@ impl StorageArgs {
         )
     }
 
-    fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(self.open_with_memory()?.store)
-    }
-
     /// The store, and the reconciler's memory (alert state, alert log, run history,
     /// licences) in the same engine: ClickHouse's tables, or the embedded store's file.
     fn open_with_memory(&self) -> anyhow::Result<OpenedStore> {
@@ -333,16 +329,25 @@ async fn main() -> anyhow::Result<()> {
             sitetally_api::cli::serve(&c.args, store, memory, broker, shutdown_signal()).await?;
         }
         Command::Sites(c) => {
-            let store = c.storage.open()?;
-            print!("{}", sitetally_api::cli::sites(&c.args, store).await?);
+            let OpenedStore { store, memory, .. } = c.storage.open_with_memory()?;
+            print!(
+                "{}",
+                sitetally_api::cli::sites(&c.args, store, memory).await?
+            );
         }
         Command::Counts(c) => {
-            let store = c.storage.open()?;
-            print!("{}", sitetally_api::cli::counts(&c.args, store).await?);
+            let OpenedStore { store, memory, .. } = c.storage.open_with_memory()?;
+            print!(
+                "{}",
+                sitetally_api::cli::counts(&c.args, store, memory).await?
+            );
         }
         Command::Forecast(c) => {
-            let store = c.storage.open()?;
-            print!("{}", sitetally_api::cli::forecast(&c.args, store).await?);
+            let OpenedStore { store, memory, .. } = c.storage.open_with_memory()?;
+            print!(
+                "{}",
+                sitetally_api::cli::forecast(&c.args, store, memory).await?
+            );
         }
         Command::Demo(args) => {
             let format = args.format;
