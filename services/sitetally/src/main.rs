@@ -3,7 +3,9 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sitetally_core::readiness::ReadinessProbe;
+use sitetally_core::secret::Secret;
 use sitetally_ingest::probe::BrokerProbe;
+use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use sitetally_store::history::{LicenceTable, ReconcilerMemory, ReconcilerTables};
 use sitetally_store::{Store, StoreCounts};
 use std::path::PathBuf;
@@ -100,23 +102,64 @@ struct ReconcileCommand {
     storage: StorageArgs,
 }
 
+/// How to reach ClickHouse: one flag group and one environment scheme
+/// (`SITETALLY_CLICKHOUSE_*`) for every command that talks to it. Unset flags keep the
+/// command's configured value (ingest: its config file and `SITETALLY_INGEST__*`), else
+/// the defaults shown.
+#[derive(Args)]
+struct ClickHouseArgs {
+    /// ClickHouse HTTP(S) URL [default: http://127.0.0.1:8123].
+    #[arg(long, value_name = "URL", env = "SITETALLY_CLICKHOUSE_URL")]
+    clickhouse_url: Option<String>,
+    /// ClickHouse database [default: sitetally].
+    #[arg(long, value_name = "NAME", env = "SITETALLY_CLICKHOUSE_DATABASE")]
+    database: Option<String>,
+    /// ClickHouse user [default: the server's default user].
+    #[arg(long, value_name = "USER", env = "SITETALLY_CLICKHOUSE_USER")]
+    clickhouse_user: Option<String>,
+    /// File holding the ClickHouse password (first line). The password is never a flag
+    /// (flags show in `ps`): use this or SITETALLY_CLICKHOUSE_PASSWORD.
+    #[arg(long, value_name = "FILE", env = "SITETALLY_CLICKHOUSE_PASSWORD_FILE")]
+    clickhouse_password_file: Option<PathBuf>,
+}
+
+impl ClickHouseArgs {
+    /// Overrides `config` with what was given (flags or environment).
+    fn apply(&self, config: &mut ClickHouseConfig) -> anyhow::Result<()> {
+        if let Some(v) = &self.clickhouse_url {
+            config.url = v.clone();
+        }
+        if let Some(v) = &self.database {
+            config.database = v.clone();
+        }
+        if let Some(v) = &self.clickhouse_user {
+            config.user = Some(v.clone());
+        }
+        if let Some(path) = &self.clickhouse_password_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("--clickhouse-password-file {}: {e}", path.display())
+            })?;
+            let first = text.lines().next().unwrap_or_default().trim_end();
+            config.password = Some(Secret::new(first));
+        } else if let Ok(p) = std::env::var("SITETALLY_CLICKHOUSE_PASSWORD") {
+            config.password = Some(Secret::new(p));
+        }
+        Ok(())
+    }
+
+    /// The defaults with what was given applied.
+    fn config(&self) -> anyhow::Result<ClickHouseConfig> {
+        let mut config = ClickHouseConfig::default();
+        self.apply(&mut config)?;
+        Ok(config)
+    }
+}
+
 /// Where counts live: ClickHouse, or the embedded store of a `--data-dir`.
 #[derive(Args)]
 struct StorageArgs {
-    /// ClickHouse HTTP URL (ignored with --data-dir).
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:8123",
-        env = "SITETALLY_CLICKHOUSE_URL"
-    )]
-    clickhouse_url: String,
-    /// ClickHouse database.
-    #[arg(
-        long,
-        default_value = "sitetally",
-        env = "SITETALLY_CLICKHOUSE_DATABASE"
-    )]
-    database: String,
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
     /// Use the embedded store in this directory (as `sitetally demo` writes it) instead
     /// of ClickHouse.
     #[arg(long, value_name = "DIR")]
@@ -124,16 +167,6 @@ struct StorageArgs {
 }
 
 impl StorageArgs {
-    fn clickhouse_store(&self) -> sitetally_store::clickhouse::ClickHouseStore {
-        sitetally_store::clickhouse::ClickHouseStore::new(
-            &sitetally_store::clickhouse::ClickHouseConfig {
-                url: self.clickhouse_url.clone(),
-                database: self.database.clone(),
-                ..Default::default()
-            },
-        )
-    }
-
     /// The store, and the reconciler's memory (alert state, alert log, run history,
     /// licences) in the same engine: ClickHouse's tables, or the embedded store's file.
     fn open_with_memory(&self) -> anyhow::Result<OpenedStore> {
@@ -148,7 +181,7 @@ impl StorageArgs {
             Some(dir) => opened(Arc::new(sitetally_store::embedded::EmbeddedStore::open(
                 dir,
             )?)),
-            None => opened(Arc::new(self.clickhouse_store())),
+            None => opened(Arc::new(ClickHouseStore::new(&self.clickhouse.config()?))),
         })
     }
 }
@@ -175,12 +208,8 @@ struct IngestArgs {
     /// Consumer group id.
     #[arg(long)]
     group: Option<String>,
-    /// ClickHouse HTTP URL.
-    #[arg(long)]
-    clickhouse_url: Option<String>,
-    /// ClickHouse database.
-    #[arg(long)]
-    database: Option<String>,
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long)]
     metrics_listen: Option<String>,
@@ -191,20 +220,8 @@ struct IngestArgs {
 
 #[derive(Args)]
 struct MigrateArgs {
-    /// ClickHouse HTTP URL.
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:8123",
-        env = "SITETALLY_CLICKHOUSE_URL"
-    )]
-    clickhouse_url: String,
-    /// ClickHouse database.
-    #[arg(
-        long,
-        default_value = "sitetally",
-        env = "SITETALLY_CLICKHOUSE_DATABASE"
-    )]
-    database: String,
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
 }
 
 fn init_logging(args: &LogArgs) {
@@ -258,12 +275,7 @@ fn ingest_config(args: &IngestArgs) -> anyhow::Result<sitetally_ingest::IngestCo
     if let Some(v) = &args.group {
         c.kafka.group_id = v.clone();
     }
-    if let Some(v) = &args.clickhouse_url {
-        c.clickhouse.url = v.clone();
-    }
-    if let Some(v) = &args.database {
-        c.clickhouse.database = v.clone();
-    }
+    args.clickhouse.apply(&mut c.clickhouse)?;
     if let Some(v) = &args.metrics_listen {
         c.metrics_listen = Some(v.clone());
     }
@@ -290,13 +302,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             use sitetally_store::Store;
-            let store = sitetally_store::clickhouse::ClickHouseStore::new(
-                &sitetally_store::clickhouse::ClickHouseConfig {
-                    url: args.clickhouse_url,
-                    database: args.database,
-                    ..Default::default()
-                },
-            );
+            let store = ClickHouseStore::new(&args.clickhouse.config()?);
             let caps = store.capabilities().await?;
             let applied = store.migrate().await?;
             tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });
@@ -407,4 +413,55 @@ async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
     };
     print!("{output}");
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clickhouse_flags_are_one_group_and_the_password_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret-pass\nignored second line\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "sitetally",
+            "migrate",
+            "--clickhouse-url",
+            "https://ch.example:8443",
+            "--database",
+            "billing",
+            "--clickhouse-user",
+            "sitetally",
+            "--clickhouse-password-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let Command::Migrate(args) = cli.command else {
+            panic!("not migrate")
+        };
+        let config = args.clickhouse.config().unwrap();
+        assert_eq!(config.url, "https://ch.example:8443");
+        assert_eq!(config.database, "billing");
+        assert_eq!(config.user.as_deref(), Some("sitetally"));
+        assert_eq!(config.password.as_ref().unwrap().expose(), "s3cret-pass");
+        let printed = format!("{config:?} {}", serde_json::to_string(&config).unwrap());
+        assert!(!printed.contains("s3cret"), "{printed}");
+
+        // The same group on a planner command; a missing password file names itself.
+        let cli = Cli::try_parse_from([
+            "sitetally",
+            "sites",
+            "--tenant",
+            "t",
+            "--clickhouse-password-file",
+            "/nonexistent/pw",
+        ])
+        .unwrap();
+        let Command::Sites(c) = cli.command else {
+            panic!("not sites")
+        };
+        let e = c.storage.clickhouse.config().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/pw"), "{e}");
+    }
 }
