@@ -23,6 +23,7 @@
 
 mod history;
 
+use crate::clickhouse::SKETCH_EXACT_LIMIT;
 use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
@@ -506,15 +507,43 @@ fn site_counts_blocking(
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
     })?;
     let groups = merge_groups(&tx, cache, refs)?;
-    tx.finish().map_err(classify)?;
-    Ok(groups
+    groups
         .into_iter()
-        .map(|((tenant, site), sketch)| SiteCount {
-            tenant,
-            site,
-            count: sketch.estimate(),
+        .map(|((tenant, site), sketch)| {
+            let count = exact_below_limit(sketch.estimate(), || {
+                exact_count_blocking(
+                    &tx,
+                    tenant.clone(),
+                    Some(site.clone()),
+                    days,
+                    filter.clone(),
+                )
+            })?;
+            Ok(SiteCount {
+                tenant,
+                site,
+                count,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// Counts are exact up to [`SKETCH_EXACT_LIMIT`] devices, as ClickHouse's `uniqCombined`
+/// is, though the embedded sketch leaves its exact phase at 1,536 keys to stay within its
+/// memory budget: an estimate near or below that limit is recounted from sightings (one
+/// indexed range), so both engines give the same answer for the same data.
+fn exact_below_limit(
+    estimate: Count,
+    recount: impl FnOnce() -> Result<u64, StoreError>,
+) -> Result<Count, StoreError> {
+    // The band's upper end: an estimate just above the limit may be a count below it.
+    let reach = estimate
+        .value
+        .saturating_sub((4.0 * estimate.sigma).ceil() as u64);
+    if estimate.is_exact() || reach > SKETCH_EXACT_LIMIT {
+        return Ok(estimate);
+    }
+    Ok(Count::exact(recount()?))
 }
 
 /// Every sketch of `tenant` merged: its distinct devices across sites (the device key does
@@ -526,7 +555,7 @@ fn tenant_count_blocking(
     filter: CountFilter,
 ) -> Result<Count, StoreError> {
     let mut params = vec![
-        Value::Text(tenant),
+        Value::Text(tenant.clone()),
         Value::Integer(i64::from(days.from)),
         Value::Integer(i64::from(days.to)),
     ];
@@ -538,10 +567,12 @@ fn tenant_count_blocking(
     let tx = conn.transaction().map_err(classify)?;
     let refs = select_refs(&tx, &sql, params, |r| r.get::<_, String>(0))?;
     let groups = merge_groups(&tx, cache, refs)?;
-    tx.finish().map_err(classify)?;
-    Ok(groups
+    let estimate = groups
         .first()
-        .map_or(Count::exact(0), |(_, sketch)| sketch.estimate()))
+        .map_or(Count::exact(0), |(_, sketch)| sketch.estimate());
+    exact_below_limit(estimate, || {
+        exact_count_blocking(&tx, tenant.clone(), None, days, filter.clone())
+    })
 }
 
 /// Distinct devices from sightings: of one site, or (`site` None) of the whole tenant.
@@ -581,15 +612,15 @@ fn daily_counts_blocking(
     filter: CountFilter,
 ) -> Result<Vec<DailyCount>, StoreError> {
     let mut params = vec![
-        Value::Text(tenant),
-        Value::Text(site),
+        Value::Text(tenant.clone()),
+        Value::Text(site.clone()),
         Value::Integer(i64::from(days.from)),
         Value::Integer(i64::from(days.to)),
     ];
-    let filter = filter_sql(&filter, &mut params);
+    let filter_clause = filter_sql(&filter, &mut params);
     let sql = &format!(
         "SELECT day, category, id, rev FROM site_devices_daily \
-         WHERE tenant = ? AND site = ? AND day >= ? AND day <= ?{filter} \
+         WHERE tenant = ? AND site = ? AND day >= ? AND day <= ?{filter_clause} \
          ORDER BY day, category"
     );
     let Inner { conn, cache } = inner;
@@ -598,15 +629,25 @@ fn daily_counts_blocking(
         Ok((r.get::<_, u16>(0)?, r.get::<_, i8>(1)?))
     })?;
     let groups = merge_groups(&tx, cache, refs)?;
-    tx.finish().map_err(classify)?;
-    Ok(groups
+    groups
         .into_iter()
-        .map(|((day, code), sketch)| DailyCount {
-            day,
-            category: DeviceCategory::from_code(code).unwrap_or_default(),
-            count: sketch.estimate(),
+        .map(|((day, code), sketch)| {
+            let category = DeviceCategory::from_code(code).unwrap_or_default();
+            let count = exact_below_limit(sketch.estimate(), || {
+                let one = CountFilter {
+                    categories: vec![category],
+                    include_agent_managed: filter.include_agent_managed,
+                };
+                let day_only = DayRange { from: day, to: day };
+                exact_count_blocking(&tx, tenant.clone(), Some(site.clone()), day_only, one)
+            })?;
+            Ok(DailyCount {
+                day,
+                category,
+                count,
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[async_trait::async_trait]

@@ -267,6 +267,33 @@ pub async fn a_device_at_two_sites_counts_once_tenant_wide(s: &impl Engine) {
     );
 }
 
+pub async fn counts_are_exact_up_to_the_exact_limit(s: &impl Engine) {
+    s.migrate().await.unwrap();
+    let day = day();
+    // 5,000 devices: past the embedded sketch's exact phase, under ClickHouse's
+    // uniqCombined exact limit (8,192): both engines answer exactly.
+    let rows: Vec<Sighting> = (0..5_000)
+        .map(|k| row("big", day, hashed(k), DeviceCategory::Ot))
+        .collect();
+    for chunk in rows.chunks(2_500) {
+        s.write_sightings(chunk).await.unwrap();
+    }
+    let days = DayRange { from: day, to: day };
+    let all = CountFilter::all();
+    let site = s.site_counts(Some("acme"), days, &all).await.unwrap();
+    assert_eq!(site[0].count, Count::exact(5_000));
+    assert_eq!(
+        s.tenant_count("acme", days, &all).await.unwrap(),
+        Some(Count::exact(5_000))
+    );
+    let daily = s.daily_counts("acme", "big", days, &all).await.unwrap();
+    assert_eq!(daily[0].count, Count::exact(5_000));
+    // Agent-managed devices excluded: still exact.
+    let agents = rows.iter().filter(|r| r.agent_managed).count() as u64;
+    let site = s.site_counts(None, days, &no_agents()).await.unwrap();
+    assert_eq!(site[0].count, Count::exact(5_000 - agents));
+}
+
 fn state_of(d: &Decision, key: &str) -> SubjectState {
     SubjectState {
         subject: d.subject.clone(),
@@ -464,6 +491,7 @@ engines!(
     sites_and_tenants_are_counted_apart,
     tenant_text_is_bound_not_spliced,
     a_device_at_two_sites_counts_once_tenant_wide,
+    counts_are_exact_up_to_the_exact_limit,
     alert_state_is_replaced_and_read_back,
     alert_log_filters_orders_limits_and_lists_each_alert_once,
     latest_decisions_are_per_tenant_and_replaced_by_a_later_run,
