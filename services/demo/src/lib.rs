@@ -97,7 +97,7 @@ pub struct DemoArgs {
     pub days: u16,
 
     /// Largest simulated site in devices. One site of every tier size up to it is
-    /// simulated; sites above 1,536 devices are counted with HyperLogLog (± error).
+    /// simulated; sites above 8,192 devices are counted with HyperLogLog (± error).
     #[arg(long, default_value_t = 6_000)]
     pub max_site_size: u32,
 
