@@ -128,6 +128,8 @@ pub struct ClickHouseStore {
     /// Default database set: inserts name bare tables (the crate quotes the whole name).
     data_client: clickhouse::Client,
     database: String,
+    /// Bound of each count query, insert and ping (`clickhouse.timeout`).
+    timeout: Duration,
 }
 
 fn classify(e: clickhouse::error::Error) -> StoreError {
@@ -181,6 +183,22 @@ fn sketch_count(count: u64) -> Count {
 }
 
 impl ClickHouseStore {
+    /// Bounds one request by the configured timeout: a server that stops answering is
+    /// unavailable (retryable) after `clickhouse.timeout`, never a hang.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        request: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "{what}: ClickHouse did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
     pub fn new(config: &ClickHouseConfig) -> Self {
         let mut client = clickhouse::Client::default()
             .with_url(&config.url)
@@ -197,6 +215,7 @@ impl ClickHouseStore {
             client,
             data_client,
             database: config.database.clone(),
+            timeout: config.timeout,
         }
     }
 
@@ -309,29 +328,32 @@ impl Store for ClickHouseStore {
     }
 
     async fn write_sightings(&self, rows: &[Sighting]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self
-            .data_client
-            .insert::<SightingRow>("sightings")
-            .await
-            .map_err(classify)?;
-        for r in rows {
-            let row = SightingRow {
-                tenant: &r.tenant,
-                site: &r.site,
-                day: r.day,
-                device_key: r.device_key,
-                device_label: &r.device_label,
-                category: r.category.code(),
-                agent_managed: r.agent_managed as u8,
-                sensor: &r.sensor,
-                seen_at: (r.seen_at_ms / 1000).clamp(0, u32::MAX as i64) as u32,
-            };
-            insert.write(&row).await.map_err(classify)?;
-        }
-        insert.end().await.map_err(classify)
+        self.bounded("insert of sightings", async move {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut insert = self
+                .data_client
+                .insert::<SightingRow>("sightings")
+                .await
+                .map_err(classify)?;
+            for r in rows {
+                let row = SightingRow {
+                    tenant: &r.tenant,
+                    site: &r.site,
+                    day: r.day,
+                    device_key: r.device_key,
+                    device_label: &r.device_label,
+                    category: r.category.code(),
+                    agent_managed: r.agent_managed as u8,
+                    sensor: &r.sensor,
+                    seen_at: (r.seen_at_ms / 1000).clamp(0, u32::MAX as i64) as u32,
+                };
+                insert.write(&row).await.map_err(classify)?;
+            }
+            insert.end().await.map_err(classify)
+        })
+        .await
     }
 
     async fn site_counts(
@@ -340,26 +362,29 @@ impl Store for ClickHouseStore {
         days: DayRange,
         filter: &CountFilter,
     ) -> Result<Vec<SiteCount>, StoreError> {
-        let sql = format!(
-            "SELECT tenant, site, toUInt64(uniqCombinedMerge(devices)) AS count FROM {}.site_devices_daily \
-             WHERE day >= toDate(?) AND day <= toDate(?) {} {} GROUP BY tenant, site ORDER BY tenant, site",
-            self.db(),
-            if tenant.is_some() { "AND tenant = ?" } else { "" },
-            filter_sql(filter)
-        );
-        let mut q = self.client.query(&sql).bind(days.from).bind(days.to);
-        if let Some(t) = tenant {
-            q = q.bind(t);
-        }
-        let rows: Vec<CountRow> = q.fetch_all().await.map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| SiteCount {
-                tenant: r.tenant,
-                site: r.site,
-                count: sketch_count(r.count),
-            })
-            .collect())
+        self.bounded("site counts", async move {
+            let sql = format!(
+                "SELECT tenant, site, toUInt64(uniqCombinedMerge(devices)) AS count FROM {}.site_devices_daily \
+                 WHERE day >= toDate(?) AND day <= toDate(?) {} {} GROUP BY tenant, site ORDER BY tenant, site",
+                self.db(),
+                if tenant.is_some() { "AND tenant = ?" } else { "" },
+                filter_sql(filter)
+            );
+            let mut q = self.client.query(&sql).bind(days.from).bind(days.to);
+            if let Some(t) = tenant {
+                q = q.bind(t);
+            }
+            let rows: Vec<CountRow> = q.fetch_all().await.map_err(classify)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| SiteCount {
+                    tenant: r.tenant,
+                    site: r.site,
+                    count: sketch_count(r.count),
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn exact_site_count(
@@ -369,21 +394,24 @@ impl Store for ClickHouseStore {
         days: DayRange,
         filter: &CountFilter,
     ) -> Result<u64, StoreError> {
-        let sql = format!(
-            "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
-             WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?) {}",
-            self.db(),
-            filter_sql(filter)
-        );
-        self.client
-            .query(&sql)
-            .bind(tenant)
-            .bind(site)
-            .bind(days.from)
-            .bind(days.to)
-            .fetch_one()
-            .await
-            .map_err(classify)
+        self.bounded("exact site count", async move {
+            let sql = format!(
+                "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
+                 WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?) {}",
+                self.db(),
+                filter_sql(filter)
+            );
+            self.client
+                .query(&sql)
+                .bind(tenant)
+                .bind(site)
+                .bind(days.from)
+                .bind(days.to)
+                .fetch_one()
+                .await
+                .map_err(classify)
+        })
+        .await
     }
 
     async fn tenant_count(
@@ -392,24 +420,27 @@ impl Store for ClickHouseStore {
         days: DayRange,
         filter: &CountFilter,
     ) -> Result<Option<Count>, StoreError> {
-        // The device key does not include the site: merging every site's sketch counts a
-        // device seen at several sites once.
-        let sql = format!(
-            "SELECT toUInt64(uniqCombinedMerge(devices)) FROM {}.site_devices_daily \
-             WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
-            self.db(),
-            filter_sql(filter)
-        );
-        let count: u64 = self
-            .client
-            .query(&sql)
-            .bind(tenant)
-            .bind(days.from)
-            .bind(days.to)
-            .fetch_one()
-            .await
-            .map_err(classify)?;
-        Ok(Some(sketch_count(count)))
+        self.bounded("tenant count", async move {
+            // The device key does not include the site: merging every site's sketch counts a
+            // device seen at several sites once.
+            let sql = format!(
+                "SELECT toUInt64(uniqCombinedMerge(devices)) FROM {}.site_devices_daily \
+                 WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
+                self.db(),
+                filter_sql(filter)
+            );
+            let count: u64 = self
+                .client
+                .query(&sql)
+                .bind(tenant)
+                .bind(days.from)
+                .bind(days.to)
+                .fetch_one()
+                .await
+                .map_err(classify)?;
+            Ok(Some(sketch_count(count)))
+        })
+        .await
     }
 
     async fn exact_tenant_count(
@@ -418,22 +449,25 @@ impl Store for ClickHouseStore {
         days: DayRange,
         filter: &CountFilter,
     ) -> Result<Option<u64>, StoreError> {
-        let sql = format!(
-            "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
-             WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
-            self.db(),
-            filter_sql(filter)
-        );
-        let count = self
-            .client
-            .query(&sql)
-            .bind(tenant)
-            .bind(days.from)
-            .bind(days.to)
-            .fetch_one()
-            .await
-            .map_err(classify)?;
-        Ok(Some(count))
+        self.bounded("exact tenant count", async move {
+            let sql = format!(
+                "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
+                 WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
+                self.db(),
+                filter_sql(filter)
+            );
+            let count = self
+                .client
+                .query(&sql)
+                .bind(tenant)
+                .bind(days.from)
+                .bind(days.to)
+                .fetch_one()
+                .await
+                .map_err(classify)?;
+            Ok(Some(count))
+        })
+        .await
     }
 
     async fn daily_counts(
@@ -443,42 +477,66 @@ impl Store for ClickHouseStore {
         days: DayRange,
         filter: &CountFilter,
     ) -> Result<Vec<DailyCount>, StoreError> {
-        // The sketch table keeps agent-managed devices in their own sketches, so excluding
-        // them is a filter on the key, not a recount.
-        let sql = format!(
-            "SELECT toUInt16(day) AS day_number, toInt8(category) AS category_code, toUInt64(uniqCombinedMerge(devices)) AS count \
-             FROM {}.site_devices_daily WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?){} \
-             GROUP BY day, category ORDER BY day, category_code",
-            self.db(),
-            filter_sql(filter)
-        );
-        let rows: Vec<DailyRow> = self
-            .client
-            .query(&sql)
-            .bind(tenant)
-            .bind(site)
-            .bind(days.from)
-            .bind(days.to)
-            .fetch_all()
-            .await
-            .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DailyCount {
-                day: r.day,
-                category: DeviceCategory::from_code(r.category).unwrap_or_default(),
-                count: sketch_count(r.count),
-            })
-            .collect())
+        self.bounded("daily counts", async move {
+            // The sketch table keeps agent-managed devices in their own sketches, so excluding
+            // them is a filter on the key, not a recount.
+            let sql = format!(
+                "SELECT toUInt16(day) AS day_number, toInt8(category) AS category_code, toUInt64(uniqCombinedMerge(devices)) AS count \
+                 FROM {}.site_devices_daily WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?){} \
+                 GROUP BY day, category ORDER BY day, category_code",
+                self.db(),
+                filter_sql(filter)
+            );
+            let rows: Vec<DailyRow> = self
+                .client
+                .query(&sql)
+                .bind(tenant)
+                .bind(site)
+                .bind(days.from)
+                .bind(days.to)
+                .fetch_all()
+                .await
+                .map_err(classify)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| DailyCount {
+                    day: r.day,
+                    category: DeviceCategory::from_code(r.category).unwrap_or_default(),
+                    count: sketch_count(r.count),
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.exec("SELECT 1").await
+        self.bounded("ping", async move { self.exec("SELECT 1").await })
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out_as_unavailable() {
+        // Accepts connections and never answers: without the bound, every query hangs.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let store = ClickHouseStore::new(&ClickHouseConfig {
+            url: format!("http://{}", silent.local_addr().unwrap()),
+            timeout: Duration::from_millis(200),
+            ..Default::default()
+        });
+        let e = store.ping().await.unwrap_err();
+        assert!(e.is_retryable(), "{e}");
+        assert!(e.to_string().contains("did not answer within 200ms"), "{e}");
+        let e = store
+            .site_counts(None, DayRange { from: 0, to: 1 }, &CountFilter::all())
+            .await
+            .unwrap_err();
+        assert!(e.is_retryable(), "{e}");
+        drop(silent);
+    }
+
     use super::*;
 
     #[test]
