@@ -1,0 +1,508 @@
+//! OT site decisions: which licences cover a site at a time (paid, trial, a legacy
+//! plan, or none), and its status and tier to buy for a count.
+
+use super::hysteresis::{level, sticky_need};
+use super::{days_left, Coverage, Outcome, Status};
+use crate::licence::{commitment_at, LegacyOtPlan, OtLicence, Site, Tenant};
+use crate::settings::Settings;
+use crate::tier::{Tier, TierCatalogue, TierNeed};
+use chrono::{DateTime, Duration, Utc};
+
+impl Outcome {
+    fn with_required(mut self, need: TierNeed) -> Self {
+        self.required_tier = Some(need);
+        self
+    }
+}
+
+/// Everything needed to decide on one OT site.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteContext<'a> {
+    /// The tenant, when it is in the licence book.
+    pub tenant: Option<&'a Tenant>,
+    /// The site, when it is in the licence book.
+    pub site: Option<&'a Site>,
+    pub catalogue: &'a TierCatalogue,
+    pub settings: &'a Settings,
+    pub now: DateTime<Utc>,
+}
+
+/// The tier holding of a set of paid licences: stacked XL if any XL, else the largest.
+fn holding(paid: &[&OtLicence]) -> TierNeed {
+    let xl: u32 = paid
+        .iter()
+        .filter(|l| l.tier == Tier::Xl)
+        .map(|l| l.quantity)
+        .sum();
+    if xl > 0 {
+        return TierNeed {
+            tier: Tier::Xl,
+            quantity: xl,
+        };
+    }
+    paid.iter()
+        .map(|l| TierNeed::one(l.tier))
+        .max_by_key(|n| n.tier)
+        .unwrap_or(TierNeed::one(Tier::Xs))
+}
+
+/// Decides an OT site's status for a count `value`.
+pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> Outcome {
+    let s = ctx.settings;
+    let delay = s.effective_delay();
+    let now = ctx.now;
+    let required = ctx.catalogue.required(value, s.above_xl);
+    let mut notes = Vec::new();
+    let prev_level = prev.and_then(Status::level);
+    let licences: Vec<&OtLicence> = ctx
+        .site
+        .map(|s| s.licences.iter().collect())
+        .unwrap_or_default();
+    let effective: Vec<&OtLicence> = licences
+        .iter()
+        .copied()
+        .filter(|l| l.is_effective(now, delay))
+        .collect();
+    let paid: Vec<&OtLicence> = effective
+        .iter()
+        .copied()
+        .filter(|l| !l.is_trial())
+        .collect();
+    let trial = effective
+        .iter()
+        .copied()
+        .filter(|l| l.is_trial())
+        .max_by_key(|l| l.term_end());
+    let base = |status, coverage, licensed_tier, licensed_capacity, held, notes| Outcome {
+        status,
+        coverage,
+        licensed_tier,
+        licensed_capacity,
+        required_tier: Some(required),
+        billed: value,
+        held_by_hysteresis: held,
+        notes,
+    };
+
+    if !paid.is_empty() {
+        let held_tier = holding(&paid);
+        let capacity = ctx.catalogue.capacity(held_tier);
+        let (lvl, held) = level(value, capacity, prev_level, s);
+        let status = match lvl {
+            2 => {
+                let prev_need = match prev {
+                    Some(Status::OverTier { tier_to_buy }) => Some(*tier_to_buy),
+                    _ => None,
+                };
+                let need = sticky_need(ctx.catalogue, s, value, prev_need);
+                notes.push(format!(
+                    "{value} devices exceed {held_tier} ({capacity}); the site needs {need}"
+                ));
+                return base(
+                    Status::OverTier { tier_to_buy: need },
+                    Coverage::Paid,
+                    Some(held_tier),
+                    Some(capacity),
+                    held || need != required,
+                    notes,
+                )
+                .with_required(need);
+            }
+            1 => Status::NearLimit,
+            _ => Status::WithinTier,
+        };
+        if held {
+            notes.push("status held by hysteresis".into());
+        }
+        return base(
+            status,
+            Coverage::Paid,
+            Some(held_tier),
+            Some(capacity),
+            held,
+            notes,
+        );
+    }
+
+    if let Some(trial) = trial {
+        let allowance = s.trial_allowance;
+        let end = trial.term_end();
+        let (lvl, held) = level(value, allowance, prev_level, s);
+        if value > allowance {
+            notes.push(format!(
+                "trial covers {allowance} devices; {value} seen: monitoring continues, at trial end ({}) the site needs {required}",
+                end.to_rfc3339()
+            ));
+        }
+        let status = if trial.can_extend(now, s.trial_ending_days) {
+            notes.push("trial can be extended now".into());
+            Status::TrialEnding {
+                days_left: days_left(end, now),
+            }
+        } else {
+            match lvl {
+                2 => Status::TrialOverAllowance,
+                1 => Status::NearLimit,
+                _ => Status::WithinTier,
+            }
+        };
+        return base(
+            status,
+            Coverage::Trial,
+            Some(TierNeed::one(trial.tier)),
+            Some(allowance),
+            held,
+            notes,
+        );
+    }
+
+    if let Some(tenant) = ctx.tenant {
+        let site_id = ctx.site.map(|s| s.id.as_str()).unwrap_or("");
+        let legacy: Option<&LegacyOtPlan> = tenant
+            .legacy_ot_plans
+            .iter()
+            .find(|p| p.covers(site_id) && commitment_at(&p.commitments, now, delay).is_some());
+        if let Some(plan) = legacy {
+            notes.push(format!(
+                "covered by legacy plan {} (committed devices are checked per plan)",
+                plan.id
+            ));
+            return base(
+                Status::WithinTier,
+                Coverage::LegacyPlan,
+                None,
+                None,
+                false,
+                notes,
+            );
+        }
+    }
+
+    // No licence in effect for this site. Did its last licence (a trial) just end above
+    // the trial allowance? Then it is over tier: it must be licensed at the tier its
+    // count needs.
+    let last = licences
+        .iter()
+        .filter(|l| l.effective_until(delay) <= now)
+        .max_by_key(|l| l.effective_until(delay));
+    let trial_ended_over = last.is_some_and(|l| l.is_trial()) && value > s.trial_allowance;
+
+    let tenant_lapsed = ctx
+        .tenant
+        .and_then(|t| t.last_expiry(now, delay))
+        .filter(|_| ctx.tenant.is_some_and(|t| t.legacy_ot_plans.is_empty()));
+    if let Some(expired) = tenant_lapsed {
+        let grace_end = expired + Duration::days(i64::from(s.grace_days));
+        let retention_end = grace_end + Duration::days(i64::from(s.retention_days));
+        if now < grace_end {
+            let left = days_left(grace_end, now);
+            notes.push(format!(
+                "tenant's last licence expired {}; grace period ends {}",
+                expired.to_rfc3339(),
+                grace_end.to_rfc3339()
+            ));
+            if trial_ended_over {
+                notes.push(format!(
+                    "trial ended above its allowance; {left}d of grace left"
+                ));
+                return base(
+                    Status::OverTier {
+                        tier_to_buy: required,
+                    },
+                    Coverage::None,
+                    None,
+                    None,
+                    false,
+                    notes,
+                );
+            }
+            return base(
+                Status::GracePeriod { days_left: left },
+                Coverage::None,
+                None,
+                None,
+                false,
+                notes,
+            );
+        }
+        let retention_left = days_left(retention_end, now);
+        notes.push(format!(
+            "service stopped {}; data retained until {}",
+            grace_end.to_rfc3339(),
+            retention_end.to_rfc3339()
+        ));
+        let status = if retention_left > i64::from(s.retention_warning_days) {
+            Status::ServiceStopped {
+                retention_days_left: retention_left,
+            }
+        } else {
+            Status::RetentionEnding {
+                days_left: retention_left,
+            }
+        };
+        return base(status, Coverage::None, None, None, false, notes);
+    }
+
+    if trial_ended_over {
+        notes.push("trial ended above its allowance".into());
+        return base(
+            Status::OverTier {
+                tier_to_buy: required,
+            },
+            Coverage::None,
+            None,
+            None,
+            false,
+            notes,
+        );
+    }
+    notes.push(match (ctx.tenant, ctx.site) {
+        (None, _) => "tenant not in the licence book".to_string(),
+        (Some(_), None) => "site not in the licence book".to_string(),
+        (Some(_), Some(_)) => "no licence in effect for this site".to_string(),
+    });
+    notes.push(format!("the site needs {required}"));
+    base(Status::Unlicensed, Coverage::None, None, None, false, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::test_support::{book, decide, lic, site_doc, t, MID};
+
+    #[test]
+    fn paid_licence_within_near_over() {
+        let b = book(&site_doc(&lic("L", "paid", "")));
+        assert_eq!(decide(&b, 500, MID, None).status, Status::WithinTier);
+        assert_eq!(decide(&b, 900, MID, None).status, Status::NearLimit);
+        assert_eq!(decide(&b, 899, MID, None).status, Status::WithinTier);
+        assert_eq!(decide(&b, 1_000, MID, None).status, Status::NearLimit);
+        let o = decide(&b, 2_000, MID, None);
+        // 2,000 devices: one XL, never two L.
+        assert_eq!(
+            o.status,
+            Status::OverTier {
+                tier_to_buy: TierNeed::one(Tier::Xl)
+            }
+        );
+        assert_eq!(o.licensed_tier, Some(TierNeed::one(Tier::L)));
+        assert_eq!(o.licensed_capacity, Some(1_000));
+    }
+
+    #[test]
+    fn above_5000_stacked_xl() {
+        let b = book(&site_doc(&lic("XL", "paid", "")));
+        let o = decide(&b, 7_500, MID, None);
+        assert_eq!(
+            o.status,
+            Status::OverTier {
+                tier_to_buy: TierNeed {
+                    tier: Tier::Xl,
+                    quantity: 2
+                }
+            }
+        );
+        let stacked = book(&site_doc(&lic("XL", "paid", "quantity = 2")));
+        let o = decide(&stacked, 7_500, MID, None);
+        assert_eq!(o.status, Status::WithinTier);
+        assert_eq!(o.licensed_capacity, Some(10_000));
+    }
+
+    #[test]
+    fn above_5000_2xl_from_catalogue_when_configured() {
+        let doc = format!(
+            "[catalogue]\n\"2XL\" = 10000\n{}",
+            site_doc(&lic("XL", "paid", ""))
+        );
+        let b = book(&doc);
+        let s = Settings {
+            above_xl: crate::tier::AboveXlPolicy::LargerTiers,
+            ..Settings::default()
+        };
+        let tenant = &b.tenants[0];
+        let ctx = SiteContext {
+            tenant: Some(tenant),
+            site: tenant.sites.first(),
+            catalogue: &tenant.catalogue,
+            settings: &s,
+            now: t(MID),
+        };
+        assert_eq!(
+            decide_site(&ctx, 7_500, None).status,
+            Status::OverTier {
+                tier_to_buy: TierNeed::one(Tier::Xl2)
+            }
+        );
+    }
+
+    #[test]
+    fn hysteresis_prevents_flapping() {
+        let b = book(&site_doc(&lic("L", "paid", "")));
+        let over = decide(&b, 1_001, MID, None).status;
+        assert!(matches!(over, Status::OverTier { .. }));
+        // Dropping just below the boundary keeps the site over tier...
+        let o = decide(&b, 995, MID, Some(&over));
+        assert_eq!(o.status, over);
+        assert!(o.held_by_hysteresis);
+        // ...until it clears it by 2% of capacity.
+        assert_eq!(decide(&b, 980, MID, Some(&over)).status, Status::NearLimit);
+        // Same for near limit → within.
+        let near = Status::NearLimit;
+        assert_eq!(decide(&b, 885, MID, Some(&near)).status, Status::NearLimit);
+        assert_eq!(decide(&b, 879, MID, Some(&near)).status, Status::WithinTier);
+        // The tier to buy does not flap either: an L site hovering at 5,000 devices.
+        let two_xl = decide(&b, 5_001, MID, None).status;
+        assert_eq!(
+            two_xl,
+            Status::OverTier {
+                tier_to_buy: TierNeed {
+                    tier: Tier::Xl,
+                    quantity: 2
+                }
+            }
+        );
+        assert_eq!(decide(&b, 4_999, MID, Some(&two_xl)).status, two_xl);
+        assert_eq!(
+            decide(&b, 4_900, MID, Some(&two_xl)).status,
+            Status::OverTier {
+                tier_to_buy: TierNeed::one(Tier::Xl)
+            }
+        );
+        // Going up is immediate.
+        assert_eq!(
+            decide(&b, 900, MID, Some(&Status::WithinTier)).status,
+            Status::NearLimit
+        );
+    }
+
+    #[test]
+    fn trial_over_allowance_is_informational_until_trial_end_then_over_tier() {
+        let b = book(&site_doc(&lic("L", "trial", "trial_days = 90")));
+        // Trial ends 2025-04-01.
+        let o = decide(&b, 1_500, "2025-02-01T00:00:00Z", None);
+        assert_eq!(o.status, Status::TrialOverAllowance);
+        assert_eq!(o.coverage, Coverage::Trial);
+        assert_eq!(o.licensed_capacity, Some(1_000));
+        // Within 1,000 during the trial: fine.
+        assert_eq!(
+            decide(&b, 400, "2025-02-01T00:00:00Z", None).status,
+            Status::WithinTier
+        );
+        // Final 15 days: trial ending, extension possible.
+        let o = decide(&b, 1_500, "2025-03-20T00:00:00Z", None);
+        assert_eq!(o.status, Status::TrialEnding { days_left: 12 });
+        // After the end: over tier, must buy the tier the count needs.
+        let o = decide(&b, 1_500, "2025-04-01T00:00:00Z", None);
+        assert_eq!(
+            o.status,
+            Status::OverTier {
+                tier_to_buy: TierNeed::one(Tier::Xl)
+            }
+        );
+        // A trial that ended within its allowance: grace period (no other licences).
+        assert_eq!(
+            decide(&b, 400, "2025-04-01T00:00:00Z", None).status,
+            Status::GracePeriod { days_left: 30 }
+        );
+    }
+
+    #[test]
+    fn grace_service_stopped_and_retention_day_counting() {
+        // Paid licence 2025-01-01 .. 2026-01-01.
+        let b = book(&site_doc(&lic("L", "paid", "")));
+        let at = |s| decide(&b, 100, s, None).status;
+        assert_eq!(at("2025-12-31T23:59:59Z"), Status::WithinTier);
+        assert_eq!(
+            at("2026-01-01T00:00:00Z"),
+            Status::GracePeriod { days_left: 30 }
+        );
+        assert_eq!(
+            at("2026-01-01T01:00:00Z"),
+            Status::GracePeriod { days_left: 30 }
+        );
+        assert_eq!(
+            at("2026-01-30T00:00:00Z"),
+            Status::GracePeriod { days_left: 1 }
+        );
+        assert_eq!(
+            at("2026-01-30T23:59:59Z"),
+            Status::GracePeriod { days_left: 1 }
+        );
+        // Day 30 after expiry: service stops; 90 days retention.
+        assert_eq!(
+            at("2026-01-31T00:00:00Z"),
+            Status::ServiceStopped {
+                retention_days_left: 90
+            }
+        );
+        // Final 15 days of retention.
+        assert_eq!(
+            at("2026-04-15T00:00:00Z"),
+            Status::ServiceStopped {
+                retention_days_left: 16
+            }
+        );
+        assert_eq!(
+            at("2026-04-16T00:00:00Z"),
+            Status::RetentionEnding { days_left: 15 }
+        );
+        assert_eq!(
+            at("2026-05-01T00:00:00Z"),
+            Status::RetentionEnding { days_left: 0 }
+        );
+    }
+
+    #[test]
+    fn grace_is_per_tenant_from_the_last_licence() {
+        let doc = format!(
+            "{}[[tenants.sites]]\nid = \"p2\"\n{}",
+            site_doc(&lic("L", "paid", "")),
+            lic("M", "paid", "end = \"2026-03-01T00:00:00Z\"")
+        );
+        let b = book(&doc);
+        // p1's licence expired but the tenant still has p2's: p1 is unlicensed.
+        assert_eq!(
+            decide(&b, 100, "2026-02-01T00:00:00Z", None).status,
+            Status::Unlicensed
+        );
+        // After p2's expires, grace counts from that last expiry.
+        assert_eq!(
+            decide(&b, 100, "2026-03-02T00:00:00Z", None).status,
+            Status::GracePeriod { days_left: 29 }
+        );
+    }
+
+    #[test]
+    fn plan_change_takes_effect_one_hour_after_confirmation() {
+        // An L licence, and an XL upgrade confirmed 2025-06-01 10:00.
+        let doc = site_doc(&format!(
+            "{}{}",
+            lic("L", "paid", ""),
+            "[[tenants.sites.licences]]\ntier = \"XL\"\nkind = \"paid\"\nstart = \"2025-06-01T10:00:00Z\"\nconfirmed_at = \"2025-06-01T10:00:00Z\"\n"
+        ));
+        let b = book(&doc);
+        let before = decide(&b, 2_000, "2025-06-01T10:59:59Z", None);
+        assert!(matches!(before.status, Status::OverTier { .. }));
+        let after = decide(&b, 2_000, "2025-06-01T11:00:00Z", None);
+        assert_eq!(after.status, Status::WithinTier);
+        assert_eq!(after.licensed_tier, Some(TierNeed::one(Tier::Xl)));
+    }
+
+    #[test]
+    fn unlicensed_site_and_unknown_tenant() {
+        let b = book(&site_doc(""));
+        let o = decide(&b, 50, MID, None);
+        assert_eq!(o.status, Status::Unlicensed);
+        assert_eq!(o.required_tier, Some(TierNeed::one(Tier::Xs)));
+        let s = Settings::default();
+        let cat = TierCatalogue::default();
+        let ctx = SiteContext {
+            tenant: None,
+            site: None,
+            catalogue: &cat,
+            settings: &s,
+            now: t(MID),
+        };
+        assert_eq!(decide_site(&ctx, 50, None).status, Status::Unlicensed);
+    }
+}
