@@ -1,5 +1,8 @@
 //! OT site decisions: which licences cover a site at a time (paid, trial, a legacy
 //! plan, or none), and its status and tier to buy for a count.
+//!
+//! [`decide_site`] looks up the coverage, then hands the count to the step for that
+//! coverage; each step words its own notes.
 
 use super::hysteresis::{level, sticky_need};
 use super::{days_left, Coverage, Outcome, Status};
@@ -7,13 +10,6 @@ use crate::licence::{commitment_at, LegacyOtPlan, OtLicence, Site, Tenant};
 use crate::settings::Settings;
 use crate::tier::{Tier, TierCatalogue, TierNeed};
 use chrono::{DateTime, Duration, Utc};
-
-impl Outcome {
-    fn with_required(mut self, need: TierNeed) -> Self {
-        self.required_tier = Some(need);
-        self
-    }
-}
 
 /// Everything needed to decide on one OT site.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +21,65 @@ pub struct SiteContext<'a> {
     pub catalogue: &'a TierCatalogue,
     pub settings: &'a Settings,
     pub now: DateTime<Utc>,
+}
+
+/// Decides an OT site's status for a count `value`.
+pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> Outcome {
+    let delay = ctx.settings.effective_delay();
+    let licences: Vec<&OtLicence> = ctx
+        .site
+        .map(|s| s.licences.iter().collect())
+        .unwrap_or_default();
+    let count = SiteCount {
+        ctx,
+        value,
+        prev,
+        required: ctx.catalogue.required(value, ctx.settings.above_xl),
+    };
+    let (paid, trial) = in_effect(&licences, ctx.now, delay);
+    if !paid.is_empty() {
+        return count.paid(&paid);
+    }
+    if let Some(trial) = trial {
+        return count.trial(trial);
+    }
+    if let Some(plan) = legacy_plan(ctx, delay) {
+        return count.legacy_plan(plan);
+    }
+    count.uncovered(&licences, delay)
+}
+
+/// The site's licences in effect at `now`: the paid ones, and the trial that ends last.
+fn in_effect<'l>(
+    licences: &[&'l OtLicence],
+    now: DateTime<Utc>,
+    delay: Duration,
+) -> (Vec<&'l OtLicence>, Option<&'l OtLicence>) {
+    let effective: Vec<&OtLicence> = licences
+        .iter()
+        .copied()
+        .filter(|l| l.is_effective(now, delay))
+        .collect();
+    let paid = effective
+        .iter()
+        .copied()
+        .filter(|l| !l.is_trial())
+        .collect();
+    let trial = effective
+        .iter()
+        .copied()
+        .filter(|l| l.is_trial())
+        .max_by_key(|l| l.term_end());
+    (paid, trial)
+}
+
+/// The tenant's legacy plan covering the site with a commitment in force, if any.
+fn legacy_plan<'a>(ctx: &SiteContext<'a>, delay: Duration) -> Option<&'a LegacyOtPlan> {
+    let site_id = ctx.site.map(|s| s.id.as_str()).unwrap_or("");
+    ctx.tenant?
+        .legacy_ot_plans
+        .iter()
+        .find(|p| p.covers(site_id) && commitment_at(&p.commitments, ctx.now, delay).is_some())
 }
 
 /// The tier holding of a set of paid licences: stacked XL if any XL, else the largest.
@@ -46,92 +101,97 @@ fn holding(paid: &[&OtLicence]) -> TierNeed {
         .unwrap_or(TierNeed::one(Tier::Xs))
 }
 
-/// Decides an OT site's status for a count `value`.
-pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> Outcome {
-    let s = ctx.settings;
-    let delay = s.effective_delay();
-    let now = ctx.now;
-    let required = ctx.catalogue.required(value, s.above_xl);
-    let mut notes = Vec::new();
-    let prev_level = prev.and_then(Status::level);
-    let licences: Vec<&OtLicence> = ctx
-        .site
-        .map(|s| s.licences.iter().collect())
-        .unwrap_or_default();
-    let effective: Vec<&OtLicence> = licences
-        .iter()
-        .copied()
-        .filter(|l| l.is_effective(now, delay))
-        .collect();
-    let paid: Vec<&OtLicence> = effective
-        .iter()
-        .copied()
-        .filter(|l| !l.is_trial())
-        .collect();
-    let trial = effective
-        .iter()
-        .copied()
-        .filter(|l| l.is_trial())
-        .max_by_key(|l| l.term_end());
-    let base = |status, coverage, licensed_tier, licensed_capacity, held, notes| Outcome {
-        status,
-        coverage,
-        licensed_tier,
-        licensed_capacity,
-        required_tier: Some(required),
-        billed: value,
-        held_by_hysteresis: held,
-        notes,
-    };
+/// One count at one site: what every step of [`decide_site`] needs.
+struct SiteCount<'c, 'a> {
+    ctx: &'c SiteContext<'a>,
+    value: u64,
+    prev: Option<&'c Status>,
+    /// The smallest tier holding that covers `value`.
+    required: TierNeed,
+}
 
-    if !paid.is_empty() {
-        let held_tier = holding(&paid);
-        let capacity = ctx.catalogue.capacity(held_tier);
-        let (lvl, held) = level(value, capacity, prev_level, s);
+impl SiteCount<'_, '_> {
+    /// An outcome for this count; `licensed` is the tier holding in effect and its
+    /// capacity.
+    fn outcome(
+        &self,
+        status: Status,
+        coverage: Coverage,
+        licensed: Option<(TierNeed, u64)>,
+        held_by_hysteresis: bool,
+        notes: Vec<String>,
+    ) -> Outcome {
+        Outcome {
+            status,
+            coverage,
+            licensed_tier: licensed.map(|(tier, _)| tier),
+            licensed_capacity: licensed.map(|(_, capacity)| capacity),
+            required_tier: Some(self.required),
+            billed: self.value,
+            held_by_hysteresis,
+            notes,
+        }
+    }
+
+    /// Level 0/1/2 against `capacity`, with hysteresis from the previous status.
+    fn level(&self, capacity: u64) -> (u8, bool) {
+        let prev_level = self.prev.and_then(Status::level);
+        level(self.value, capacity, prev_level, self.ctx.settings)
+    }
+
+    /// Paid licences in effect: within, near the limit, or over the tier held.
+    fn paid(&self, paid: &[&OtLicence]) -> Outcome {
+        let held_tier = holding(paid);
+        let capacity = self.ctx.catalogue.capacity(held_tier);
+        let (lvl, held) = self.level(capacity);
         let status = match lvl {
-            2 => {
-                let prev_need = match prev {
-                    Some(Status::OverTier { tier_to_buy }) => Some(*tier_to_buy),
-                    _ => None,
-                };
-                let need = sticky_need(ctx.catalogue, s, value, prev_need);
-                notes.push(format!(
-                    "{value} devices exceed {held_tier} ({capacity}); the site needs {need}"
-                ));
-                return base(
-                    Status::OverTier { tier_to_buy: need },
-                    Coverage::Paid,
-                    Some(held_tier),
-                    Some(capacity),
-                    held || need != required,
-                    notes,
-                )
-                .with_required(need);
-            }
+            2 => return self.over_tier(held_tier, capacity, held),
             1 => Status::NearLimit,
             _ => Status::WithinTier,
         };
+        let mut notes = Vec::new();
         if held {
             notes.push("status held by hysteresis".into());
         }
-        return base(
-            status,
-            Coverage::Paid,
-            Some(held_tier),
-            Some(capacity),
-            held,
-            notes,
-        );
+        let licensed = Some((held_tier, capacity));
+        self.outcome(status, Coverage::Paid, licensed, held, notes)
     }
 
-    if let Some(trial) = trial {
+    /// Over the tier held: the tier to buy, kept from the previous run while the count
+    /// stays near it.
+    fn over_tier(&self, held_tier: TierNeed, capacity: u64, held: bool) -> Outcome {
+        let value = self.value;
+        let prev_need = match self.prev {
+            Some(Status::OverTier { tier_to_buy }) => Some(*tier_to_buy),
+            _ => None,
+        };
+        let need = sticky_need(self.ctx.catalogue, self.ctx.settings, value, prev_need);
+        let notes = vec![format!(
+            "{value} devices exceed {held_tier} ({capacity}); the site needs {need}"
+        )];
+        let mut out = self.outcome(
+            Status::OverTier { tier_to_buy: need },
+            Coverage::Paid,
+            Some((held_tier, capacity)),
+            held || need != self.required,
+            notes,
+        );
+        out.required_tier = Some(need);
+        out
+    }
+
+    /// A trial in effect: its allowance, and whether it can be extended now.
+    fn trial(&self, trial: &OtLicence) -> Outcome {
+        let (s, now, value) = (self.ctx.settings, self.ctx.now, self.value);
         let allowance = s.trial_allowance;
         let end = trial.term_end();
-        let (lvl, held) = level(value, allowance, prev_level, s);
+        let (lvl, held) = self.level(allowance);
+        let mut notes = Vec::new();
         if value > allowance {
             notes.push(format!(
-                "trial covers {allowance} devices; {value} seen: monitoring continues, at trial end ({}) the site needs {required}",
-                end.to_rfc3339()
+                "trial covers {allowance} devices; {value} seen: monitoring continues, at trial end ({}) the site needs {}",
+                end.to_rfc3339(),
+                self.required
             ));
         }
         let status = if trial.can_extend(now, s.trial_ending_days) {
@@ -146,91 +206,99 @@ pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> 
                 _ => Status::WithinTier,
             }
         };
-        return base(
-            status,
-            Coverage::Trial,
-            Some(TierNeed::one(trial.tier)),
-            Some(allowance),
-            held,
-            notes,
-        );
+        let licensed = Some((TierNeed::one(trial.tier), allowance));
+        self.outcome(status, Coverage::Trial, licensed, held, notes)
     }
 
-    if let Some(tenant) = ctx.tenant {
-        let site_id = ctx.site.map(|s| s.id.as_str()).unwrap_or("");
-        let legacy: Option<&LegacyOtPlan> = tenant
-            .legacy_ot_plans
+    /// Covered by a legacy plan, whose committed devices are decided per plan.
+    fn legacy_plan(&self, plan: &LegacyOtPlan) -> Outcome {
+        let notes = vec![format!(
+            "covered by legacy plan {} (committed devices are checked per plan)",
+            plan.id
+        )];
+        self.outcome(Status::WithinTier, Coverage::LegacyPlan, None, false, notes)
+    }
+
+    /// No licence in effect: grace or retention if the tenant has lapsed, over tier if
+    /// the site's trial ended above its allowance, else unlicensed.
+    fn uncovered(&self, licences: &[&OtLicence], delay: Duration) -> Outcome {
+        let ctx = self.ctx;
+        let trial_ended_over = self.trial_ended_over(licences, delay);
+        let lapsed = ctx
+            .tenant
+            .filter(|t| t.legacy_ot_plans.is_empty())
+            .and_then(|t| t.last_expiry(ctx.now, delay));
+        if let Some(expired) = lapsed {
+            return self.lapsed(expired, trial_ended_over);
+        }
+        if trial_ended_over {
+            let notes = vec!["trial ended above its allowance".into()];
+            return self.must_buy_required(notes);
+        }
+        let notes = vec![
+            match (ctx.tenant, ctx.site) {
+                (None, _) => "tenant not in the licence book".to_string(),
+                (Some(_), None) => "site not in the licence book".to_string(),
+                (Some(_), Some(_)) => "no licence in effect for this site".to_string(),
+            },
+            format!("the site needs {}", self.required),
+        ];
+        self.outcome(Status::Unlicensed, Coverage::None, None, false, notes)
+    }
+
+    /// Whether the site's last licence was a trial that ended with the count above the
+    /// trial allowance: the site must then be licensed at the tier its count needs.
+    fn trial_ended_over(&self, licences: &[&OtLicence], delay: Duration) -> bool {
+        let last = licences
             .iter()
-            .find(|p| p.covers(site_id) && commitment_at(&p.commitments, now, delay).is_some());
-        if let Some(plan) = legacy {
-            notes.push(format!(
-                "covered by legacy plan {} (committed devices are checked per plan)",
-                plan.id
-            ));
-            return base(
-                Status::WithinTier,
-                Coverage::LegacyPlan,
-                None,
-                None,
-                false,
-                notes,
-            );
-        }
+            .filter(|l| l.effective_until(delay) <= self.ctx.now)
+            .max_by_key(|l| l.effective_until(delay));
+        last.is_some_and(|l| l.is_trial()) && self.value > self.ctx.settings.trial_allowance
     }
 
-    // No licence in effect for this site. Did its last licence (a trial) just end above
-    // the trial allowance? Then it is over tier: it must be licensed at the tier its
-    // count needs.
-    let last = licences
-        .iter()
-        .filter(|l| l.effective_until(delay) <= now)
-        .max_by_key(|l| l.effective_until(delay));
-    let trial_ended_over = last.is_some_and(|l| l.is_trial()) && value > s.trial_allowance;
+    /// Over tier with nothing held: buy the tier the count needs.
+    fn must_buy_required(&self, notes: Vec<String>) -> Outcome {
+        let status = Status::OverTier {
+            tier_to_buy: self.required,
+        };
+        self.outcome(status, Coverage::None, None, false, notes)
+    }
 
-    let tenant_lapsed = ctx
-        .tenant
-        .and_then(|t| t.last_expiry(now, delay))
-        .filter(|_| ctx.tenant.is_some_and(|t| t.legacy_ot_plans.is_empty()));
-    if let Some(expired) = tenant_lapsed {
+    /// The tenant's last licence expired at `expired`: grace period, then the service
+    /// stops and data is retained for a while.
+    fn lapsed(&self, expired: DateTime<Utc>, trial_ended_over: bool) -> Outcome {
+        let (s, now) = (self.ctx.settings, self.ctx.now);
         let grace_end = expired + Duration::days(i64::from(s.grace_days));
-        let retention_end = grace_end + Duration::days(i64::from(s.retention_days));
-        if now < grace_end {
-            let left = days_left(grace_end, now);
-            notes.push(format!(
-                "tenant's last licence expired {}; grace period ends {}",
-                expired.to_rfc3339(),
-                grace_end.to_rfc3339()
-            ));
-            if trial_ended_over {
-                notes.push(format!(
-                    "trial ended above its allowance; {left}d of grace left"
-                ));
-                return base(
-                    Status::OverTier {
-                        tier_to_buy: required,
-                    },
-                    Coverage::None,
-                    None,
-                    None,
-                    false,
-                    notes,
-                );
-            }
-            return base(
-                Status::GracePeriod { days_left: left },
-                Coverage::None,
-                None,
-                None,
-                false,
-                notes,
-            );
+        if now >= grace_end {
+            return self.stopped(grace_end);
         }
+        let left = days_left(grace_end, now);
+        let mut notes = vec![format!(
+            "tenant's last licence expired {}; grace period ends {}",
+            expired.to_rfc3339(),
+            grace_end.to_rfc3339()
+        )];
+        if trial_ended_over {
+            notes.push(format!(
+                "trial ended above its allowance; {left}d of grace left"
+            ));
+            return self.must_buy_required(notes);
+        }
+        let status = Status::GracePeriod { days_left: left };
+        self.outcome(status, Coverage::None, None, false, notes)
+    }
+
+    /// Grace ended at `grace_end`: the service has stopped; warn in the final days of
+    /// data retention.
+    fn stopped(&self, grace_end: DateTime<Utc>) -> Outcome {
+        let (s, now) = (self.ctx.settings, self.ctx.now);
+        let retention_end = grace_end + Duration::days(i64::from(s.retention_days));
         let retention_left = days_left(retention_end, now);
-        notes.push(format!(
+        let notes = vec![format!(
             "service stopped {}; data retained until {}",
             grace_end.to_rfc3339(),
             retention_end.to_rfc3339()
-        ));
+        )];
         let status = if retention_left > i64::from(s.retention_warning_days) {
             Status::ServiceStopped {
                 retention_days_left: retention_left,
@@ -240,29 +308,8 @@ pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> 
                 days_left: retention_left,
             }
         };
-        return base(status, Coverage::None, None, None, false, notes);
+        self.outcome(status, Coverage::None, None, false, notes)
     }
-
-    if trial_ended_over {
-        notes.push("trial ended above its allowance".into());
-        return base(
-            Status::OverTier {
-                tier_to_buy: required,
-            },
-            Coverage::None,
-            None,
-            None,
-            false,
-            notes,
-        );
-    }
-    notes.push(match (ctx.tenant, ctx.site) {
-        (None, _) => "tenant not in the licence book".to_string(),
-        (Some(_), None) => "site not in the licence book".to_string(),
-        (Some(_), Some(_)) => "no licence in effect for this site".to_string(),
-    });
-    notes.push(format!("the site needs {required}"));
-    base(Status::Unlicensed, Coverage::None, None, None, false, notes)
 }
 
 #[cfg(test)]
