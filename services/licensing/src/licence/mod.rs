@@ -8,21 +8,25 @@
 //! start is refunded pro rata.
 //!
 //! Layout (every public item is re-exported here, so paths stay `licence::X`):
-//! - `ot`       OT site licences and sites: terms, extensions, cancellations, refunds;
-//! - `legacy`   legacy committed-device plans and the commitment in force;
-//! - `eiot`     a tenant's Enterprise IoT coverage and trial;
-//! - `book`     tenants and the licence book, their lookups, loading, [`LicenceError`];
-//! - `raw`      the document as written (serde shapes, times kept as text);
-//! - `validate` from the raw document to the book, naming the field in every error.
+//! - `ot`          OT site licences and sites: terms, extensions, cancellations, refunds;
+//! - `legacy`      legacy committed-device plans and the commitment in force;
+//! - `eiot`        a tenant's Enterprise IoT coverage and trial;
+//! - `book`        tenants and the licence book, their lookups, loading, [`LicenceError`];
+//! - `raw`         the document as written (serde shapes, times kept as text);
+//! - `validate`    from the raw document to the book, naming the field in every error;
+//! - `validate_ot` the rules for one OT licence and for the licences of one site;
+//! - `fields`      reading one raw field (required, time, id) with its path in errors.
 
 mod book;
 mod eiot;
+mod fields;
 mod legacy;
 mod ot;
 mod raw;
 #[cfg(test)]
 mod test_support;
 mod validate;
+mod validate_ot;
 
 pub use book::{LicenceBook, LicenceError, Tenant};
 pub use eiot::{EiotTrial, EnterpriseIot};
