@@ -3,7 +3,7 @@
 
 use super::hysteresis::level;
 use super::{days_left, Coverage, Outcome, Status};
-use crate::licence::Tenant;
+use crate::licence::{EiotTrial, Tenant};
 use crate::settings::{EiotGapRounding, Settings};
 use chrono::{DateTime, Duration, Utc};
 
@@ -32,45 +32,75 @@ pub fn decide_eiot(
         eiot.e5_licences, s.devices_per_e5, eiot.standalone_licences
     )];
     let prev_level = prev.and_then(Status::level);
-    let out = |status, capacity, held, notes| Outcome {
+    let trial = eiot
+        .trial
+        .as_ref()
+        .filter(|t| now >= t.start && now < t.end());
+    let (status, coverage, capacity, held) = match trial {
+        Some(trial) => {
+            let (status, held) = trial_status(trial, value, prev_level, s, now, &mut notes);
+            let limit = trial.device_limit.unwrap_or(u64::MAX);
+            (status, Coverage::Trial, limit, held)
+        }
+        None => {
+            let (status, held) = licensed_status(billed, covered, prev_level, s, &mut notes);
+            (status, Coverage::Paid, covered, held)
+        }
+    };
+    Outcome {
         status,
-        coverage: Coverage::Paid,
+        coverage,
         licensed_tier: None,
         licensed_capacity: Some(capacity),
         required_tier: None,
         billed,
         held_by_hysteresis: held,
         notes,
-    };
-    if let Some(trial) = eiot
-        .trial
-        .as_ref()
-        .filter(|t| now >= t.start && now < t.end())
-    {
-        let end = trial.end();
-        let limit = trial.device_limit.unwrap_or(u64::MAX);
-        let ending = now >= end - Duration::days(i64::from(s.trial_ending_days));
-        let (lvl, held) = level(value, limit, prev_level, s);
-        if value > limit {
-            notes.push(format!("trial covers {limit} devices; {value} seen"));
-        }
-        let status = if ending {
-            Status::TrialEnding {
-                days_left: days_left(end, now),
-            }
-        } else if trial.device_limit.is_none() {
-            Status::WithinTier
-        } else {
-            match lvl {
-                2 => Status::TrialOverAllowance,
-                1 => Status::NearLimit,
-                _ => Status::WithinTier,
-            }
-        };
-        let mut o = out(status, limit, held, notes);
-        o.coverage = Coverage::Trial;
-        return o;
     }
+}
+
+/// A trial in progress: unlimited, or limited to `device_limit` devices; it can be
+/// extended in its final days. Returns the status and whether hysteresis held it.
+fn trial_status(
+    trial: &EiotTrial,
+    value: u64,
+    prev_level: Option<u8>,
+    s: &Settings,
+    now: DateTime<Utc>,
+    notes: &mut Vec<String>,
+) -> (Status, bool) {
+    let end = trial.end();
+    let limit = trial.device_limit.unwrap_or(u64::MAX);
+    let ending = now >= end - Duration::days(i64::from(s.trial_ending_days));
+    let (lvl, held) = level(value, limit, prev_level, s);
+    if value > limit {
+        notes.push(format!("trial covers {limit} devices; {value} seen"));
+    }
+    let status = if ending {
+        Status::TrialEnding {
+            days_left: days_left(end, now),
+        }
+    } else if trial.device_limit.is_none() {
+        Status::WithinTier
+    } else {
+        match lvl {
+            2 => Status::TrialOverAllowance,
+            1 => Status::NearLimit,
+            _ => Status::WithinTier,
+        }
+    };
+    (status, held)
+}
+
+/// `billed` devices against the `covered` ones (E5 and standalone licences): the gap
+/// is the standalone licences to buy. Returns the status and whether hysteresis held it.
+fn licensed_status(
+    billed: u64,
+    covered: u64,
+    prev_level: Option<u8>,
+    s: &Settings,
+    notes: &mut Vec<String>,
+) -> (Status, bool) {
     let (lvl, held) = level(billed, covered, prev_level, s);
     let gap = billed.saturating_sub(covered);
     let status = match lvl {
@@ -86,7 +116,7 @@ pub fn decide_eiot(
         1 => Status::NearLimit,
         _ => Status::WithinTier,
     };
-    out(status, covered, held, notes)
+    (status, held)
 }
 
 #[cfg(test)]
