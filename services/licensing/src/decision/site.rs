@@ -315,7 +315,7 @@ impl SiteCount<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::test_support::{book, decide, lic, site_doc, t, MID};
+    use crate::decision::test_support::{book, decide, decide_with, lic, site_doc, t, MID};
 
     #[test]
     fn paid_licence_within_near_over() {
@@ -366,16 +366,8 @@ mod tests {
             above_xl: crate::tier::AboveXlPolicy::LargerTiers,
             ..Settings::default()
         };
-        let tenant = &b.tenants[0];
-        let ctx = SiteContext {
-            tenant: Some(tenant),
-            site: tenant.sites.first(),
-            catalogue: &tenant.catalogue,
-            settings: &s,
-            now: t(MID),
-        };
         assert_eq!(
-            decide_site(&ctx, 7_500, None).status,
+            decide_with(&b, &s, 7_500, MID, None).status,
             Status::OverTier {
                 tier_to_buy: TierNeed::one(Tier::Xl2)
             }

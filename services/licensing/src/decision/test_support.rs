@@ -27,13 +27,23 @@ pub fn lic(tier: &str, kind: &str, extra: &str) -> String {
 
 /// Decides the first site of the book's first tenant with default settings.
 pub fn decide(b: &LicenceBook, value: u64, now: &str, prev: Option<&Status>) -> Outcome {
-    let s = Settings::default();
+    decide_with(b, &Settings::default(), value, now, prev)
+}
+
+/// Decides the first site of the book's first tenant with settings `s`.
+pub fn decide_with(
+    b: &LicenceBook,
+    s: &Settings,
+    value: u64,
+    now: &str,
+    prev: Option<&Status>,
+) -> Outcome {
     let tenant = &b.tenants[0];
     let ctx = SiteContext {
         tenant: Some(tenant),
         site: tenant.sites.first(),
         catalogue: &tenant.catalogue,
-        settings: &s,
+        settings: s,
         now: t(now),
     };
     decide_site(&ctx, value, prev)
