@@ -8,10 +8,11 @@
 //! - [`settings`] billing windows, thresholds and one setting per contradiction in the
 //!   licensing documents, each with its documented default;
 //! - [`licence`]  tenants, sites, OT licences, Enterprise IoT coverage, legacy plans, and
-//!   the validated TOML/JSON licence document;
+//!   the validated TOML/JSON licence document (one submodule each);
 //! - [`count`]    count windows and queries, per-category counts, and the
 //!   [`count::CountSource`] trait that storage (or a counts file) answers;
-//! - [`decision`] the status of a site / tenant for a count at a time;
+//! - [`decision`] the status of a site / tenant / legacy plan for a count at a time, with
+//!   hysteresis (one submodule per kind of subject);
 //! - [`engine`]   decisions over all subjects, asking for an exact count whenever an
 //!   estimate's band straddles a boundary;
 //! - [`alert`]    alerts on transitions, idempotency keys, JSON/Avro encodings, and the

@@ -1,0 +1,160 @@
+//! Statuses: the state a subject is in, how it reads in alerts, what counts as a
+//! transition, and the day counters some statuses carry.
+
+use crate::tier::TierNeed;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A subject's licence status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Licensed and below the near-limit ratio.
+    WithinTier,
+    /// Licensed, at or above the near-limit ratio (default 90%) of capacity.
+    NearLimit,
+    /// More devices than licensed: buy `tier_to_buy` (the whole licensing the site
+    /// needs, e.g. one XL, or 2 x XL).
+    OverTier { tier_to_buy: TierNeed },
+    /// Devices seen at a site with no licence in effect while the tenant has others.
+    Unlicensed,
+    /// A trial above its allowance (1,000 devices). Monitoring continues; informational
+    /// until the trial ends.
+    TrialOverAllowance,
+    /// A trial in its final days (default 15): it can be extended now.
+    TrialEnding { days_left: i64 },
+    /// The tenant's last licence expired; the service continues for `days_left` more
+    /// days.
+    GracePeriod { days_left: i64 },
+    /// Grace is over: the service has stopped; data is retained `retention_days_left`
+    /// more days.
+    ServiceStopped { retention_days_left: i64 },
+    /// Final days of data retention after the service stopped (0 = data is due for
+    /// deletion).
+    RetentionEnding { days_left: i64 },
+    /// Enterprise IoT: more IoT devices than 5 x E5 + standalone licences cover.
+    StandaloneNeeded { licences_to_buy: u64 },
+    /// Legacy plan: detected devices exceed the committed number: raise the commitment.
+    CommitmentExceeded { committed: u64 },
+}
+
+impl Status {
+    /// Upper-case name used in alerts and output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Status::WithinTier => "WITHIN_TIER",
+            Status::NearLimit => "NEAR_LIMIT",
+            Status::OverTier { .. } => "OVER_TIER",
+            Status::Unlicensed => "UNLICENSED",
+            Status::TrialOverAllowance => "TRIAL_OVER_ALLOWANCE",
+            Status::TrialEnding { .. } => "TRIAL_ENDING",
+            Status::GracePeriod { .. } => "GRACE_PERIOD",
+            Status::ServiceStopped { .. } => "SERVICE_STOPPED",
+            Status::RetentionEnding { .. } => "RETENTION_ENDING",
+            Status::StandaloneNeeded { .. } => "STANDALONE_NEEDED",
+            Status::CommitmentExceeded { .. } => "COMMITMENT_EXCEEDED",
+        }
+    }
+
+    /// What a transition is judged on. Day counters are left out (they change daily and
+    /// must not raise an alert each day); the tier to buy is kept (needing a bigger tier
+    /// is news).
+    pub fn transition_key(&self) -> String {
+        match self {
+            Status::OverTier { tier_to_buy } => format!("OVER_TIER:{tier_to_buy}"),
+            other => other.code().to_string(),
+        }
+    }
+
+    /// Whether the status calls for action (used by `--fail-on over`).
+    pub fn is_over(&self) -> bool {
+        matches!(
+            self,
+            Status::OverTier { .. }
+                | Status::StandaloneNeeded { .. }
+                | Status::CommitmentExceeded { .. }
+        )
+    }
+
+    /// Count-driven level for hysteresis: 0 within, 1 near limit, 2 over.
+    pub(super) fn level(&self) -> Option<u8> {
+        match self {
+            Status::WithinTier => Some(0),
+            Status::NearLimit => Some(1),
+            Status::OverTier { .. }
+            | Status::TrialOverAllowance
+            | Status::StandaloneNeeded { .. }
+            | Status::CommitmentExceeded { .. } => Some(2),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::OverTier { tier_to_buy } => write!(f, "OVER_TIER (buy {tier_to_buy})"),
+            Status::TrialEnding { days_left } => write!(f, "TRIAL_ENDING ({days_left}d left)"),
+            Status::GracePeriod { days_left } => write!(f, "GRACE_PERIOD ({days_left}d left)"),
+            Status::ServiceStopped {
+                retention_days_left,
+            } => write!(f, "SERVICE_STOPPED (data kept {retention_days_left}d)"),
+            Status::RetentionEnding { days_left } => {
+                write!(f, "RETENTION_ENDING ({days_left}d left)")
+            }
+            Status::StandaloneNeeded { licences_to_buy } => {
+                write!(f, "STANDALONE_NEEDED (buy {licences_to_buy})")
+            }
+            Status::CommitmentExceeded { committed } => {
+                write!(f, "COMMITMENT_EXCEEDED (committed {committed})")
+            }
+            other => f.write_str(other.code()),
+        }
+    }
+}
+
+/// Whole days left until `end` (partial days count as a day; 0 once passed).
+pub fn days_left(end: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    if now >= end {
+        return 0;
+    }
+    let secs = (end - now).num_seconds();
+    (secs + 86_399) / 86_400
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::test_support::t;
+    use crate::tier::Tier;
+
+    #[test]
+    fn days_left_counts_partial_days() {
+        let end = t("2025-01-31T00:00:00Z");
+        assert_eq!(days_left(end, t("2025-01-01T00:00:00Z")), 30);
+        assert_eq!(days_left(end, t("2025-01-30T23:00:00Z")), 1);
+        assert_eq!(days_left(end, end), 0);
+    }
+
+    #[test]
+    fn transition_key_ignores_day_counters() {
+        assert_eq!(
+            Status::GracePeriod { days_left: 3 }.transition_key(),
+            Status::GracePeriod { days_left: 2 }.transition_key()
+        );
+        assert_ne!(
+            Status::OverTier {
+                tier_to_buy: TierNeed::one(Tier::Xl)
+            }
+            .transition_key(),
+            Status::OverTier {
+                tier_to_buy: TierNeed {
+                    tier: Tier::Xl,
+                    quantity: 2
+                }
+            }
+            .transition_key()
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Validation: turns the document as written ([`super::raw`]) into a [`LicenceBook`],
+//! part by part (tenants, sites, Enterprise IoT, legacy plans), naming the offending
+//! field in every error (`tenants[0].sites[2].licences[0].tier`). One OT licence's own
+//! rules are in [`super::validate_ot`].
+
+use super::fields::{non_empty_id, req, req_time};
+use super::raw::{RawBook, RawCommitment, RawEiot, RawEiotTrial, RawLegacyOt, RawSite, RawTenant};
+use super::validate_ot::{check_single_non_xl, validate_licence};
+use super::{
+    Commitment, EiotTrial, EnterpriseIot, LegacyOtPlan, LicenceBook, LicenceError, Site, Tenant,
+};
+use crate::settings::Settings;
+use crate::tier::{CatalogueOverride, TierCatalogue};
+
+impl RawBook {
+    pub(super) fn validate(self, settings: &Settings) -> Result<LicenceBook, LicenceError> {
+        let base = with_override(&TierCatalogue::default(), &self.catalogue, "catalogue")?;
+        let mut tenants: Vec<Tenant> = Vec::with_capacity(self.tenants.len());
+        for (ti, rt) in self.tenants.iter().enumerate() {
+            let tenant = validate_tenant(rt, &format!("tenants[{ti}]"), &base, &tenants, settings)?;
+            tenants.push(tenant);
+        }
+        Ok(LicenceBook { tenants })
+    }
+}
+
+/// One tenant; `earlier` are the tenants before it, whose ids it must not repeat.
+fn validate_tenant(
+    rt: &RawTenant,
+    tp: &str,
+    base: &TierCatalogue,
+    earlier: &[Tenant],
+    settings: &Settings,
+) -> Result<Tenant, LicenceError> {
+    let id = non_empty_id(&rt.id, &format!("{tp}.id"))?;
+    if earlier.iter().any(|t| t.id == id) {
+        return Err(LicenceError::invalid(
+            format!("{tp}.id"),
+            format!("duplicate tenant {id:?}"),
+        ));
+    }
+    let catalogue = with_override(base, &rt.catalogue, &format!("{tp}.catalogue"))?;
+    let mut sites: Vec<Site> = Vec::new();
+    for (si, rs) in rt.sites.iter().enumerate() {
+        let sp = format!("{tp}.sites[{si}]");
+        let site = validate_site(rs, &sp, &id, &sites, &catalogue, settings)?;
+        sites.push(site);
+    }
+    let enterprise_iot = match &rt.enterprise_iot {
+        None => None,
+        Some(re) => Some(validate_eiot(re, &format!("{tp}.enterprise_iot"))?),
+    };
+    let legacy_ot_plans = rt
+        .legacy_ot_plans
+        .iter()
+        .enumerate()
+        .map(|(pi, rp)| validate_legacy_ot(rp, &format!("{tp}.legacy_ot_plans[{pi}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Tenant {
+        id,
+        catalogue,
+        sites,
+        enterprise_iot,
+        legacy_ot_plans,
+    })
+}
+
+/// `base` with the sizes of `o` applied, if any.
+fn with_override(
+    base: &TierCatalogue,
+    o: &Option<CatalogueOverride>,
+    path: &str,
+) -> Result<TierCatalogue, LicenceError> {
+    match o {
+        Some(o) => base
+            .with_override(o)
+            .map_err(|e| LicenceError::invalid(path, e.to_string())),
+        None => Ok(base.clone()),
+    }
+}
+
+/// One site of `tenant`; `earlier` are the tenant's sites before it.
+fn validate_site(
+    rs: &RawSite,
+    sp: &str,
+    tenant: &str,
+    earlier: &[Site],
+    catalogue: &TierCatalogue,
+    settings: &Settings,
+) -> Result<Site, LicenceError> {
+    let id = non_empty_id(&rs.id, &format!("{sp}.id"))?;
+    if earlier.iter().any(|s| s.id == id) {
+        return Err(LicenceError::invalid(
+            format!("{sp}.id"),
+            format!("duplicate site {id:?} in tenant {tenant:?}"),
+        ));
+    }
+    let licences = rs
+        .licences
+        .iter()
+        .enumerate()
+        .map(|(li, rl)| validate_licence(rl, &format!("{sp}.licences[{li}]"), catalogue, settings))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_single_non_xl(&licences, sp, settings.effective_delay())?;
+    Ok(Site { id, licences })
+}
+
+fn validate_eiot(re: &RawEiot, ep: &str) -> Result<EnterpriseIot, LicenceError> {
+    let trial = match &re.trial {
+        None => None,
+        Some(t) => Some(validate_eiot_trial(t, &format!("{ep}.trial"))?),
+    };
+    Ok(EnterpriseIot {
+        e5_licences: re.e5_licences,
+        standalone_licences: re.standalone_licences,
+        trial,
+        legacy_commitments: commitments(
+            &re.legacy_commitments,
+            &format!("{ep}.legacy_commitments"),
+        )?,
+    })
+}
+
+fn validate_eiot_trial(t: &RawEiotTrial, p: &str) -> Result<EiotTrial, LicenceError> {
+    let days = *req(&t.days, &format!("{p}.days"))?;
+    if days == 0 {
+        return Err(LicenceError::invalid(
+            format!("{p}.days"),
+            "must be at least 1",
+        ));
+    }
+    Ok(EiotTrial {
+        start: req_time(&t.start, &format!("{p}.start"))?,
+        days,
+        device_limit: t.device_limit,
+    })
+}
+
+fn validate_legacy_ot(rp: &RawLegacyOt, pp: &str) -> Result<LegacyOtPlan, LicenceError> {
+    let id = non_empty_id(&rp.id, &format!("{pp}.id"))?;
+    if rp.commitments.is_empty() {
+        return Err(LicenceError::invalid(
+            format!("{pp}.commitments"),
+            "at least one commitment is required",
+        ));
+    }
+    Ok(LegacyOtPlan {
+        id,
+        sites: rp.sites.clone(),
+        commitments: commitments(&rp.commitments, &format!("{pp}.commitments"))?,
+    })
+}
+
+fn commitments(raw: &[RawCommitment], path: &str) -> Result<Vec<Commitment>, LicenceError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let p = format!("{path}[{i}]");
+            Ok(Commitment {
+                devices: *req(&c.devices, &format!("{p}.devices"))?,
+                confirmed_at: req_time(&c.confirmed_at, &format!("{p}.confirmed_at"))?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::licence::test_support::{load, ONE};
+    use crate::tier::Tier;
+
+    #[test]
+    fn precise_errors_for_common_mistakes() {
+        let cases = [
+            (
+                ONE.replace("tier = \"L\"", "tier = \"L\"\nquantity = 2"),
+                "tenants[0].sites[0].licences[0].quantity: only XL licences may be stacked",
+            ),
+            (
+                ONE.replace("kind = \"paid\"", "kind = \"free\""),
+                "tenants[0].sites[0].licences[0].kind: unknown kind \"free\"",
+            ),
+            (
+                ONE.replace("start = \"2025-01-01T00:00:00Z\"", "start = \"yesterday\""),
+                "tenants[0].sites[0].licences[0].start: invalid time \"yesterday\"",
+            ),
+            (
+                ONE.replace("kind = \"paid\"", "kind = \"trial\""),
+                "tenants[0].sites[0].licences[0].trial_days: missing required field",
+            ),
+            (
+                ONE.replace("kind = \"paid\"", "kind = \"cancelled\""),
+                "tenants[0].sites[0].licences[0].cancelled_at: missing required field",
+            ),
+            (
+                ONE.replace("id = \"plant-1\"", "id = \"\""),
+                "tenants[0].sites[0].id: must not be empty",
+            ),
+            (
+                ONE.replace("tier = \"L\"", "tier = \"2XL\""),
+                "tenants[0].sites[0].licences[0].tier: tier 2XL has no size",
+            ),
+        ];
+        for (doc, want) in cases {
+            let got = load(&doc).unwrap_err().to_string();
+            assert!(got.starts_with(want), "got {got:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn per_tenant_catalogue_override() {
+        let doc = r#"
+[catalogue]
+"2XL" = 10000
+[[tenants]]
+id = "a"
+[tenants.catalogue]
+M = 400
+[[tenants]]
+id = "b"
+[tenants.catalogue]
+M = 9000
+"#;
+        let e = load(doc).unwrap_err().to_string();
+        assert!(e.starts_with("tenants[1].catalogue: "), "{e}");
+        let b = load(&doc.replace("M = 9000", "S = 200")).unwrap();
+        assert_eq!(b.tenants[0].catalogue.size(Tier::M), Some(400));
+        assert_eq!(b.tenants[1].catalogue.size(Tier::M), Some(500));
+        assert_eq!(b.tenants[1].catalogue.size(Tier::S), Some(200));
+        assert_eq!(b.tenants[1].catalogue.size(Tier::Xl2), Some(10_000));
+    }
+}
