@@ -7,7 +7,7 @@ use crate::decision::{
     decide_eiot, decide_legacy_eiot, decide_legacy_ot, decide_site, utilisation, Decision, Outcome,
     SiteContext, Status, Subject,
 };
-use crate::licence::LicenceBook;
+use crate::licence::{LicenceBook, Tenant};
 use crate::settings::Settings;
 use crate::tier::TierCatalogue;
 use chrono::{DateTime, Utc};
@@ -141,182 +141,153 @@ pub async fn decide_all(
     previous: &PreviousStatuses,
     now: DateTime<Utc>,
 ) -> Result<Vec<Decision>, CountError> {
-    let default_catalogue = TierCatalogue::default();
+    let run = Run {
+        book,
+        settings,
+        source,
+        previous,
+        now,
+    };
     let ot_query = CountQuery {
         window: CountWindow::ending(now, settings.ot_window_days),
         include_agent_managed: settings.count_agent_managed,
     };
     let ot_counts = source.site_counts(&ot_query).await?;
-    let mut sites = per_site(&ot_counts, &settings.ot_categories);
-    // A site that is not in the licence book, of a tenant with Enterprise IoT coverage,
-    // where no OT-category device was seen, is an Enterprise IoT location, not an
-    // unlicensed OT site: it is decided only at tenant level.
-    sites.retain(|(tenant, site), _| {
-        let Some(t) = book.tenant(tenant) else {
-            return true;
-        };
-        t.site(site).is_some()
-            || t.enterprise_iot.is_none()
-            || ot_counts
-                .iter()
-                .any(|c| &c.tenant == tenant && &c.site == site && c.category == DeviceCategory::Ot)
-    });
-    // Licensed sites with no devices seen: exactly zero.
-    for t in &book.tenants {
-        for s in &t.sites {
-            sites.entry((t.id.clone(), s.id.clone())).or_default();
+    let sites = run.ot_sites(&ot_counts);
+    let (mut decisions, site_counts) = run.decide_ot_sites(&sites, &ot_query).await;
+    decisions.extend(run.decide_legacy_ot_plans(&site_counts, &ot_query).await);
+    decisions.extend(run.decide_enterprise_iot().await?);
+    Ok(decisions)
+}
+
+/// What every decision of one run shares.
+struct Run<'a> {
+    book: &'a LicenceBook,
+    settings: &'a Settings,
+    source: &'a dyn CountSource,
+    previous: &'a PreviousStatuses,
+    now: DateTime<Utc>,
+}
+
+/// Per-category counts of each OT site to decide, by (tenant, site).
+type SiteCounts = BTreeMap<(String, String), Vec<Count>>;
+
+impl Run<'_> {
+    /// The OT sites to decide: every site with devices in the OT categories, every
+    /// licensed site (exactly zero when none were seen), but not Enterprise IoT
+    /// locations.
+    fn ot_sites(&self, ot_counts: &[CategoryCount]) -> SiteCounts {
+        let mut sites = per_site(ot_counts, &self.settings.ot_categories);
+        // A site that is not in the licence book, of a tenant with Enterprise IoT
+        // coverage, where no OT-category device was seen, is an Enterprise IoT location,
+        // not an unlicensed OT site: it is decided only at tenant level.
+        sites.retain(|(tenant, site), _| {
+            let Some(t) = self.book.tenant(tenant) else {
+                return true;
+            };
+            t.site(site).is_some()
+                || t.enterprise_iot.is_none()
+                || ot_counts.iter().any(|c| {
+                    &c.tenant == tenant && &c.site == site && c.category == DeviceCategory::Ot
+                })
+        });
+        for t in &self.book.tenants {
+            for s in &t.sites {
+                sites.entry((t.id.clone(), s.id.clone())).or_default();
+            }
         }
-    }
-    let mut decisions = Vec::new();
-    let mut ot_site_counts: HashMap<(String, String), Count> = HashMap::new();
-    for ((tenant_id, site_id), counts) in &sites {
-        let est = Count::sum(&counts[..]);
-        ot_site_counts.insert((tenant_id.clone(), site_id.clone()), est);
-        let tenant = book.tenant(tenant_id);
-        let ctx = SiteContext {
-            tenant,
-            site: tenant.and_then(|t| t.site(site_id)),
-            catalogue: tenant.map(|t| &t.catalogue).unwrap_or(&default_catalogue),
-            settings,
-            now,
-        };
-        let subject = Subject::OtSite {
-            tenant: tenant_id.clone(),
-            site: site_id.clone(),
-        };
-        let prev = previous.get(&subject.key());
-        let d = resolve(
-            subject,
-            ot_query.window,
-            est,
-            settings,
-            now,
-            |v| decide_site(&ctx, v, prev),
-            || source.exact_site_count(tenant_id, site_id, &settings.ot_categories, &ot_query),
-        )
-        .await;
-        decisions.push(d);
+        sites
     }
 
-    // Legacy committed-device OT plans, over the OT window.
-    for t in &book.tenants {
-        for plan in &t.legacy_ot_plans {
-            let covered: Vec<String> = sites
-                .keys()
-                .filter(|(tn, s)| tn == &t.id && plan.covers(s))
-                .map(|(_, s)| s.clone())
-                .collect();
-            let est = Count::sum(
-                covered
-                    .iter()
-                    .filter_map(|s| ot_site_counts.get(&(t.id.clone(), s.clone()))),
-            );
-            let subject = Subject::LegacyOtPlan {
-                tenant: t.id.clone(),
-                plan: plan.id.clone(),
+    /// One decision per OT site, and each site's estimate (legacy plans sum them).
+    async fn decide_ot_sites(
+        &self,
+        sites: &SiteCounts,
+        ot_query: &CountQuery,
+    ) -> (Vec<Decision>, HashMap<(String, String), Count>) {
+        let default_catalogue = TierCatalogue::default();
+        let mut decisions = Vec::new();
+        let mut estimates = HashMap::new();
+        for ((tenant_id, site_id), counts) in sites {
+            let est = Count::sum(&counts[..]);
+            estimates.insert((tenant_id.clone(), site_id.clone()), est);
+            let tenant = self.book.tenant(tenant_id);
+            let ctx = SiteContext {
+                tenant,
+                site: tenant.and_then(|t| t.site(site_id)),
+                catalogue: tenant.map(|t| &t.catalogue).unwrap_or(&default_catalogue),
+                settings: self.settings,
+                now: self.now,
             };
-            let prev = previous.get(&subject.key());
-            if decide_legacy_ot(plan, 0, prev, settings, now).is_none() {
-                continue;
-            }
+            let subject = Subject::OtSite {
+                tenant: tenant_id.clone(),
+                site: site_id.clone(),
+            };
+            let prev = self.previous.get(&subject.key());
+            let categories = &self.settings.ot_categories;
             let d = resolve(
                 subject,
                 ot_query.window,
                 est,
-                settings,
-                now,
-                |v| decide_legacy_ot(plan, v, prev, settings, now).expect("commitment in force"),
-                || exact_sum(source, &t.id, &covered, &settings.ot_categories, &ot_query),
+                self.settings,
+                self.now,
+                |v| decide_site(&ctx, v, prev),
+                || {
+                    self.source
+                        .exact_site_count(tenant_id, site_id, categories, ot_query)
+                },
             )
             .await;
             decisions.push(d);
         }
+        (decisions, estimates)
     }
 
-    // Enterprise IoT, over its own (shorter) window.
-    if book.tenants.iter().any(|t| t.enterprise_iot.is_some()) {
-        let q = CountQuery {
-            window: CountWindow::ending(now, settings.eiot_window_days),
-            include_agent_managed: settings.count_agent_managed,
-        };
-        let counts = source.site_counts(&q).await?;
-        for t in book.tenants.iter().filter(|t| t.enterprise_iot.is_some()) {
-            let mine: Vec<CategoryCount> = counts
-                .iter()
-                .filter(|c| c.tenant == t.id)
-                .cloned()
-                .collect();
-            let site_ids: Vec<String> = {
-                let mut v: Vec<String> = mine.iter().map(|c| c.site.clone()).collect();
-                v.sort();
-                v.dedup();
-                v
-            };
-            let sum = |cats: &[DeviceCategory]| {
-                Count::sum(
-                    mine.iter()
-                        .filter(|c| cats.contains(&c.category))
-                        .map(|c| &c.count),
-                )
-            };
-            let subject = Subject::EnterpriseIot {
-                tenant: t.id.clone(),
-            };
-            let prev = previous.get(&subject.key());
-            let eiot = t.enterprise_iot.as_ref().expect("filtered above");
-            let on_legacy_plan_only = eiot.e5_licences == 0
-                && eiot.standalone_licences == 0
-                && eiot.trial.is_none()
-                && decide_legacy_eiot(t, 0, None, settings, now).is_some();
-            // A legacy plan alone is judged by its commitment (below), not against E5
-            // licences the tenant never had.
-            if !on_legacy_plan_only {
+    /// Legacy committed-device OT plans in force, over the OT window: the sum of the
+    /// sites each plan covers.
+    async fn decide_legacy_ot_plans(
+        &self,
+        site_counts: &HashMap<(String, String), Count>,
+        ot_query: &CountQuery,
+    ) -> Vec<Decision> {
+        let (settings, now) = (self.settings, self.now);
+        let mut decisions = Vec::new();
+        for t in &self.book.tenants {
+            for plan in &t.legacy_ot_plans {
+                let covered: Vec<String> = site_counts
+                    .keys()
+                    .filter(|(tn, s)| tn == &t.id && plan.covers(s))
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                let est = Count::sum(
+                    covered
+                        .iter()
+                        .filter_map(|s| site_counts.get(&(t.id.clone(), s.clone()))),
+                );
+                let subject = Subject::LegacyOtPlan {
+                    tenant: t.id.clone(),
+                    plan: plan.id.clone(),
+                };
+                let prev = self.previous.get(&subject.key());
+                if decide_legacy_ot(plan, 0, prev, settings, now).is_none() {
+                    continue;
+                }
                 let d = resolve(
                     subject,
-                    q.window,
-                    tenant_estimate(
-                        source,
-                        &t.id,
-                        &settings.eiot_categories,
-                        &q,
-                        sum(&settings.eiot_categories),
-                    )
-                    .await?,
+                    ot_query.window,
+                    est,
                     settings,
                     now,
-                    |v| decide_eiot(t, v, prev, settings, now),
-                    || exact_tenant(source, &t.id, &site_ids, &settings.eiot_categories, &q),
-                )
-                .await;
-                decisions.push(d);
-            }
-
-            let subject = Subject::LegacyEiotPlan {
-                tenant: t.id.clone(),
-            };
-            let prev = previous.get(&subject.key());
-            if decide_legacy_eiot(t, 0, prev, settings, now).is_some() {
-                let d = resolve(
-                    subject,
-                    q.window,
-                    tenant_estimate(
-                        source,
-                        &t.id,
-                        &settings.legacy_eiot_categories,
-                        &q,
-                        sum(&settings.legacy_eiot_categories),
-                    )
-                    .await?,
-                    settings,
-                    now,
-                    |v| decide_legacy_eiot(t, v, prev, settings, now).expect("commitment in force"),
+                    |v| {
+                        decide_legacy_ot(plan, v, prev, settings, now).expect("commitment in force")
+                    },
                     || {
-                        exact_tenant(
-                            source,
+                        exact_sum(
+                            self.source,
                             &t.id,
-                            &site_ids,
-                            &settings.legacy_eiot_categories,
-                            &q,
+                            &covered,
+                            &settings.ot_categories,
+                            ot_query,
                         )
                     },
                 )
@@ -324,8 +295,116 @@ pub async fn decide_all(
                 decisions.push(d);
             }
         }
+        decisions
     }
-    Ok(decisions)
+
+    /// Enterprise IoT coverage and legacy Enterprise IoT plans, per tenant, over the
+    /// Enterprise IoT window (shorter than the OT one).
+    async fn decide_enterprise_iot(&self) -> Result<Vec<Decision>, CountError> {
+        let tenants: Vec<&Tenant> = self
+            .book
+            .tenants
+            .iter()
+            .filter(|t| t.enterprise_iot.is_some())
+            .collect();
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = CountQuery {
+            window: CountWindow::ending(self.now, self.settings.eiot_window_days),
+            include_agent_managed: self.settings.count_agent_managed,
+        };
+        let counts = self.source.site_counts(&q).await?;
+        let mut decisions = Vec::new();
+        for t in tenants {
+            let mine: Vec<CategoryCount> = counts
+                .iter()
+                .filter(|c| c.tenant == t.id)
+                .cloned()
+                .collect();
+            decisions.extend(self.decide_tenant_eiot(t, &mine, &q).await?);
+        }
+        Ok(decisions)
+    }
+
+    /// A tenant's devices in `categories`: merged across its sites where the source can,
+    /// else the sum of its per-site counts.
+    async fn tenant_estimate(
+        &self,
+        t: &Tenant,
+        mine: &[CategoryCount],
+        categories: &[DeviceCategory],
+        q: &CountQuery,
+    ) -> Result<Count, CountError> {
+        let sum = Count::sum(
+            mine.iter()
+                .filter(|c| categories.contains(&c.category))
+                .map(|c| &c.count),
+        );
+        tenant_estimate(self.source, &t.id, categories, q, sum).await
+    }
+
+    /// One tenant's Enterprise IoT decision (unless a legacy plan alone covers it) and
+    /// its legacy Enterprise IoT plan decision (when one is in force).
+    async fn decide_tenant_eiot(
+        &self,
+        t: &Tenant,
+        mine: &[CategoryCount],
+        q: &CountQuery,
+    ) -> Result<Vec<Decision>, CountError> {
+        let (settings, now) = (self.settings, self.now);
+        let mut site_ids: Vec<String> = mine.iter().map(|c| c.site.clone()).collect();
+        site_ids.sort();
+        site_ids.dedup();
+        let mut decisions = Vec::new();
+        let subject = Subject::EnterpriseIot {
+            tenant: t.id.clone(),
+        };
+        let prev = self.previous.get(&subject.key());
+        let eiot = t
+            .enterprise_iot
+            .as_ref()
+            .expect("tenants with coverage only");
+        let on_legacy_plan_only = eiot.e5_licences == 0
+            && eiot.standalone_licences == 0
+            && eiot.trial.is_none()
+            && decide_legacy_eiot(t, 0, None, settings, now).is_some();
+        // A legacy plan alone is judged by its commitment (below), not against E5
+        // licences the tenant never had.
+        if !on_legacy_plan_only {
+            let d = resolve(
+                subject,
+                q.window,
+                self.tenant_estimate(t, mine, &settings.eiot_categories, q)
+                    .await?,
+                settings,
+                now,
+                |v| decide_eiot(t, v, prev, settings, now),
+                || exact_tenant(self.source, &t.id, &site_ids, &settings.eiot_categories, q),
+            )
+            .await;
+            decisions.push(d);
+        }
+        let subject = Subject::LegacyEiotPlan {
+            tenant: t.id.clone(),
+        };
+        let prev = self.previous.get(&subject.key());
+        if decide_legacy_eiot(t, 0, prev, settings, now).is_some() {
+            let categories = &settings.legacy_eiot_categories;
+            let d = resolve(
+                subject,
+                q.window,
+                self.tenant_estimate(t, mine, categories, q).await?,
+                settings,
+                now,
+                |v| decide_legacy_eiot(t, v, prev, settings, now).expect("commitment in force"),
+                || exact_tenant(self.source, &t.id, &site_ids, categories, q),
+            )
+            .await;
+            decisions.push(d);
+        }
+        Ok(decisions)
+    }
 }
 
 #[cfg(test)]
