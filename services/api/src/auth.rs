@@ -213,6 +213,21 @@ impl Authenticator {
         if self.disabled {
             return Ok(Principal::Admin);
         }
+        self.entry(header).map(|i| self.entries[i].1.clone())
+    }
+
+    /// Whose rate budget a request spends: its token's when the token is known, else the
+    /// one budget shared by every anonymous or unknown caller (so made-up tokens cannot
+    /// grow the limiter's table).
+    pub fn rate_key(&self, header: Option<&str>) -> RateKey {
+        match self.entry(header) {
+            Ok(i) if !self.disabled => RateKey::Token(i),
+            _ => RateKey::Anonymous,
+        }
+    }
+
+    /// The index of the entry whose token the header carries.
+    fn entry(&self, header: Option<&str>) -> Result<usize, ApiError> {
         let header = header.ok_or_else(|| {
             ApiError::Unauthorized("missing bearer token (Authorization: Bearer TOKEN)".into())
         })?;
@@ -224,20 +239,27 @@ impl Authenticator {
         let d = digest(token);
         // Compare against every entry without stopping early, so timing does not tell
         // which (or whether a) token matched.
-        let mut found: Option<&Principal> = None;
-        for (e, p) in &self.entries {
+        let mut found: Option<usize> = None;
+        for (i, (e, _)) in self.entries.iter().enumerate() {
             let diff = e
                 .iter()
                 .zip(d.iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 {
-                found = Some(p);
+                found = Some(i);
             }
         }
-        found
-            .cloned()
-            .ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))
+        found.ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))
     }
+}
+
+/// The rate-limit bucket of a request (see [`Authenticator::rate_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// The configured token at this index.
+    Token(usize),
+    /// No token, or one that is not configured.
+    Anonymous,
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! through the same [`Planner`] as the HTTP API (no HTTP involved).
 
 use crate::auth::{AuthConfig, Authenticator};
+use crate::guard::RateLimit;
 use crate::http::HttpLimits;
 use crate::model::{Granularity, SitesTable};
 use crate::planner::{CountsRequest, ForecastRequest, Page, Planner, MAX_PAGE};
+use crate::server::ConnectionLimits;
 use crate::table::{to_csv, to_table, Tabular};
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -124,6 +126,28 @@ pub struct ServeArgs {
     /// Longest time one request may take.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// Longest wait for a request's headers, on a new connection and between the
+    /// requests of a kept-alive one; then the connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
+    /// On SIGTERM/Ctrl-C, how long open requests may take to finish before their
+    /// connections are closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// API requests per second per token (anonymous callers share one budget); /healthz,
+    /// /readyz and /metrics are not limited.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit: u32,
+    /// Requests a token may send at once before --rate-limit applies.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_burst: u32,
+    /// With --no-auth, a host name (without port) the server answers to besides
+    /// localhost, 127.0.0.1 and [::1]; others get 403 (DNS-rebinding defence). Repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub allowed_host: Vec<String>,
     /// Kafka bootstrap servers whose reachability /readyz also reports (the API itself
     /// reads only the store; set this where it runs beside ingest).
     #[arg(
@@ -198,7 +222,17 @@ where
         auth,
         limits: HttpLimits {
             request_timeout: args.request_timeout,
+            rate: RateLimit {
+                per_second: args.rate_limit,
+                burst: args.rate_burst,
+            },
+            allowed_hosts: args.allowed_host.clone(),
             ..Default::default()
+        },
+        connections: ConnectionLimits {
+            max_connections: args.max_connections as usize,
+            header_read_timeout: args.header_read_timeout,
+            shutdown_timeout: args.shutdown_timeout,
         },
         metrics,
         broker,

@@ -28,6 +28,10 @@ pub enum ApiError {
     /// The store is unreachable or overloaded: retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller's token (or, without one, all anonymous callers) sent more requests
+    /// than its rate allows: retry after this many seconds.
+    #[error("rate limit exceeded: retry in {0} s")]
+    TooManyRequests(u64),
     #[error("{0}")]
     Internal(String),
 }
@@ -41,6 +45,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -54,13 +59,17 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::Unavailable(_) => "store_unavailable",
+            ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
     }
 
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ApiError::Unavailable(_))
+        matches!(
+            self,
+            ApiError::Unavailable(_) | ApiError::TooManyRequests(_)
+        )
     }
 
     pub fn body(&self) -> ErrorBody {
@@ -113,7 +122,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// One of bad_request, unauthorized, forbidden, not_found, unprocessable,
-    /// store_unavailable, internal.
+    /// store_unavailable, rate_limited, internal.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -130,6 +139,10 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"sitetally\""),
             );
+        }
+        if let ApiError::TooManyRequests(wait) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
         }
         resp
     }

@@ -3,6 +3,7 @@
 
 use crate::auth::{Authenticator, Principal};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::guard::RateLimit;
 use crate::model::*;
 use crate::planner::{CountsRequest, ForecastRequest, Page, Planner};
 use crate::table::{to_csv, Tabular};
@@ -31,13 +32,19 @@ pub struct AppState {
     pub broker: Option<Arc<dyn sitetally_core::readiness::ReadinessProbe>>,
 }
 
-/// Limits of the HTTP layer.
-#[derive(Debug, Clone, Copy)]
+/// Limits of the request layer (the connection layer's are in
+/// [`crate::server::ConnectionLimits`]).
+#[derive(Debug, Clone)]
 pub struct HttpLimits {
     /// A request running longer is answered 503 (the store is too slow right now).
     pub request_timeout: Duration,
-    /// Requests handled at once; more wait.
+    /// API requests handled at once; more wait. `/healthz`, `/readyz` and `/metrics`
+    /// are outside this limit (and the rate limit), so probes answer under load.
     pub concurrency: usize,
+    /// Requests per token (anonymous callers share one budget).
+    pub rate: RateLimit,
+    /// With authentication off, the host names answered besides the loopback ones.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpLimits {
@@ -45,6 +52,8 @@ impl Default for HttpLimits {
         Self {
             request_timeout: Duration::from_secs(30),
             concurrency: 64,
+            rate: RateLimit::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -52,7 +61,10 @@ impl Default for HttpLimits {
 /// The router with every route and layer.
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
     use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-    let api = Router::new()
+    let auth = Arc::clone(&state.auth);
+    // Data routes spend the caller's rate budget; static ones (document, dashboard) do
+    // not, but share the concurrency limit and timeout.
+    let data = Router::new()
         .route("/api/v1/tenants", get(tenants))
         .route("/api/v1/tenants/{tenant}/sites", get(sites))
         .route("/api/v1/tenants/{tenant}/sites/{site}/counts", get(counts))
@@ -66,28 +78,46 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         )
         .route("/api/v1/tenants/{tenant}/decisions", get(decisions))
         .route("/api/v1/tenants/{tenant}/alerts", get(alerts))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        .layer(crate::guard::rate_limit_layer(
+            Arc::clone(&auth),
+            limits.rate,
+        ));
+    let api = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/", get(crate::dashboard::index))
         .route("/assets/app.js", get(crate::dashboard::script))
         .route("/assets/app.css", get(crate::dashboard::style))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
-    api.layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::Internal("the request handler panicked".into()).into_response()
-        }))
+        .with_state(state.clone())
+        .merge(data)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             limits.concurrency,
-        ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        ));
+    // Probes answer even when the API is saturated or a token is rate limited.
+    let probes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let mut app = api
+        .merge(probes)
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::Internal("the request handler panicked".into()).into_response()
+        }));
+    if auth.is_disabled() {
+        let hosts = crate::guard::AllowedHosts::loopback_and(&limits.allowed_hosts);
+        app = app.layer(axum::middleware::from_fn(move |req, next| {
+            crate::guard::check_host(hosts.clone(), req, next)
+        }));
+    }
+    app.layer(tower_http::trace::TraceLayer::new_for_http())
         // Marks Authorization sensitive so no layer or log prints it.
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -273,6 +303,7 @@ pub struct SitePath {
         (status = 200, description = "Tenants", content((TenantsResponse = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn tenants(
@@ -299,6 +330,7 @@ pub async fn tenants(
         (status = 403, description = "Token of another tenant", body = ErrorBody),
         (status = 404, description = "Unknown tenant", body = ErrorBody),
         (status = 422, description = "Page out of bounds", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn sites(
@@ -330,6 +362,7 @@ pub async fn sites(
         (status = 403, description = "Token of another tenant", body = ErrorBody),
         (status = 404, description = "Unknown tenant or site", body = ErrorBody),
         (status = 422, description = "from after to, or a range over 366 days", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn counts(
@@ -364,6 +397,7 @@ pub async fn counts(
         (status = 403, description = "Token of another tenant", body = ErrorBody),
         (status = 404, description = "Unknown tenant or site", body = ErrorBody),
         (status = 422, description = "history_days or horizon_days out of bounds", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn forecast(
@@ -396,6 +430,7 @@ pub async fn forecast(
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 403, description = "Token of another tenant", body = ErrorBody),
         (status = 404, description = "Unknown tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn enterprise_iot(
@@ -427,6 +462,7 @@ pub async fn enterprise_iot(
         (status = 403, description = "Token of another tenant", body = ErrorBody),
         (status = 404, description = "Unknown tenant", body = ErrorBody),
         (status = 422, description = "Page out of bounds", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn decisions(
@@ -475,6 +511,7 @@ pub struct AlertsParams {
         (status = 403, description = "Token of another tenant", body = ErrorBody),
         (status = 404, description = "Unknown tenant", body = ErrorBody),
         (status = 422, description = "Range or page out of bounds", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Alert log unavailable", body = ErrorBody),
     ))]
 pub async fn alerts(

@@ -12,16 +12,21 @@
 //! - [`dashboard`] the embedded single-page dashboard;
 //! - [`table`]     CSV and aligned-table rendering;
 //! - [`metrics`]   metric names and the request-metrics middleware;
+//! - [`guard`]     per-token rate limit, Host allow-list without auth, bounded labels;
+//! - [`server`]    the connection loop: header-read timeout, connection cap, shutdown
+//!   deadline;
 //! - [`cli`]       flags of `sitetally serve|sites|counts|forecast` and their runners.
 
 pub mod auth;
 pub mod cli;
 pub mod dashboard;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod planner;
+pub mod server;
 pub mod table;
 
 /// The chrono of the public API (`Planner::with_now`, the answers' dates).
@@ -31,6 +36,7 @@ pub use auth::{AuthConfig, Authenticator, Principal, Secret};
 pub use error::ApiError;
 pub use http::{router, ApiDoc, AppState, HttpLimits};
 pub use planner::Planner;
+pub use server::ConnectionLimits;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,13 +48,15 @@ pub struct ServeConfig {
     pub planner: Planner,
     pub auth: Authenticator,
     pub limits: HttpLimits,
+    pub connections: ConnectionLimits,
     /// Renders `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Also checked by `/readyz` when set.
     pub broker: Option<Arc<dyn sitetally_core::readiness::ReadinessProbe>>,
 }
 
-/// Serves the API until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the API until `shutdown` resolves, then lets in-flight requests finish for at
+/// most `connections.shutdown_timeout`.
 /// `on_bound` is told the bound address (useful with port 0).
 pub async fn run<F>(
     config: ServeConfig,
@@ -71,8 +79,6 @@ where
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "sitetally API and dashboard at http://{addr}/");
     on_bound(addr);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    server::serve(listener, app, config.connections, shutdown).await;
     Ok(())
 }

@@ -22,6 +22,7 @@ api_start() {
   API_URL="http://127.0.0.1:$port"
   "$target/sitetally" serve --listen "127.0.0.1:$port" --data-dir "$API_DATA" \
       --licences "$API_DATA/licences.toml" --tokens "$API_DATA/tokens.toml" --log warn \
+      --rate-limit 100000 --rate-burst 100000 \
       >"$API_OUT/serve.log" 2>&1 &
   API_PID=$!
   for _ in $(seq 1 100); do

@@ -3,7 +3,7 @@
 //! Authentication is disabled: the server listens on loopback only.
 
 use crate::DemoError;
-use sitetally_api::{Authenticator, HttpLimits, Planner, ServeConfig};
+use sitetally_api::{Authenticator, ConnectionLimits, HttpLimits, Planner, ServeConfig};
 use sitetally_ingest::probe::BrokerProbe;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -31,6 +31,7 @@ impl ApiServer {
             planner,
             auth: Authenticator::disabled(),
             limits: HttpLimits::default(),
+            connections: ConnectionLimits::default(),
             metrics: None,
             broker: Some(std::sync::Arc::new(BrokerProbe::new(
                 broker,

@@ -1,11 +1,9 @@
-//! Router tests: every endpoint through `tower::ServiceExt::oneshot` over the embedded
-//! store seeded with the sample world (no server, no network).
-
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use sitetally_api::guard::RateLimit;
 use sitetally_api::{router, AppState, AuthConfig, HttpLimits, Planner};
 use sitetally_licensing::{LicenceBook, Settings};
 use sitetally_store::embedded::EmbeddedStore;
@@ -49,7 +47,18 @@ async fn world() -> &'static World {
             };
             World {
                 _dir: dir,
-                app: router(state, HttpLimits::default()),
+                // Tests run in parallel with one token: no rate limit here (the hardening
+                // tests cover it).
+                app: router(
+                    state,
+                    HttpLimits {
+                        rate: RateLimit {
+                            per_second: 1_000_000,
+                            burst: 1_000_000,
+                        },
+                        ..HttpLimits::default()
+                    },
+                ),
             }
         })
         .await
