@@ -206,18 +206,41 @@ impl<S: Send + Sync> FromRequestParts<S> for Accept {
     }
 }
 
-fn respond<T: Serialize + Tabular>(format: Option<Format>, accept: Accept, body: T) -> Response {
-    match format.unwrap_or(accept.0) {
+/// JSON or CSV (a download named `sitetally-<name>.csv`), never cached: answers carry
+/// tenants' data and change with every run.
+fn respond<T: Serialize + Tabular>(
+    name: &'static str,
+    format: Option<Format>,
+    accept: Accept,
+    body: T,
+) -> Response {
+    let mut resp = match format.unwrap_or(accept.0) {
         Format::Json => Json(body).into_response(),
-        Format::Csv => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            )],
-            to_csv(&body),
-        )
-            .into_response(),
-    }
+        Format::Csv => {
+            let disposition = format!("attachment; filename=\"sitetally-{name}.csv\"");
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/csv; charset=utf-8"),
+                    ),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        HeaderValue::from_str(&disposition).expect("ASCII file name"),
+                    ),
+                ],
+                to_csv(&body),
+            )
+                .into_response()
+        }
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 /// `?format=` alone.
@@ -316,7 +339,12 @@ pub async fn tenants(
         Principal::Admin => s.planner.tenants().await?,
         Principal::Tenant(t) => vec![t],
     };
-    Ok(respond(p.format, accept, TenantsResponse { tenants }))
+    Ok(respond(
+        "tenants",
+        p.format,
+        accept,
+        TenantsResponse { tenants },
+    ))
 }
 
 /// A tenant's OT sites: distinct devices over the billing window (default 60 days),
@@ -343,6 +371,7 @@ pub async fn sites(
     who.check_tenant(&path.tenant)?;
     let page = Page::new(p.offset, p.limit)?;
     Ok(respond(
+        "sites",
         p.format,
         accept,
         s.planner.sites(&path.tenant, page).await?,
@@ -379,6 +408,7 @@ pub async fn counts(
         granularity: p.granularity.unwrap_or_default(),
     };
     Ok(respond(
+        "counts",
         p.format,
         accept,
         s.planner.counts(&path.tenant, &path.site, req).await?,
@@ -413,6 +443,7 @@ pub async fn forecast(
         horizon_days: p.horizon_days,
     };
     Ok(respond(
+        "forecast",
         p.format,
         accept,
         s.planner.forecast(&path.tenant, &path.site, req).await?,
@@ -442,6 +473,7 @@ pub async fn enterprise_iot(
 ) -> Result<Response, ApiError> {
     who.check_tenant(&path.tenant)?;
     Ok(respond(
+        "enterprise-iot",
         p.format,
         accept,
         s.planner.enterprise_iot(&path.tenant).await?,
@@ -475,6 +507,7 @@ pub async fn decisions(
     who.check_tenant(&path.tenant)?;
     let page = Page::new(p.offset, p.limit)?;
     Ok(respond(
+        "decisions",
         p.format,
         accept,
         s.planner.decisions(&path.tenant, page).await?,
@@ -524,6 +557,7 @@ pub async fn alerts(
     who.check_tenant(&path.tenant)?;
     let page = Page::new(p.offset, p.limit)?;
     Ok(respond(
+        "alerts",
         p.format,
         accept,
         s.planner.alerts(&path.tenant, p.from, p.to, page).await?,

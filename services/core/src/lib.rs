@@ -5,12 +5,13 @@
 //! - [`codec`]    schema-registry wire format (Avro) and JSON decoding, schema resolution;
 //! - [`count`]    a distinct-device count: exact, or an estimate with its one-sigma error;
 //! - [`identity`] canonical MACs/IPs, "is this a device at all", the stable device key;
-//! - [`validate`] required fields, timestamp sanity, rejection reasons;
+//! - [`validate`] required fields, name characters, timestamp sanity, rejection reasons;
 //! - [`dedup`]    bounded per tenant/site/day memory of devices already written;
 //! - [`sketch`]   per-site HyperLogLog sketches with exact small sets in front (the
 //!   embedded store's counts);
 //! - [`readiness`] the interface of a dependency a `/readyz` probe checks;
 //! - [`secret`]   credentials that never print;
+//! - [`text`]     the characters a name may hold; safe text for terminals and CSV;
 //! - [`pipeline`] decode ▶ validate ▶ identity ▶ dedup ▶ rows, one call per message.
 
 pub mod avro_plan;
@@ -24,6 +25,7 @@ pub mod pipeline;
 pub mod readiness;
 pub mod secret;
 pub mod sketch;
+pub mod text;
 pub mod validate;
 
 pub use count::{Count, CountMethod};

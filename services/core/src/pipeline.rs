@@ -9,6 +9,7 @@ use crate::dedup::{Dedup, Seen};
 use crate::event::Sighting;
 use crate::identity::{self, Identified, IdentityError, NotADevice};
 use crate::validate::{Invalid, ValidationRules};
+use std::collections::HashSet;
 
 /// Pipeline settings (a section of the ingest config).
 #[derive(Debug, Clone)]
@@ -18,6 +19,9 @@ pub struct PipelineConfig {
     pub dedup_capacity: usize,
     /// Days behind the newest day that dedup keeps.
     pub keep_days: u16,
+    /// Tenants whose events the consumed topic may carry; `None` = any. A producer
+    /// allowed on one tenant's topic then cannot add devices to another tenant.
+    pub allowed_tenants: Option<HashSet<String>>,
 }
 
 impl Default for PipelineConfig {
@@ -26,6 +30,7 @@ impl Default for PipelineConfig {
             rules: ValidationRules::default(),
             dedup_capacity: 5_000_000,
             keep_days: 1,
+            allowed_tenants: None,
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct PipelineStats {
 pub struct Pipeline {
     codec: Codec,
     rules: ValidationRules,
+    allowed_tenants: Option<HashSet<String>>,
     dedup: Dedup,
     pub stats: PipelineStats,
 }
@@ -92,6 +98,7 @@ impl Pipeline {
         Self {
             codec,
             rules: config.rules,
+            allowed_tenants: config.allowed_tenants.clone(),
             dedup: Dedup::new(config.dedup_capacity, config.keep_days),
             stats: PipelineStats::default(),
         }
@@ -116,6 +123,13 @@ impl Pipeline {
         };
         if let Err(e) = self.rules.check(&event, now_ms) {
             return Outcome::Rejected(e.into());
+        }
+        if let Some(allowed) = &self.allowed_tenants {
+            if !allowed.contains(event.tenant.as_ref()) {
+                return Outcome::Rejected(Rejection::Invalid(Invalid::TenantNotAllowed {
+                    tenant: event.tenant.into_owned(),
+                }));
+            }
         }
         let zone = event.zone.as_deref();
         let device_id = event.device_id.as_deref();
@@ -212,6 +226,32 @@ mod tests {
         let no_id = br#"{"tenant":"t","site":"a","sensor":"s","observed_at":1795424400000}"#;
         assert_eq!(r(p.process(no_id, NOW)), "no_identifier");
         assert_eq!(p.stats.rejected, 4);
+    }
+
+    #[test]
+    fn untrusted_names_and_foreign_tenants_are_rejected() {
+        let mut p = Pipeline::new(&PipelineConfig::default(), Codec::bundled());
+        let Outcome::Rejected(r) =
+            p.process(&json("plant\\u001b[2J", "00:11:22:33:44:55", "s"), NOW)
+        else {
+            panic!("an ESC in a site name was accepted")
+        };
+        assert_eq!(r.reason(), "forbidden_character");
+        assert!(r.to_string().contains("U+001B"), "{r}");
+        let config = PipelineConfig {
+            allowed_tenants: Some(["t".to_string()].into_iter().collect()),
+            ..PipelineConfig::default()
+        };
+        let mut p = Pipeline::new(&config, Codec::bundled());
+        assert!(matches!(
+            p.process(&json("a", "00:11:22:33:44:55", "s"), NOW),
+            Outcome::New(_)
+        ));
+        let other = br#"{"tenant":"intruder","site":"a","sensor":"s","observed_at":1795424400000,"macs":["00:11:22:33:44:66"]}"#;
+        let Outcome::Rejected(r) = p.process(other, NOW) else {
+            panic!("another tenant's event was accepted")
+        };
+        assert_eq!(r.reason(), "tenant_not_allowed");
     }
 
     #[test]

@@ -43,6 +43,13 @@ pub enum Invalid {
         count: usize,
         limit: usize,
     },
+    #[error("field `{field}` holds the forbidden character U+{code_point:04X} (control, bidi or invisible; see sitetally_core::text)")]
+    ForbiddenCharacter {
+        field: &'static str,
+        code_point: u32,
+    },
+    #[error("tenant {tenant:?} may not publish on this topic (kafka.tenants)")]
+    TenantNotAllowed { tenant: String },
     #[error("observed_at is {ahead_ms} ms in the future (limit {limit_ms} ms)")]
     InFuture { ahead_ms: i64, limit_ms: i64 },
     #[error("observed_at is {age_ms} ms old (limit {limit_ms} ms)")]
@@ -55,6 +62,8 @@ impl Invalid {
             Invalid::MissingField(_) => "missing_field",
             Invalid::TooLong { .. } => "field_too_long",
             Invalid::TooManyIdentifiers { .. } => "too_many_identifiers",
+            Invalid::ForbiddenCharacter { .. } => "forbidden_character",
+            Invalid::TenantNotAllowed { .. } => "tenant_not_allowed",
             Invalid::InFuture { .. } => "timestamp_in_future",
             Invalid::TooOld { .. } => "timestamp_too_old",
         }
@@ -104,12 +113,19 @@ impl ValidationRules {
         Ok(())
     }
 
+    /// Length and character set of a name (see [`crate::text`]).
     fn check_len(&self, field: &'static str, v: &str) -> Result<(), Invalid> {
         if v.len() > self.max_name_len {
             return Err(Invalid::TooLong {
                 field,
                 len: v.len(),
                 limit: self.max_name_len,
+            });
+        }
+        if let Some(c) = crate::text::first_forbidden(v) {
+            return Err(Invalid::ForbiddenCharacter {
+                field,
+                code_point: u32::from(c),
             });
         }
         Ok(())
@@ -157,6 +173,28 @@ mod tests {
         assert_eq!(
             r.check(&ev(" ", now), now),
             Err(Invalid::MissingField("tenant"))
+        );
+        for (tenant, field) in [("acme\u{1b}[2J", "tenant"), ("a\u{202e}b", "tenant")] {
+            assert_eq!(
+                r.check(&ev(tenant, now), now).unwrap_err().reason(),
+                "forbidden_character",
+                "{field}"
+            );
+        }
+        let mut e = ev("t", now);
+        e.site = "plant\nnorth".into();
+        assert_eq!(
+            r.check(&e, now),
+            Err(Invalid::ForbiddenCharacter {
+                field: "site",
+                code_point: 0x0a
+            })
+        );
+        let mut e = ev("t", now);
+        e.device_id = Some("plc\u{200b}7".into());
+        assert_eq!(
+            r.check(&e, now).unwrap_err().reason(),
+            "forbidden_character"
         );
         let long = "x".repeat(300);
         assert_eq!(

@@ -7,6 +7,7 @@
 
 use crate::SummaryFormat;
 use serde::Serialize;
+use sitetally_core::text::printable;
 use sitetally_ingest::IngestReport;
 use sitetally_licensing::{Count, Decision, Subject};
 use sitetally_sensor_sim::{GroundTruth, SiteKind};
@@ -244,9 +245,10 @@ impl DemoSummary {
                 if r.grown {
                     status.push_str("  [grown by the simulator]");
                 }
+                // Names came from sensors: escape what would rewrite the terminal.
                 [
-                    r.tenant.clone(),
-                    r.site.clone(),
+                    printable(&r.tenant).into_owned(),
+                    printable(&r.site).into_owned(),
                     match r.kind {
                         SiteKind::Ot => "OT".into(),
                         SiteKind::EnterpriseIot => "EIoT".into(),
@@ -295,7 +297,10 @@ impl DemoSummary {
             let _ = writeln!(
                 out,
                 "{} {}: {} devices, {}",
-                t.tenant, t.subject, t.count, t.status_detail
+                printable(&t.tenant),
+                t.subject,
+                t.count,
+                t.status_detail
             );
         }
         let over = self.sites.iter().filter(|r| r.over_tier()).count();

@@ -33,6 +33,10 @@ pub struct KafkaConfig {
     pub dlq_topic: Option<String>,
     /// Extra librdkafka properties for consumer and producer (e.g. security settings).
     pub properties: BTreeMap<String, String>,
+    /// Tenants whose events `topic` may carry; empty = any. Give each tenant its own
+    /// topic (with a broker ACL per producer) and list it here: an event naming another
+    /// tenant goes to the dead-letter topic as `tenant_not_allowed`.
+    pub tenants: Vec<String>,
 }
 
 impl Default for KafkaConfig {
@@ -43,6 +47,7 @@ impl Default for KafkaConfig {
             group_id: "sitetally-ingest".into(),
             dlq_topic: None,
             properties: BTreeMap::new(),
+            tenants: Vec::new(),
         }
     }
 }
@@ -134,6 +139,15 @@ impl PipelineSettings {
 }
 
 impl IngestConfig {
+    /// The pipeline's config: `pipeline` settings plus the tenants bound to the topic.
+    pub fn pipeline_config(&self) -> sitetally_core::PipelineConfig {
+        let mut c = self.pipeline.to_pipeline_config();
+        if !self.kafka.tenants.is_empty() {
+            c.allowed_tenants = Some(self.kafka.tenants.iter().cloned().collect());
+        }
+        c
+    }
+
     // figment::Error is large, but this runs once at start-up: boxing buys nothing.
     #[allow(clippy::result_large_err)]
     /// Defaults, then `file` (if given), then `SITETALLY_INGEST__…` variables
@@ -156,6 +170,17 @@ impl IngestConfig {
         }
         if self.kafka.topic.trim().is_empty() {
             return invalid("kafka.topic", "must not be empty");
+        }
+        if self
+            .kafka
+            .tenants
+            .iter()
+            .any(|t| t.trim().is_empty() || sitetally_core::text::first_forbidden(t).is_some())
+        {
+            return invalid(
+                "kafka.tenants",
+                "names must be non-empty without control, bidi or invisible characters",
+            );
         }
         if self.clickhouse.timeout.is_zero() {
             return invalid("clickhouse.timeout", "must be more than 0");

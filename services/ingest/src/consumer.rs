@@ -395,7 +395,7 @@ impl Worker {
     ) -> Self {
         let initial_backoff = Duration::from_millis(config.batch.initial_backoff_ms);
         Self {
-            pipeline: Pipeline::new(&config.pipeline.to_pipeline_config(), codec),
+            pipeline: Pipeline::new(&config.pipeline_config(), codec),
             batch: Batch::default(),
             store,
             dlq,

@@ -358,6 +358,10 @@ async fn csv_by_accept_header_or_format_parameter() {
         "{}",
         by_accept.body
     );
+    assert_eq!(
+        by_accept.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"sitetally-sites.csv\""
+    );
     let by_param = admin("/api/v1/tenants/contoso/sites?format=csv").await;
     assert_eq!(by_param.body, by_accept.body);
     // ?format=json wins over Accept.
@@ -369,6 +373,11 @@ async fn csv_by_accept_header_or_format_parameter() {
     )
     .await;
     assert!(j.content_type.starts_with("application/json"));
+    // Tenants' data is neither cached nor sniffed, as JSON or CSV.
+    for r in [&by_accept, &j] {
+        assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
     for p in TENANT_PATHS {
         let r = admin(&format!("{}?format=csv", path(p, "contoso", "plant-north"))).await;
         assert!(

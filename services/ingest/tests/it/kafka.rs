@@ -68,6 +68,20 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
             "timestamp_in_future",
             event("site-a", "s1", &spell(1, 0), now + 3_600_000),
         ),
+        // Untrusted names: an ESC sequence (JSON-escaped) and a bidi override.
+        (
+            "forbidden_character",
+            event("site-a\\u001b[2J", "s1", &spell(2, 0), now),
+        ),
+        (
+            "forbidden_character",
+            event("site-a", "s1\u{202e}", &spell(3, 0), now),
+        ),
+        // Another tenant on acme's topic (kafka.tenants = ["acme"]).
+        (
+            "tenant_not_allowed",
+            format!(r#"{{"tenant":"intruder","site":"site-a","sensor":"s1","observed_at":{now},"macs":["{}"]}}"#, spell(4, 0)).into_bytes(),
+        ),
     ];
     for (_, payload) in &bad {
         msgs.push((b"acme/site-a".to_vec(), payload.clone()));
@@ -103,7 +117,8 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
     rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).unwrap();
     total += 1;
 
-    let config = ingest_config(&topic, &db);
+    let mut config = ingest_config(&topic, &db);
+    config.kafka.tenants = vec!["acme".into()];
     let group = config.kafka.group_id.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let ingest = tokio::spawn(sitetally_ingest::consumer::run(config, async {
