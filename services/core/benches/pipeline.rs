@@ -1,6 +1,6 @@
 //! Hot-path micro-benchmarks: decode (Avro via serde_avro_fast vs apache-avro's Value
 //! path, JSON), identity, dedup, sketch update (cardinality-estimator behind SiteSketch vs
-//! hyperloglogplus), and the whole pipeline per message.
+//! hyperloglogplus), validation, and the whole pipeline per message.
 //!
 //! `cargo bench -p sitetally-core --bench pipeline`
 
@@ -192,6 +192,37 @@ fn sketch(c: &mut Criterion) {
     g.finish();
 }
 
+/// Validation of one decoded report (lengths, name characters, timestamps), against its
+/// peer in the same run: the whole pipeline per message (`pipeline` group).
+fn validate(c: &mut Criterion) {
+    let (_, json) = messages(1024);
+    let mut codec = Codec::bundled();
+    let reports: Vec<Report<'_>> = json
+        .iter()
+        .map(|m| codec.decode_report(m).unwrap())
+        .collect();
+    let rules = sitetally_core::validate::ValidationRules::default();
+    let mut g = c.benchmark_group("validate");
+    g.throughput(Throughput::Elements(reports.len() as u64));
+    g.bench_function("rules_check/1024_reports", |b| {
+        b.iter(|| {
+            for r in &reports {
+                black_box(rules.check(r, NOW)).unwrap();
+            }
+        })
+    });
+    g.bench_function("name_chars_only/1024_reports", |b| {
+        b.iter(|| {
+            for r in &reports {
+                for name in [&r.tenant, &r.site, &r.sensor] {
+                    black_box(sitetally_core::text::first_forbidden(name));
+                }
+            }
+        })
+    });
+    g.finish();
+}
+
 fn pipeline(c: &mut Criterion) {
     let (avro, json) = messages(50_000);
     let mixed: Vec<Vec<u8>> = avro
@@ -218,6 +249,6 @@ fn pipeline(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = decode, identity, dedup, sketch, pipeline
+    targets = decode, identity, dedup, sketch, validate, pipeline
 }
 criterion_main!(benches);
