@@ -4,7 +4,7 @@
 use crate::offline::{exit_code, render, run_offline_with, FailOn, OutputFormat};
 use crate::reconciler::{ReconcileError, Reconciler};
 use crate::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
-use crate::sink::webhook::{Secret, WebhookConfig, WebhookSink};
+use crate::sink::webhook::{Secret, WebhookConfig, WebhookSink, MIN_SECRET_BYTES};
 use crate::sink::{AlertSink, DeliveryLog};
 use chrono::{DateTime, Utc};
 use sitetally_licensing::count::CountSource;
@@ -82,14 +82,16 @@ pub struct ReconcileArgs {
     #[arg(long = "webhook", value_name = "NAME=URL")]
     pub webhooks: Vec<String>,
 
-    /// HMAC-SHA256 key for the X-Sitetally-Signature header of webhook requests.
-    #[arg(
-        long,
-        env = "SITETALLY_WEBHOOK_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub webhook_secret: Option<String>,
+    /// File holding the HMAC-SHA256 key that signs webhook requests (X-Sitetally-Signature:
+    /// t=<unix seconds>,v1=<hex>), at least 32 bytes (e.g. `openssl rand -hex 32`); a final
+    /// newline is ignored. Or set SITETALLY_WEBHOOK_SECRET. Never on the command line,
+    /// where other users of the machine could read it.
+    #[arg(long, value_name = "FILE", env = "SITETALLY_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+
+    /// SITETALLY_WEBHOOK_SECRET, read from the environment only.
+    #[arg(skip = std::env::var("SITETALLY_WEBHOOK_SECRET").ok().map(Secret::new))]
+    pub webhook_secret_env: Option<Secret>,
 
     /// Kafka bootstrap servers for alerts; no Kafka alerts when unset.
     #[arg(long, value_name = "HOST:PORT,...", env = "SITETALLY_KAFKA_BROKERS")]
@@ -170,17 +172,54 @@ impl ReconcileArgs {
         }
     }
 
+    /// The webhook secret from --webhook-secret-file or SITETALLY_WEBHOOK_SECRET, at least
+    /// [`MIN_SECRET_BYTES`] long.
+    fn webhook_secret(&self) -> Result<Secret, ReconcileError> {
+        let (secret, source) = match (&self.webhook_secret_file, &self.webhook_secret_env) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ReconcileError::Config(format!(
+                        "--webhook-secret-file {}: cannot read: {e}",
+                        path.display()
+                    ))
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                (
+                    Secret::new(text),
+                    format!("--webhook-secret-file {}", path.display()),
+                )
+            }
+            (None, Some(s)) => (s.clone(), "SITETALLY_WEBHOOK_SECRET".to_string()),
+            (None, None) => {
+                return Err(ReconcileError::Config(
+                    "--webhook needs a signing secret: --webhook-secret-file FILE or \
+                     SITETALLY_WEBHOOK_SECRET (at least 32 bytes, e.g. `openssl rand -hex 32`)"
+                        .into(),
+                ))
+            }
+        };
+        let len = secret.expose().len();
+        if len < MIN_SECRET_BYTES {
+            return Err(ReconcileError::Config(format!(
+                "{source}: the webhook secret is {len} bytes; at least {MIN_SECRET_BYTES} are \
+                 needed (e.g. `openssl rand -hex 32`)"
+            )));
+        }
+        Ok(secret)
+    }
+
     /// Alert sinks from --webhook and --kafka-brokers.
     pub fn build_sinks(
         &self,
         log: &DeliveryLog,
     ) -> Result<Vec<Arc<dyn AlertSink>>, ReconcileError> {
         let mut sinks: Vec<Arc<dyn AlertSink>> = Vec::new();
-        if !self.webhooks.is_empty() && self.webhook_secret.is_none() {
-            return Err(ReconcileError::Config(
-                "--webhook needs --webhook-secret (or SITETALLY_WEBHOOK_SECRET)".into(),
-            ));
-        }
+        let secret = if self.webhooks.is_empty() {
+            None
+        } else {
+            Some(self.webhook_secret()?)
+        };
         for spec in &self.webhooks {
             let (name, url) = spec.split_once('=').ok_or_else(|| {
                 ReconcileError::Config(format!("--webhook {spec:?}: expected NAME=URL"))
@@ -190,7 +229,7 @@ impl ReconcileArgs {
                     "--webhook {name}: URL must start with http:// or https://"
                 )));
             }
-            let secret = Secret::new(self.webhook_secret.clone().unwrap_or_default());
+            let secret = secret.clone().expect("resolved above");
             let sink = WebhookSink::new(
                 WebhookConfig::new(format!("webhook:{name}"), url, secret),
                 log.clone(),
@@ -376,23 +415,45 @@ mod tests {
     }
 
     #[test]
-    fn webhook_needs_secret_and_name() {
-        let c = Cli::try_parse_from(["x", "--webhook", "ops=http://127.0.0.1:9/"]).unwrap();
-        let e = c.args.build_sinks(&DeliveryLog::default());
-        if std::env::var_os("SITETALLY_WEBHOOK_SECRET").is_none() {
-            assert!(e.is_err());
-        }
-        let c = Cli::try_parse_from(["x", "--webhook", "nourl", "--webhook-secret", "s"]).unwrap();
-        assert!(c.args.build_sinks(&DeliveryLog::default()).is_err());
-        let c = Cli::try_parse_from([
-            "x",
-            "--webhook",
-            "ops=http://127.0.0.1:9/",
-            "--webhook-secret",
-            "s",
-        ])
-        .unwrap();
+    fn webhook_needs_a_long_secret_from_a_file_or_the_environment() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["x", "--webhook", "ops=http://127.0.0.1:9/"];
+            argv.extend_from_slice(extra);
+            let mut c = Cli::try_parse_from(argv).unwrap();
+            c.args.webhook_secret_env = None;
+            c
+        };
+        let err = |c: &Cli| match c.args.build_sinks(&DeliveryLog::default()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(err(&parse(&[])).contains("--webhook-secret-file"));
+        // Not on the command line.
+        assert!(Cli::try_parse_from(["x", "--webhook-secret", "s"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, "tooshort\n").unwrap();
+        let e = err(&parse(&["--webhook-secret-file", short.to_str().unwrap()]));
+        assert!(e.contains("8 bytes") && e.contains("short"), "{e}");
+        let missing = dir.path().join("missing");
+        let e = err(&parse(&[
+            "--webhook-secret-file",
+            missing.to_str().unwrap(),
+        ]));
+        assert!(e.contains("cannot read"), "{e}");
+        let good = dir.path().join("good");
+        std::fs::write(&good, format!("{}\n", "k".repeat(32))).unwrap();
+        let c = parse(&["--webhook-secret-file", good.to_str().unwrap()]);
         let sinks = c.args.build_sinks(&DeliveryLog::default()).unwrap();
         assert_eq!(sinks[0].name(), "webhook:ops");
+        let mut c = parse(&[]);
+        c.args.webhook_secret_env = Some(Secret::new("e".repeat(32)));
+        assert_eq!(
+            c.args.build_sinks(&DeliveryLog::default()).unwrap().len(),
+            1
+        );
+        let mut c = Cli::try_parse_from(["x", "--webhook", "nourl"]).unwrap();
+        c.args.webhook_secret_env = Some(Secret::new("e".repeat(32)));
+        assert!(c.args.build_sinks(&DeliveryLog::default()).is_err());
     }
 }

@@ -1,6 +1,8 @@
-//! Webhook sink: HTTP POST of the alert as JSON, signed with HMAC-SHA256 over the exact
-//! body (`X-Sitetally-Signature: sha256=<hex>`), retried with exponential backoff on
-//! timeouts, connection errors, 5xx and 429; other 4xx are permanent.
+//! Webhook sink: HTTP POST of the alert as JSON, signed with HMAC-SHA256 over a timestamp
+//! and the exact body (`X-Sitetally-Signature: t=<unix seconds>,v1=<hex>`, as Stripe
+//! signs), retried with exponential backoff on timeouts, connection errors, 5xx and 429;
+//! other 4xx are permanent. Each attempt is signed afresh, so a receiver can reject a
+//! signature older than a few minutes (a replay) without rejecting a late retry.
 
 use super::{AlertSink, DeliveryLog, DeliveryOutcome, DeliveryRecord, SinkError};
 use hmac::{Hmac, Mac};
@@ -8,33 +10,75 @@ use sha2::Sha256;
 use sitetally_licensing::alert::Alert;
 use std::time::Duration;
 
-/// Header carrying the body signature.
+/// Header carrying the timestamped body signature.
 pub const SIGNATURE_HEADER: &str = "X-Sitetally-Signature";
 /// Header carrying the alert's idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "X-Sitetally-Idempotency-Key";
+/// Shortest webhook secret accepted: 32 bytes, the HMAC-SHA256 output size.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// How old a signature [`verify`] accepts by default.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 pub use sitetally_core::secret::Secret;
 
-/// `sha256=<hex hmac>` of `body` under `secret`.
-pub fn sign(secret: &Secret, body: &[u8]) -> String {
+fn mac(secret: &Secret, unix_secs: i64, body: &[u8]) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key");
+    mac.update(unix_secs.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
-/// Checks a signature header value (for receivers and tests), in constant time.
-pub fn verify(secret: &Secret, body: &[u8], header: &str) -> bool {
-    let Some(hex_sig) = header.strip_prefix("sha256=") else {
-        return false;
+/// `t=<unix_secs>,v1=<hex HMAC-SHA256 of "<unix_secs>.<body>">`.
+pub fn sign(secret: &Secret, unix_secs: i64, body: &[u8]) -> String {
+    let sig = mac(secret, unix_secs, body).finalize().into_bytes();
+    format!("t={unix_secs},v1={}", hex::encode(sig))
+}
+
+/// Why a signature was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("signature header is not t=<unix seconds>,v1=<hex>")]
+    Malformed,
+    #[error("signature is {age_secs} s old (tolerance {tolerance_secs} s): a replay?")]
+    TooOld { age_secs: i64, tolerance_secs: u64 },
+    #[error("signature does not match the body under this secret")]
+    Mismatch,
+}
+
+/// Checks a signature header value at `now_unix_secs` (for receivers and tests): the
+/// timestamp within `tolerance` of now, the HMAC in constant time.
+pub fn verify(
+    secret: &Secret,
+    body: &[u8],
+    header: &str,
+    now_unix_secs: i64,
+    tolerance: Duration,
+) -> Result<(), VerifyError> {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => v1 = hex::decode(v).ok(),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return Err(VerifyError::Malformed);
     };
-    let Ok(sig) = hex::decode(hex_sig) else {
-        return false;
-    };
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key");
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
+    let age = now_unix_secs.saturating_sub(t).saturating_abs();
+    let tolerance_secs = tolerance.as_secs();
+    if u64::try_from(age).unwrap_or(u64::MAX) > tolerance_secs {
+        return Err(VerifyError::TooOld {
+            age_secs: age,
+            tolerance_secs,
+        });
+    }
+    mac(secret, t, body)
+        .verify_slice(&v1)
+        .map_err(|_| VerifyError::Mismatch)
 }
 
 /// One webhook endpoint.
@@ -134,10 +178,10 @@ impl AlertSink for WebhookSink {
 
     async fn deliver(&self, alert: &Alert) -> Result<(), SinkError> {
         let body = alert.to_json();
-        let signature = sign(&self.cfg.secret, &body);
         let attempts = self.cfg.max_attempts.max(1);
         let mut last = SinkError::Retryable("not attempted".into());
         for attempt in 1..=attempts {
+            let signature = sign(&self.cfg.secret, chrono::Utc::now().timestamp(), &body);
             let (res, status_code) = self.attempt(alert, &body, &signature).await;
             let outcome = match &res {
                 Ok(()) => DeliveryOutcome::Delivered,
@@ -171,14 +215,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_roundtrip_and_secret_redacted() {
+    fn signature_roundtrip_replay_and_secret_redacted() {
         let s = Secret::new("k");
-        let sig = sign(&s, b"body");
-        assert!(sig.starts_with("sha256="));
-        assert_eq!(sig.len(), 7 + 64);
-        assert!(verify(&s, b"body", &sig));
-        assert!(!verify(&s, b"body2", &sig));
-        assert!(!verify(&Secret::new("other"), b"body", &sig));
+        let t = 1_764_000_000;
+        let sig = sign(&s, t, b"body");
+        assert!(sig.starts_with(&format!("t={t},v1=")), "{sig}");
+        assert_eq!(sig.len(), format!("t={t},v1=").len() + 64);
+        let ok =
+            |body: &[u8], secret: &Secret, now| verify(secret, body, &sig, now, DEFAULT_TOLERANCE);
+        assert_eq!(ok(b"body", &s, t + 10), Ok(()));
+        assert_eq!(ok(b"body2", &s, t), Err(VerifyError::Mismatch));
+        assert_eq!(
+            ok(b"body", &Secret::new("other"), t),
+            Err(VerifyError::Mismatch)
+        );
+        assert!(matches!(
+            ok(b"body", &s, t + 301),
+            Err(VerifyError::TooOld { .. })
+        ));
+        // The timestamp is signed: moving it forward breaks the signature.
+        let moved = sig.replace(&format!("t={t}"), &format!("t={}", t + 300));
+        assert_eq!(
+            verify(&s, b"body", &moved, t + 300, DEFAULT_TOLERANCE),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(&s, b"body", "sha256=00", t, DEFAULT_TOLERANCE),
+            Err(VerifyError::Malformed)
+        );
         assert_eq!(format!("{s:?}"), "***");
         let cfg = WebhookConfig::new("w", "http://127.0.0.1:1/", s);
         assert!(!format!("{cfg:?}").contains("\"k\""));

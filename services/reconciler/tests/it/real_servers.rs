@@ -18,7 +18,8 @@ use rdkafka::message::{Headers, Message};
 use sitetally_licensing::alert::tier_alert_schema;
 use sitetally_reconciler::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use sitetally_reconciler::sink::webhook::{
-    verify, Secret, WebhookConfig, WebhookSink, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
+    verify, Secret, WebhookConfig, WebhookSink, DEFAULT_TOLERANCE, IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
 };
 use sitetally_reconciler::sink::DeliveryLog;
 use sitetally_reconciler::{Alert, CountMethod, LicenceBook, Reconciler, RunReport, Settings};
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TENANT: &str = "acme";
-const SECRET: &str = "it-webhook-secret";
+const SECRET: &str = "it-webhook-secret-0123456789abcdef";
 const DAY_MS: i64 = 86_400_000;
 
 // ---------------------------------------------------------------------------------------
@@ -270,11 +271,13 @@ fn webhook_alerts(rx: &Receiver) -> Vec<Alert> {
                 .headers
                 .get(&SIGNATURE_HEADER.to_ascii_lowercase())
                 .expect("signature header");
-            assert!(
-                verify(&Secret::new(SECRET), &r.body, sig),
-                "HMAC-SHA256 signature {sig} verifies over the exact body"
+            let now = chrono::Utc::now().timestamp();
+            assert_eq!(
+                verify(&Secret::new(SECRET), &r.body, sig, now, DEFAULT_TOLERANCE),
+                Ok(()),
+                "HMAC-SHA256 signature {sig} verifies over the timestamp and exact body"
             );
-            assert!(!verify(&Secret::new("wrong"), &r.body, sig));
+            assert!(verify(&Secret::new("wrong"), &r.body, sig, now, DEFAULT_TOLERANCE).is_err());
             assert_eq!(
                 r.headers.get("content-type").map(String::as_str),
                 Some("application/json")

@@ -2,7 +2,8 @@
 
 use crate::common::{book, receiver, t, MutableCounts};
 use sitetally_reconciler::sink::webhook::{
-    verify, Secret, WebhookConfig, WebhookSink, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
+    verify, Secret, WebhookConfig, WebhookSink, DEFAULT_TOLERANCE, IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
 };
 use sitetally_reconciler::sink::{AlertSink, DeliveryLog, DeliveryOutcome, MemorySink, SinkError};
 use sitetally_reconciler::{Alert, Reconciler, Settings};
@@ -51,7 +52,24 @@ async fn posts_signed_json_and_retries_with_backoff() {
         .headers
         .get(&SIGNATURE_HEADER.to_ascii_lowercase())
         .unwrap();
-    assert!(verify(&Secret::new("s3cret"), &last.body, sig));
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        verify(
+            &Secret::new("s3cret"),
+            &last.body,
+            sig,
+            now,
+            DEFAULT_TOLERANCE
+        ),
+        Ok(())
+    );
+    // Each attempt is signed when it is sent, so retries carry fresh timestamps.
+    let first_t = got[0].headers[&SIGNATURE_HEADER.to_ascii_lowercase()]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(first_t.starts_with("t="), "{first_t}");
     assert_eq!(
         last.headers.get(&IDEMPOTENCY_HEADER.to_ascii_lowercase()),
         Some(&alert.idempotency_key)
@@ -134,4 +152,44 @@ async fn failing_webhook_never_blocks_other_sinks() {
     assert_eq!(rep.pending, 2, "the dead webhook still owes both alerts");
     let lines = std::fs::read_to_string(dir.path().join("deliveries.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 2 * 2 + 2);
+}
+
+/// The receiver example in README.md ("Alerts"), run with python3, accepts what the sink
+/// signs and rejects a changed body and an old signature.
+#[test]
+fn the_readme_receiver_check_accepts_our_signatures() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let start = readme
+        .find("```python\n")
+        .expect("python example in README")
+        + 10;
+    let example = &readme[start..start + readme[start..].find("```").unwrap()];
+    let secret = "s".repeat(32);
+    let body = br#"{"site":"plant-north"}"#;
+    let now = chrono::Utc::now().timestamp();
+    let fresh = sitetally_reconciler::sink::webhook::sign(&Secret::new(secret.clone()), now, body);
+    let old =
+        sitetally_reconciler::sink::webhook::sign(&Secret::new(secret.clone()), now - 600, body);
+    let script = format!(
+        "{example}\nimport sys\nb = {body:?}.encode()\ns = {secret:?}.encode()\n\
+         print(verify(s, b, {fresh:?}), verify(s, b + b' ', {fresh:?}), verify(s, b, {old:?}))\n",
+        body = std::str::from_utf8(body).unwrap(),
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3 (scripts/test.sh needs it too)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "True False False"
+    );
 }
