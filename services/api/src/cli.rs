@@ -267,8 +267,10 @@ fn render<T: Serialize + Tabular>(format: CliFormat, body: &T, table: &dyn Tabul
 /// Example: sitetally sites --tenant contoso --licences licences.toml --data-dir ./data
 #[derive(Debug, Clone, clap::Args)]
 pub struct SitesArgs {
+    /// Tenant id, as in the licence file and the events.
     #[arg(long)]
     pub tenant: String,
+    /// Output: an aligned table, JSON, or CSV (spreadsheet-safe cells).
     #[arg(long, value_enum, default_value_t = CliFormat::Table)]
     pub format: CliFormat,
     #[command(flatten)]
@@ -280,8 +282,10 @@ pub struct SitesArgs {
 /// Example: sitetally counts --tenant contoso --site plant-north --from 2025-05-01 --granularity week
 #[derive(Debug, Clone, clap::Args)]
 pub struct CountsArgs {
+    /// Tenant id, as in the licence file and the events.
     #[arg(long)]
     pub tenant: String,
+    /// Site id within the tenant.
     #[arg(long)]
     pub site: String,
     /// First day (YYYY-MM-DD); default 29 days before --to.
@@ -290,8 +294,11 @@ pub struct CountsArgs {
     /// Last day (YYYY-MM-DD); default today (UTC). At most 366 days.
     #[arg(long)]
     pub to: Option<NaiveDate>,
+    /// Period of each count: a day, an ISO week or a calendar month (a device seen on
+    /// several days of a period counts once).
     #[arg(long, value_enum, default_value_t = Granularity::Day)]
     pub granularity: Granularity,
+    /// Output: an aligned table, JSON, or CSV (spreadsheet-safe cells).
     #[arg(long, value_enum, default_value_t = CliFormat::Table)]
     pub format: CliFormat,
     #[command(flatten)]
@@ -303,8 +310,10 @@ pub struct CountsArgs {
 /// Example: sitetally forecast --tenant contoso --site plant-north --licences licences.toml
 #[derive(Debug, Clone, clap::Args)]
 pub struct ForecastArgs {
+    /// Tenant id, as in the licence file and the events.
     #[arg(long)]
     pub tenant: String,
+    /// Site id within the tenant.
     #[arg(long)]
     pub site: String,
     /// Days of history to fit (7 to 366).
@@ -313,6 +322,7 @@ pub struct ForecastArgs {
     /// Days ahead to look (1 to 730).
     #[arg(long, default_value_t = crate::planner::DEFAULT_HORIZON_DAYS)]
     pub horizon_days: u32,
+    /// Output: an aligned table, JSON, or CSV (spreadsheet-safe cells).
     #[arg(long, value_enum, default_value_t = CliFormat::Table)]
     pub format: CliFormat,
     #[command(flatten)]

@@ -66,11 +66,11 @@ pub struct DemoArgs {
     pub duration: Duration,
 
     /// Number of simulated sites, spread over tenants of five sites each.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub sites: usize,
 
     /// Events per second the simulated sensors send (0 = as fast as possible).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub rate: u64,
 
     /// Seed of the simulated world and traffic: same seed, same sites and devices.
@@ -93,12 +93,12 @@ pub struct DemoArgs {
 
     /// Simulated days of traffic (the last is today); growing sites gain devices every
     /// day until they are past their licensed tier.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=60))]
     pub days: u16,
 
     /// Largest simulated site in devices. One site of every tier size up to it is
     /// simulated; sites above 8,192 devices are counted with HyperLogLog (± error).
-    #[arg(long, default_value_t = 6_000)]
+    #[arg(long, default_value_t = 6_000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
     pub max_site_size: u32,
 
     /// Time between reconciliation runs while the demo runs (one more runs at the end).

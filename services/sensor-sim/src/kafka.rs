@@ -11,6 +11,7 @@ use crate::stream::EventStream;
 use crate::truth::GroundTruth;
 use crate::world::World;
 use crate::SimError;
+use clap::builder::RangedU64ValueParser;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -24,6 +25,14 @@ use tracing::{info, warn};
 
 /// Flags of `sitetally simulate` (also usable programmatically: `SimulateArgs::default()`
 /// then set fields).
+/// A share between 0 and 1 (`0.25`).
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SimulateArgs {
     /// Kafka bootstrap servers.
@@ -40,44 +49,44 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Number of sites.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub sites: usize,
     /// Smallest site (devices).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub min_site_size: u32,
     /// Largest site (devices); sizes are mostly small with one site per tier size.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_site_size: u32,
     /// Explicit site sizes, comma-separated (site i gets sizes[i % len]); overrides
     /// --min-site-size/--max-site-size.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub site_sizes: Vec<u32>,
     /// Reports per device per simulated day, each round by another sensor (>= 2).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub reports: u32,
     /// Simulated days; the last is today. Growing sites gain devices day by day.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=366))]
     pub days: u16,
     /// OT sites that grow past their licensed tier (default: one site in ten, at least 1).
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=100_000))]
     pub grow_sites: Option<usize>,
     /// Most sensors per site.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(2..=1_000))]
     pub max_sensors: u32,
     /// Share of messages in Avro (the rest JSON).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = parse_fraction)]
     pub avro_fraction: f64,
     /// Share of malformed messages (varied kinds).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = parse_fraction)]
     pub malformed_fraction: f64,
     /// Share of valid reports of non-devices (public IPs, multicast, broadcast).
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, value_parser = parse_fraction)]
     pub not_a_device_fraction: f64,
     /// Today's events fall within this window before the start of the run.
     #[arg(long, default_value = "3h", value_parser = humantime::parse_duration)]
     pub recent_window: Duration,
     /// Events per second, 0 for as fast as the broker takes them.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub rate: u64,
     /// Stop after this long (e.g. 20s, 5m). With --duration or --events the stream goes
     /// on after the planned schedule with repeat reports, which do not change the truth;
@@ -446,6 +455,25 @@ mod tests {
         );
         assert_eq!(d.sim_config().grow_sites, 2);
         assert!(Cli::try_parse_from(["simulate", "--producer-config", "nonsense"]).is_err());
+    }
+
+    #[test]
+    fn numeric_flags_are_bounded() {
+        for bad in [
+            ["--sites", "100000000000"],
+            ["--sites", "0"],
+            ["--max-site-size", "4000000000"],
+            ["--reports", "1"],
+            ["--days", "5000"],
+            ["--malformed-fraction", "1.5"],
+            ["--avro-fraction", "NaN"],
+            ["--rate", "1000000000000"],
+        ] {
+            let e = Cli::try_parse_from(["simulate", bad[0], bad[1]])
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+        }
     }
 
     fn small(brokers: String, topic: &str) -> SimulateArgs {

@@ -24,7 +24,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[derive(Parser)]
 #[command(
     name = "sitetally",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("SITETALLY_GIT_REV"), ")"),
     about = "Per-site billable device counts from sensor discoveries, and licence tier alerts",
     long_about = "sitetally consumes device-discovery events from Kafka, counts distinct billable devices per site \
                         (exact for small sites, HyperLogLog sketches in ClickHouse for large ones), compares them with \
@@ -83,6 +83,15 @@ enum Command {
     Counts(ApiCommand<sitetally_api::cli::CountsArgs>),
     /// One site's trend and the projected date it crosses its next tier boundary.
     Forecast(ApiCommand<sitetally_api::cli::ForecastArgs>),
+    /// Print a shell completion script, e.g.
+    /// `sitetally completions bash > /etc/bash_completion.d/sitetally`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `sitetally man > /usr/local/share/man/man1/sitetally.1`.
+    Man,
 }
 
 /// A planner command's own flags plus where the data lives.
@@ -229,8 +238,10 @@ fn init_logging(args: &LogArgs) {
         eprintln!("invalid --log filter {:?}: {e}; using info", args.log);
         tracing_subscriber::EnvFilter::new("info")
     });
+    // Colours only for a person at a terminal, never into files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Human => builder.init(),
@@ -360,6 +371,19 @@ async fn main() -> anyhow::Result<()> {
             let summary = sitetally_demo::run(args, shutdown_signal()).await?;
             print!("{}", summary.render(format));
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "sitetally",
+                &mut std::io::stdout(),
+            );
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+        }
     }
     Ok(())
 }
@@ -463,5 +487,61 @@ mod tests {
         };
         let e = c.storage.clickhouse.config().unwrap_err().to_string();
         assert!(e.contains("/nonexistent/pw"), "{e}");
+    }
+
+    /// Every flag of every subcommand says what it does, and `--help` shows defaults
+    /// (none is hidden), so `--help` is the reference.
+    #[test]
+    fn every_flag_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+                if arg.is_hide_default_value_set() && !arg.get_default_values().is_empty() {
+                    missing.push(format!("{path} --{id} (default hidden)"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "sitetally", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:#?}");
+    }
+
+    #[test]
+    fn version_names_the_git_revision_and_completions_and_man_render() {
+        use clap::CommandFactory;
+        let version = Cli::command().render_version();
+        assert!(
+            version.contains(env!("CARGO_PKG_VERSION")) && version.contains("(git "),
+            "{version}"
+        );
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "sitetally",
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        assert!(bash.contains("reconcile") && bash.contains("--clickhouse-url"));
+        let mut man = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut man)
+            .unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(
+            man.contains(".TH sitetally") && man.contains("ingest"),
+            "{}",
+            &man[..200.min(man.len())]
+        );
     }
 }
