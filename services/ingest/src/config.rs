@@ -16,6 +16,8 @@ pub struct IngestConfig {
     pub pipeline: PipelineSettings,
     /// Confluent-compatible schema registry URL; unset = the schemas bundled in the binary.
     pub schema_registry_url: Option<String>,
+    /// For an `https://` registry: a private CA and a client certificate.
+    pub schema_registry_tls: sitetally_store::tls::TlsOptions,
     /// `host:port` for the Prometheus `/metrics` endpoint; unset = no endpoint.
     pub metrics_listen: Option<String>,
 }

@@ -11,6 +11,7 @@ use sitetally_licensing::count::CountSource;
 use sitetally_licensing::licence::LicenceBook;
 use sitetally_licensing::settings::Settings;
 use sitetally_store::history::{AlertStateStore, JsonFileStateStore, MemoryStateStore, RunHistory};
+use sitetally_store::tls::TlsOptions;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,6 +89,29 @@ pub struct ReconcileArgs {
     /// where other users of the machine could read it.
     #[arg(long, value_name = "FILE", env = "SITETALLY_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+
+    /// PEM CA certificates trusted for https:// webhooks besides the webpki roots.
+    #[arg(long, value_name = "FILE", env = "SITETALLY_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate for webhook receivers that require one (with
+    /// --webhook-client-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SITETALLY_WEBHOOK_CLIENT_CERT",
+        requires = "webhook_client_key"
+    )]
+    pub webhook_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --webhook-client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SITETALLY_WEBHOOK_CLIENT_KEY",
+        requires = "webhook_client_cert"
+    )]
+    pub webhook_client_key: Option<PathBuf>,
 
     /// SITETALLY_WEBHOOK_SECRET, read from the environment only.
     #[arg(skip = std::env::var("SITETALLY_WEBHOOK_SECRET").ok().map(Secret::new))]
@@ -230,11 +254,14 @@ impl ReconcileArgs {
                 )));
             }
             let secret = secret.clone().expect("resolved above");
-            let sink = WebhookSink::new(
-                WebhookConfig::new(format!("webhook:{name}"), url, secret),
-                log.clone(),
-            )
-            .map_err(|e| ReconcileError::Config(e.to_string()))?;
+            let mut config = WebhookConfig::new(format!("webhook:{name}"), url, secret);
+            config.tls = TlsOptions {
+                ca_file: self.webhook_ca_file.clone(),
+                client_cert_file: self.webhook_client_cert.clone(),
+                client_key_file: self.webhook_client_key.clone(),
+            };
+            let sink = WebhookSink::new(config, log.clone())
+                .map_err(|e| ReconcileError::Config(e.to_string()))?;
             sinks.push(Arc::new(sink));
         }
         if let Some(brokers) = &self.kafka_brokers {
