@@ -121,6 +121,13 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "HOST:PORT,...", env = "SITETALLY_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
 
+    /// librdkafka properties for the alert producer, one `key=value` per line (`#`
+    /// comments): TLS and SASL, e.g. security.protocol=SASL_SSL,
+    /// sasl.mechanism=SCRAM-SHA-512, sasl.username=..., sasl.password=...,
+    /// ssl.ca.location=/etc/ssl/kafka-ca.pem. A file, so the password is not in argv.
+    #[arg(long, value_name = "FILE", env = "SITETALLY_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
+
     /// Topic for alerts.
     #[arg(long, value_name = "TOPIC", default_value = crate::sink::kafka::TIER_ALERTS_TOPIC)]
     pub alert_topic: String,
@@ -269,6 +276,9 @@ impl ReconcileArgs {
             cfg.topic = self.alert_topic.clone();
             cfg.encoding = self.alert_encoding;
             cfg.schema_id = self.alert_schema_id;
+            if let Some(path) = &self.kafka_properties_file {
+                cfg.extra = read_properties(path)?;
+            }
             let sink = KafkaSink::new(cfg, log.clone())
                 .map_err(|e| ReconcileError::Config(e.to_string()))?;
             sinks.push(Arc::new(sink));
@@ -364,6 +374,29 @@ impl ReconcileArgs {
         )
         .await
     }
+}
+
+/// `key=value` lines of a librdkafka properties file (blank lines and `#` comments
+/// skipped); errors name the file and line.
+pub fn read_properties(path: &std::path::Path) -> Result<Vec<(String, String)>, ReconcileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ReconcileError::Config(format!(
+            "--kafka-properties-file {}: cannot read: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            ReconcileError::Config(format!("{}:{}: expected key=value", path.display(), i + 1))
+        })?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -482,5 +515,34 @@ mod tests {
         let mut c = Cli::try_parse_from(["x", "--webhook", "nourl"]).unwrap();
         c.args.webhook_secret_env = Some(Secret::new("e".repeat(32)));
         assert!(c.args.build_sinks(&DeliveryLog::default()).is_err());
+    }
+
+    #[test]
+    fn kafka_properties_come_from_a_file_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kafka.properties");
+        std::fs::write(
+            &p,
+            "# alert producer\nsecurity.protocol=SASL_SSL\n\nsasl.password = kafka-hunter2\n",
+        )
+        .unwrap();
+        let props = read_properties(&p).unwrap();
+        assert_eq!(
+            props,
+            vec![
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("sasl.password".to_string(), "kafka-hunter2".to_string()),
+            ]
+        );
+        let mut cfg = KafkaSinkConfig::new("127.0.0.1:9");
+        cfg.extra = props;
+        let printed = format!("{cfg:?}");
+        assert!(
+            !printed.contains("hunter2") && printed.contains("SASL_SSL"),
+            "{printed}"
+        );
+        std::fs::write(&p, "no equals sign\n").unwrap();
+        let e = read_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("kafka.properties:1: expected key=value"), "{e}");
     }
 }

@@ -60,10 +60,12 @@ pub const SKETCH_EXACT_LIMIT: u64 = 8192;
 pub const SKETCH_RELATIVE_SIGMA: f64 = 0.003;
 
 /// Connection settings (a section of each service's config).
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
-    /// HTTP endpoint of the server.
+    /// HTTP endpoint of the server. A password inside it (`https://user:pw@host`) prints
+    /// as `***`.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: String,
     /// Database holding sitetally's tables; created by `migrate`.
     pub database: String,
@@ -76,6 +78,23 @@ pub struct ClickHouseConfig {
     pub timeout: Duration,
     /// For `https://` URLs: a private CA and a client certificate ([`TlsOptions`]).
     pub tls: TlsOptions,
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&sitetally_core::secret::redact_url(url))
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &sitetally_core::secret::redact_url(&self.url))
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Default for ClickHouseConfig {

@@ -73,6 +73,12 @@ impl TestCa {
         path
     }
 
+    /// A TLS acceptor presenting the server certificate (for servers of other protocols,
+    /// e.g. a stand-in Kafka listener).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(Arc::new(self.server_config()))
+    }
+
     fn server_config(&self) -> rustls::ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         rustls::ServerConfig::builder_with_provider(provider)
