@@ -22,12 +22,14 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   return 1
 }
 
-ensure_clickhouse() {
-  if command -v clickhouse-server >/dev/null 2>&1; then return 0; fi
-  log "installing Debian's clickhouse-server and clickhouse-client (apt)"
+ensure_clickhouse() { # and openssl, which makes the rig's TLS certificates
+  if command -v clickhouse-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing Debian's clickhouse-server, clickhouse-client and openssl (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+  apt-get install -y -qq clickhouse-server clickhouse-client openssl >/dev/null
 }
 
 ensure_tansu() {
@@ -47,7 +49,10 @@ launch_clickhouse() { # starts the server on the ports in $RIG_DIR/clickhouse.en
       --format_schema_path="$dir/fs/" --logger.log="$dir/server.log" \
       --logger.errorlog="$dir/error.log" --http_port="$CH_HTTP_PORT" \
       --tcp_port="$CH_TCP_PORT" --interserver_http_port="$CH_INTERSERVER_PORT" \
-      --listen_host=127.0.0.1 \
+      --listen_host=127.0.0.1 --https_port="$CH_HTTPS_PORT" \
+      --openSSL.server.certificateFile="$RIG_DIR/tls/server.pem" \
+      --openSSL.server.privateKeyFile="$RIG_DIR/tls/server.key" \
+      --openSSL.server.dhParamsFile= \
       >>"$dir/stdout.log" 2>&1) &
   echo $! > "$RIG_DIR/clickhouse.pid"
   wait_for 60 "ClickHouse on :$CH_HTTP_PORT" curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping" || {
@@ -61,13 +66,33 @@ stop_clickhouse() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
+# A CA made for this rig and a server certificate it signed for 127.0.0.1, so tests can
+# reach ClickHouse over https trusting that CA (and fail trusting another).
+make_rig_ca() {
+  local d="$RIG_DIR/tls"
+  mkdir -p "$d"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=sitetally rig CA" \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  openssl req "${ec[@]}" -subj "/CN=127.0.0.1" -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > "$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
+}
+
 start_clickhouse() {
   mkdir -p "$RIG_DIR"
-  printf 'CH_HTTP_PORT=%s\nCH_TCP_PORT=%s\nCH_INTERSERVER_PORT=%s\n' \
-    "$(free_port)" "$(free_port)" "$(free_port)" > "$RIG_DIR/clickhouse.env"
+  make_rig_ca
+  printf 'CH_HTTP_PORT=%s\nCH_TCP_PORT=%s\nCH_INTERSERVER_PORT=%s\nCH_HTTPS_PORT=%s\n' \
+    "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" > "$RIG_DIR/clickhouse.env"
   launch_clickhouse
   source "$RIG_DIR/clickhouse.env"
   export SITETALLY_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_PORT"
+  export SITETALLY_TEST_CLICKHOUSE_HTTPS_URL="https://127.0.0.1:$CH_HTTPS_PORT"
+  export SITETALLY_TEST_CLICKHOUSE_CA_FILE="$RIG_DIR/tls/ca.pem"
+  wait_for 30 "ClickHouse https on :$CH_HTTPS_PORT" \
+    curl -fsS --cacert "$SITETALLY_TEST_CLICKHOUSE_CA_FILE" "$SITETALLY_TEST_CLICKHOUSE_HTTPS_URL/ping" || {
+    tail -20 "$RIG_DIR/clickhouse/error.log" >&2; return 1; }
   log "ClickHouse $(curl -fsS "$SITETALLY_TEST_CLICKHOUSE_URL/?query=SELECT%20version()") on $SITETALLY_TEST_CLICKHOUSE_URL (pid $(cat "$RIG_DIR/clickhouse.pid"))"
 }
 

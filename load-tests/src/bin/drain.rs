@@ -496,7 +496,8 @@ async fn main() -> anyhow::Result<()> {
                 url: url.clone(),
                 database: format!("drain_{}", std::process::id()),
                 ..Default::default()
-            });
+            })
+            .expect("TLS settings of a test store");
             let pid = server.as_ref().map(ClickHouseServer::pid);
             Some(
                 ingest(

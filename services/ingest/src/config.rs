@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     pub kafka: KafkaConfig,
@@ -15,9 +15,42 @@ pub struct IngestConfig {
     pub batch: BatchConfig,
     pub pipeline: PipelineSettings,
     /// Confluent-compatible schema registry URL; unset = the schemas bundled in the binary.
+    /// A password inside it prints as `***`.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub schema_registry_url: Option<String>,
+    /// For an `https://` registry: a private CA and a client certificate.
+    pub schema_registry_tls: sitetally_store::tls::TlsOptions,
     /// `host:port` for the Prometheus `/metrics` endpoint; unset = no endpoint.
     pub metrics_listen: Option<String>,
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(
+    url: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    url.as_deref()
+        .map(sitetally_core::secret::redact_url)
+        .serialize(s)
+}
+
+impl std::fmt::Debug for IngestConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestConfig")
+            .field("kafka", &self.kafka)
+            .field("clickhouse", &self.clickhouse)
+            .field("batch", &self.batch)
+            .field("pipeline", &self.pipeline)
+            .field(
+                "schema_registry_url",
+                &self
+                    .schema_registry_url
+                    .as_deref()
+                    .map(sitetally_core::secret::redact_url),
+            )
+            .field("schema_registry_tls", &self.schema_registry_tls)
+            .field("metrics_listen", &self.metrics_listen)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,8 +64,10 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Dead-letter topic; default `<topic>.dlq`.
     pub dlq_topic: Option<String>,
-    /// Extra librdkafka properties for consumer and producer (e.g. security settings).
-    pub properties: BTreeMap<String, String>,
+    /// Extra librdkafka properties for consumer and producer: security settings
+    /// (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`,
+    /// `ssl.ca.location`, ...), fetch sizes. Values of credential keys print as `***`.
+    pub properties: KafkaProperties,
     /// Tenants whose events `topic` may carry; empty = any. Give each tenant its own
     /// topic (with a broker ACL per producer) and list it here: an event naming another
     /// tenant goes to the dead-letter topic as `tenant_not_allowed`.
@@ -46,9 +81,57 @@ impl Default for KafkaConfig {
             topic: "device-discoveries".into(),
             group_id: "sitetally-ingest".into(),
             dlq_topic: None,
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
             tenants: Vec::new(),
         }
+    }
+}
+
+/// librdkafka properties; credentials (`sasl.password`, `ssl.key.password`,
+/// `sasl.oauthbearer.client.secret`, ...) never print, in `Debug` or `--print-config`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaProperties(pub BTreeMap<String, String>);
+
+impl KafkaProperties {
+    fn redacted(&self) -> BTreeMap<&str, &str> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.as_str(), sitetally_core::secret::shown_value(k, v)))
+            .collect()
+    }
+}
+
+impl std::ops::Deref for KafkaProperties {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KafkaProperties {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.redacted().fmt(f)
+    }
+}
+
+impl Serialize for KafkaProperties {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(s)
+    }
+}
+
+impl<'a> IntoIterator for &'a KafkaProperties {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 
@@ -210,6 +293,29 @@ pub struct ConfigError {
     /// The offending setting, as written in the config file (`batch.max_rows`).
     pub field: &'static str,
     pub problem: &'static str,
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_print() {
+        let mut c = IngestConfig::default();
+        c.kafka
+            .properties
+            .insert("sasl.password".into(), "kafka-hunter2".into());
+        c.kafka
+            .properties
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        c.clickhouse.url = "https://ingest:ch-hunter2@ch.example:8443".into();
+        c.schema_registry_url = Some("https://reg:reg-hunter2@registry:8081".into());
+        let printed = format!("{c:?}\n{}", serde_json::to_string(&c).unwrap());
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("SASL_SSL") && printed.contains("ingest:***@ch.example"));
+        // The values themselves are kept for use.
+        assert_eq!(c.kafka.properties["sasl.password"], "kafka-hunter2");
+    }
 }
 
 #[cfg(test)]

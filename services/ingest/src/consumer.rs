@@ -62,7 +62,8 @@ pub async fn run(
     config: IngestConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<IngestReport, IngestError> {
-    let store: Arc<dyn Store> = Arc::new(ClickHouseStore::new(&config.clickhouse));
+    let store: Arc<dyn Store> =
+        Arc::new(ClickHouseStore::new(&config.clickhouse).map_err(IngestError::StoreSetup)?);
     run_with_store(config, store, shutdown).await
 }
 
@@ -261,9 +262,10 @@ fn consume_loop(
     stop: Arc<AtomicBool>,
 ) -> Result<IngestReport, IngestError> {
     let resolver: Arc<dyn SchemaResolver> = match &config.schema_registry_url {
-        Some(url) => {
-            Arc::new(crate::registry::RegistryClient::new(url).map_err(IngestError::Registry)?)
-        }
+        Some(url) => Arc::new(
+            crate::registry::RegistryClient::new(url, &config.schema_registry_tls)
+                .map_err(IngestError::Registry)?,
+        ),
         None => Arc::new(BundledSchemas),
     };
     let kafka = |what| move |error| IngestError::Kafka { what, error };

@@ -24,6 +24,9 @@ pub enum IngestError {
         what: &'static str,
         error: rdkafka::error::KafkaError,
     },
+    /// The ClickHouse client could not be set up (an unreadable TLS CA or key file).
+    #[error("ClickHouse client: {0}")]
+    StoreSetup(StoreError),
     /// Storage refused the schema migration. Retryable failures are waited out at start-up,
     /// so this is returned only for a permanent one (or a retryable one seen at shutdown).
     #[error("storage migration failed: {0}")]
@@ -40,6 +43,7 @@ impl IngestError {
         match self {
             IngestError::Migration(e) => e.is_retryable(),
             IngestError::Config(_)
+            | IngestError::StoreSetup(_)
             | IngestError::Registry(_)
             | IngestError::Kafka { .. }
             | IngestError::Worker(_) => false,

@@ -3,6 +3,7 @@
 //! registry being unavailable (retried, never dead-lettered).
 
 use sitetally_core::codec::{SchemaError, SchemaResolver};
+use sitetally_store::tls::{describe_error, TlsOptions};
 use std::time::Duration;
 
 /// Why the registry client could not be set up. Neither is retryable: the URL or the
@@ -16,6 +17,8 @@ pub enum RegistryError {
     InvalidUrl { url: String, reason: String },
     #[error("schema registry client: {0}")]
     Client(reqwest::Error),
+    #[error("schema_registry_tls: {0}")]
+    Tls(sitetally_store::tls::TlsError),
 }
 
 /// A schema fetch blocks the consumer thread, so every partition waits for it; a registry
@@ -28,7 +31,8 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    pub fn new(base: &str) -> Result<Self, RegistryError> {
+    /// A client of the registry at `base`; `https://` uses rustls with `tls`.
+    pub fn new(base: &str, tls: &TlsOptions) -> Result<Self, RegistryError> {
         let invalid = |reason: String| RegistryError::InvalidUrl {
             url: base.to_string(),
             reason,
@@ -39,6 +43,7 @@ impl RegistryClient {
         }
         let http = reqwest::blocking::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .use_preconfigured_tls(tls.client_config().map_err(RegistryError::Tls)?)
             .build()
             .map_err(RegistryError::Client)?;
         Ok(Self {
@@ -60,7 +65,7 @@ impl SchemaResolver for RegistryClient {
             .http
             .get(&url)
             .send()
-            .map_err(|e| SchemaError::Unavailable(e.to_string()))?;
+            .map_err(|e| SchemaError::Unavailable(describe_error(&e)))?;
         match resp.status() {
             s if s.is_success() => resp
                 .json::<SchemaResponse>()
@@ -79,9 +84,11 @@ mod tests {
     #[test]
     fn a_url_without_scheme_is_refused_at_start_up() {
         for bad in ["registry:8081", "", "ftp://registry"] {
-            let err = RegistryClient::new(bad).err().expect(bad);
+            let err = RegistryClient::new(bad, &TlsOptions::default())
+                .err()
+                .expect(bad);
             assert!(matches!(err, RegistryError::InvalidUrl { .. }), "{err}");
         }
-        assert!(RegistryClient::new("http://registry:8081/").is_ok());
+        assert!(RegistryClient::new("http://registry:8081/", &TlsOptions::default()).is_ok());
     }
 }

@@ -11,6 +11,7 @@ use sitetally_licensing::count::CountSource;
 use sitetally_licensing::licence::LicenceBook;
 use sitetally_licensing::settings::Settings;
 use sitetally_store::history::{AlertStateStore, JsonFileStateStore, MemoryStateStore, RunHistory};
+use sitetally_store::tls::TlsOptions;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +90,29 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "FILE", env = "SITETALLY_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
 
+    /// PEM CA certificates trusted for https:// webhooks besides the webpki roots.
+    #[arg(long, value_name = "FILE", env = "SITETALLY_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate for webhook receivers that require one (with
+    /// --webhook-client-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SITETALLY_WEBHOOK_CLIENT_CERT",
+        requires = "webhook_client_key"
+    )]
+    pub webhook_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --webhook-client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SITETALLY_WEBHOOK_CLIENT_KEY",
+        requires = "webhook_client_cert"
+    )]
+    pub webhook_client_key: Option<PathBuf>,
+
     /// SITETALLY_WEBHOOK_SECRET, read from the environment only.
     #[arg(skip = std::env::var("SITETALLY_WEBHOOK_SECRET").ok().map(Secret::new))]
     pub webhook_secret_env: Option<Secret>,
@@ -96,6 +120,13 @@ pub struct ReconcileArgs {
     /// Kafka bootstrap servers for alerts; no Kafka alerts when unset.
     #[arg(long, value_name = "HOST:PORT,...", env = "SITETALLY_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
+
+    /// librdkafka properties for the alert producer, one `key=value` per line (`#`
+    /// comments): TLS and SASL, e.g. security.protocol=SASL_SSL,
+    /// sasl.mechanism=SCRAM-SHA-512, sasl.username=..., sasl.password=...,
+    /// ssl.ca.location=/etc/ssl/kafka-ca.pem. A file, so the password is not in argv.
+    #[arg(long, value_name = "FILE", env = "SITETALLY_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
 
     /// Topic for alerts.
     #[arg(long, value_name = "TOPIC", default_value = crate::sink::kafka::TIER_ALERTS_TOPIC)]
@@ -230,11 +261,14 @@ impl ReconcileArgs {
                 )));
             }
             let secret = secret.clone().expect("resolved above");
-            let sink = WebhookSink::new(
-                WebhookConfig::new(format!("webhook:{name}"), url, secret),
-                log.clone(),
-            )
-            .map_err(|e| ReconcileError::Config(e.to_string()))?;
+            let mut config = WebhookConfig::new(format!("webhook:{name}"), url, secret);
+            config.tls = TlsOptions {
+                ca_file: self.webhook_ca_file.clone(),
+                client_cert_file: self.webhook_client_cert.clone(),
+                client_key_file: self.webhook_client_key.clone(),
+            };
+            let sink = WebhookSink::new(config, log.clone())
+                .map_err(|e| ReconcileError::Config(e.to_string()))?;
             sinks.push(Arc::new(sink));
         }
         if let Some(brokers) = &self.kafka_brokers {
@@ -242,6 +276,9 @@ impl ReconcileArgs {
             cfg.topic = self.alert_topic.clone();
             cfg.encoding = self.alert_encoding;
             cfg.schema_id = self.alert_schema_id;
+            if let Some(path) = &self.kafka_properties_file {
+                cfg.extra = read_properties(path)?;
+            }
             let sink = KafkaSink::new(cfg, log.clone())
                 .map_err(|e| ReconcileError::Config(e.to_string()))?;
             sinks.push(Arc::new(sink));
@@ -337,6 +374,29 @@ impl ReconcileArgs {
         )
         .await
     }
+}
+
+/// `key=value` lines of a librdkafka properties file (blank lines and `#` comments
+/// skipped); errors name the file and line.
+pub fn read_properties(path: &std::path::Path) -> Result<Vec<(String, String)>, ReconcileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ReconcileError::Config(format!(
+            "--kafka-properties-file {}: cannot read: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            ReconcileError::Config(format!("{}:{}: expected key=value", path.display(), i + 1))
+        })?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -455,5 +515,34 @@ mod tests {
         let mut c = Cli::try_parse_from(["x", "--webhook", "nourl"]).unwrap();
         c.args.webhook_secret_env = Some(Secret::new("e".repeat(32)));
         assert!(c.args.build_sinks(&DeliveryLog::default()).is_err());
+    }
+
+    #[test]
+    fn kafka_properties_come_from_a_file_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kafka.properties");
+        std::fs::write(
+            &p,
+            "# alert producer\nsecurity.protocol=SASL_SSL\n\nsasl.password = kafka-hunter2\n",
+        )
+        .unwrap();
+        let props = read_properties(&p).unwrap();
+        assert_eq!(
+            props,
+            vec![
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("sasl.password".to_string(), "kafka-hunter2".to_string()),
+            ]
+        );
+        let mut cfg = KafkaSinkConfig::new("127.0.0.1:9");
+        cfg.extra = props;
+        let printed = format!("{cfg:?}");
+        assert!(
+            !printed.contains("hunter2") && printed.contains("SASL_SSL"),
+            "{printed}"
+        );
+        std::fs::write(&p, "no equals sign\n").unwrap();
+        let e = read_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("kafka.properties:1: expected key=value"), "{e}");
     }
 }

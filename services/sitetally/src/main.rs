@@ -130,6 +130,27 @@ struct ClickHouseArgs {
     /// (flags show in `ps`): use this or SITETALLY_CLICKHOUSE_PASSWORD.
     #[arg(long, value_name = "FILE", env = "SITETALLY_CLICKHOUSE_PASSWORD_FILE")]
     clickhouse_password_file: Option<PathBuf>,
+    /// PEM CA certificates trusted for an https:// ClickHouse URL besides the webpki roots
+    /// (a private CA).
+    #[arg(long, value_name = "FILE", env = "SITETALLY_CLICKHOUSE_CA_FILE")]
+    clickhouse_ca_file: Option<PathBuf>,
+    /// PEM client certificate for ClickHouse servers that require one (with
+    /// --clickhouse-client-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SITETALLY_CLICKHOUSE_CLIENT_CERT",
+        requires = "clickhouse_client_key"
+    )]
+    clickhouse_client_cert: Option<PathBuf>,
+    /// PEM private key of --clickhouse-client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SITETALLY_CLICKHOUSE_CLIENT_KEY",
+        requires = "clickhouse_client_cert"
+    )]
+    clickhouse_client_key: Option<PathBuf>,
 }
 
 impl ClickHouseArgs {
@@ -152,6 +173,15 @@ impl ClickHouseArgs {
             config.password = Some(Secret::new(first));
         } else if let Ok(p) = std::env::var("SITETALLY_CLICKHOUSE_PASSWORD") {
             config.password = Some(Secret::new(p));
+        }
+        if let Some(v) = &self.clickhouse_ca_file {
+            config.tls.ca_file = Some(v.clone());
+        }
+        if let Some(v) = &self.clickhouse_client_cert {
+            config.tls.client_cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.clickhouse_client_key {
+            config.tls.client_key_file = Some(v.clone());
         }
         Ok(())
     }
@@ -190,7 +220,7 @@ impl StorageArgs {
             Some(dir) => opened(Arc::new(sitetally_store::embedded::EmbeddedStore::open(
                 dir,
             )?)),
-            None => opened(Arc::new(ClickHouseStore::new(&self.clickhouse.config()?))),
+            None => opened(Arc::new(ClickHouseStore::new(&self.clickhouse.config()?)?)),
         })
     }
 }
@@ -313,7 +343,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             use sitetally_store::Store;
-            let store = ClickHouseStore::new(&args.clickhouse.config()?);
+            let store = ClickHouseStore::new(&args.clickhouse.config()?)?;
             let caps = store.capabilities().await?;
             let applied = store.migrate().await?;
             tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });

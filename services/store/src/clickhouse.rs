@@ -6,6 +6,7 @@
 mod history;
 mod inspect;
 
+use crate::tls::TlsOptions;
 use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
 use serde::Deserialize;
 use sitetally_core::secret::Secret;
@@ -59,10 +60,12 @@ pub const SKETCH_EXACT_LIMIT: u64 = 8192;
 pub const SKETCH_RELATIVE_SIGMA: f64 = 0.003;
 
 /// Connection settings (a section of each service's config).
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
-    /// HTTP endpoint of the server.
+    /// HTTP endpoint of the server. A password inside it (`https://user:pw@host`) prints
+    /// as `***`.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: String,
     /// Database holding sitetally's tables; created by `migrate`.
     pub database: String,
@@ -73,6 +76,25 @@ pub struct ClickHouseConfig {
     /// Per-request timeout ("10s", "500ms", "2m").
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// For `https://` URLs: a private CA and a client certificate ([`TlsOptions`]).
+    pub tls: TlsOptions,
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&sitetally_core::secret::redact_url(url))
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &sitetally_core::secret::redact_url(&self.url))
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Default for ClickHouseConfig {
@@ -83,6 +105,7 @@ impl Default for ClickHouseConfig {
             user: None,
             password: None,
             timeout: Duration::from_secs(10),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -135,7 +158,9 @@ pub struct ClickHouseStore {
 fn classify(e: clickhouse::error::Error) -> StoreError {
     use clickhouse::error::Error as E;
     match e {
-        E::Network(_) | E::TimedOut => StoreError::Unavailable(e.to_string()),
+        // The whole chain, so a failed TLS handshake reads "TLS: ... UnknownIssuer".
+        E::Network(_) => StoreError::Unavailable(crate::tls::describe_error(&e)),
+        E::TimedOut => StoreError::Unavailable(e.to_string()),
         // Server-side errors come back as BadResponse: a few codes are transient.
         E::BadResponse(ref msg)
             if [
@@ -199,8 +224,27 @@ impl ClickHouseStore {
         }
     }
 
-    pub fn new(config: &ClickHouseConfig) -> Self {
-        let mut client = clickhouse::Client::default()
+    /// A store over `config`'s server; `https://` URLs use rustls with `config.tls`.
+    /// Fails only on an unusable TLS setting (a CA or key file that cannot be read).
+    pub fn new(config: &ClickHouseConfig) -> Result<Self, StoreError> {
+        let tls = config
+            .tls
+            .client_config()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        // Idle sockets closed before the server's keep-alive (3 s on old servers) does.
+        let http_client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_millis(2_500))
+                .build(connector);
+        let mut client = clickhouse::Client::with_http_client(http_client)
             .with_url(&config.url)
             // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
             .with_validation(false);
@@ -211,12 +255,12 @@ impl ClickHouseStore {
             client = client.with_password(p.expose());
         }
         let data_client = client.clone().with_database(&config.database);
-        Self {
+        Ok(Self {
             client,
             data_client,
             database: config.database.clone(),
             timeout: config.timeout,
-        }
+        })
     }
 
     fn db(&self) -> &str {
@@ -525,7 +569,8 @@ mod tests {
             url: format!("http://{}", silent.local_addr().unwrap()),
             timeout: Duration::from_millis(200),
             ..Default::default()
-        });
+        })
+        .expect("TLS settings of a test store");
         let e = store.ping().await.unwrap_err();
         assert!(e.is_retryable(), "{e}");
         assert!(e.to_string().contains("did not answer within 200ms"), "{e}");
@@ -544,7 +589,8 @@ mod tests {
         let store = ClickHouseStore::new(&ClickHouseConfig {
             database: "t1".into(),
             ..Default::default()
-        });
+        })
+        .expect("TLS settings of a test store");
         let old = Capabilities {
             version: "18.16.1".into(),
             ttl: false,

@@ -8,12 +8,15 @@
 //! - [`counts`]      the licensing rules' count source over a [`Store`];
 //! - [`clickhouse`]  ClickHouse: numbered migrations, batched RowBinary writer, queries;
 //! - [`embedded`]    SQLite store for `sitetally demo` and `--data-dir` (same traits,
-//!   nothing to install).
+//!   nothing to install);
+//! - [`tls`]         client TLS (rustls; webpki roots + a CA file, client certificates)
+//!   shared by every HTTP client: ClickHouse here, webhooks and the schema registry.
 
 pub mod clickhouse;
 pub mod counts;
 pub mod embedded;
 pub mod history;
+pub mod tls;
 
 pub use counts::StoreCounts;
 pub use history::{

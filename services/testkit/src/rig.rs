@@ -73,6 +73,7 @@ pub fn store(database: &str) -> ClickHouseStore {
         database: database.to_string(),
         ..Default::default()
     })
+    .expect("the rig store has no TLS files")
 }
 
 pub async fn create_topics(names: &[&str], partitions: i32) {

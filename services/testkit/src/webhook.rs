@@ -1,10 +1,11 @@
 //! A loopback HTTP receiver for webhook tests: records each request's headers and body and
-//! answers with the next status of a script.
+//! answers with the next status of a script. [`tls_receiver`] serves the same over HTTPS
+//! with a certificate from a test CA ([`TestCa`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// A request the receiver got.
 #[derive(Debug, Clone)]
@@ -31,23 +32,114 @@ impl Receiver {
 /// Starts a receiver answering each request with the next status of `script` (the last
 /// one repeats; an empty script answers 200).
 pub async fn receiver(script: Vec<u16>) -> Receiver {
+    serve(script, None).await
+}
+
+/// A certificate authority made for one test, and a server certificate it signed for
+/// `127.0.0.1` and `localhost`.
+pub struct TestCa {
+    /// The CA certificate (PEM): what a client must trust.
+    pub ca_pem: String,
+    server_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    server_key_der: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let server_params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        Self {
+            ca_pem: ca_cert.pem(),
+            server_chain: vec![server_cert.der().clone()],
+            server_key_der: server_key.serialize_der(),
+        }
+    }
+
+    /// Writes the CA certificate to `dir/name.pem` and returns the path.
+    pub fn write_ca(&self, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+        let path = dir.join(format!("{name}.pem"));
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        path
+    }
+
+    /// A TLS acceptor presenting the server certificate (for servers of other protocols,
+    /// e.g. a stand-in Kafka listener).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(Arc::new(self.server_config()))
+    }
+
+    fn server_config(&self) -> rustls::ServerConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                self.server_chain.clone(),
+                rustls::pki_types::PrivateKeyDer::Pkcs8(self.server_key_der.clone().into()),
+            )
+            .unwrap()
+    }
+}
+
+/// A receiver as [`receiver`], over HTTPS with a certificate signed by `ca`.
+pub async fn tls_receiver(script: Vec<u16>, ca: &TestCa) -> Receiver {
+    serve(
+        script,
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            ca.server_config(),
+        ))),
+    )
+    .await
+}
+
+async fn serve(script: Vec<u16>, tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}/hook", listener.local_addr().unwrap());
     let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let g = got.clone();
     tokio::spawn(async move {
         let mut n = 0usize;
         while let Ok((sock, _)) = listener.accept().await {
             let status = *script.get(n).or(script.last()).unwrap_or(&200);
-            n += 1;
-            tokio::spawn(answer(sock, status, g.clone()));
+            let g = g.clone();
+            match &tls {
+                None => {
+                    n += 1;
+                    tokio::spawn(answer(sock, status, g));
+                }
+                Some(acceptor) => {
+                    // A client that rejects our certificate never sends a request, and
+                    // does not use up a status of the script.
+                    if let Ok(stream) = acceptor.accept(sock).await {
+                        n += 1;
+                        tokio::spawn(answer(stream, status, g));
+                    }
+                }
+            }
         }
     });
     Receiver { url, got }
 }
 
 /// Reads one request (headers, then `content-length` bytes), records it, answers `status`.
-async fn answer(mut sock: TcpStream, status: u16, got: Arc<Mutex<Vec<Received>>>) {
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
+    status: u16,
+    got: Arc<Mutex<Vec<Received>>>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let (head_end, headers) = loop {

@@ -27,7 +27,7 @@ pub enum AlertEncoding {
 }
 
 /// Kafka sink configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaSinkConfig {
     pub brokers: String,
     pub topic: String,
@@ -38,6 +38,24 @@ pub struct KafkaSinkConfig {
     pub delivery_timeout: Duration,
     /// Extra librdkafka properties (security settings...).
     pub extra: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaSinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), sitetally_core::secret::shown_value(k, v)))
+            .collect();
+        f.debug_struct("KafkaSinkConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("encoding", &self.encoding)
+            .field("schema_id", &self.schema_id)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("extra", &extra)
+            .finish()
+    }
 }
 
 impl KafkaSinkConfig {

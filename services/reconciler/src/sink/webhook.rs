@@ -8,6 +8,7 @@ use super::{AlertSink, DeliveryLog, DeliveryOutcome, DeliveryRecord, SinkError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sitetally_licensing::alert::Alert;
+use sitetally_store::tls::{describe_error, is_tls_failure, TlsOptions};
 use std::time::Duration;
 
 /// Header carrying the timestamped body signature.
@@ -96,6 +97,8 @@ pub struct WebhookConfig {
     pub max_backoff: Duration,
     /// Per-request timeout (default 10 s).
     pub timeout: Duration,
+    /// For `https://` URLs: a private CA and a client certificate.
+    pub tls: TlsOptions,
 }
 
 impl WebhookConfig {
@@ -108,6 +111,7 @@ impl WebhookConfig {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -122,8 +126,13 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn new(cfg: WebhookConfig, log: DeliveryLog) -> Result<Self, SinkError> {
+        let tls = cfg
+            .tls
+            .client_config()
+            .map_err(|e| SinkError::Permanent(format!("webhook {}: {e}", cfg.name)))?;
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
+            .use_preconfigured_tls(tls)
             .build()
             .map_err(|e| SinkError::Permanent(format!("webhook {}: {e}", cfg.name)))?;
         Ok(Self { cfg, client, log })
@@ -164,8 +173,17 @@ impl WebhookSink {
                 };
                 (out, Some(code.as_u16()))
             }
-            Err(e) if e.is_builder() => (Err(SinkError::Permanent(e.to_string())), None),
-            Err(e) => (Err(SinkError::Retryable(e.to_string())), None),
+            Err(e) if e.is_builder() => (Err(SinkError::Permanent(describe_error(&e))), None),
+            Err(e) => {
+                // A certificate the client does not trust will not become trusted by
+                // retrying: fail the delivery now, saying TLS.
+                let why = describe_error(&e);
+                if is_tls_failure(&why) {
+                    (Err(SinkError::Permanent(why)), None)
+                } else {
+                    (Err(SinkError::Retryable(why)), None)
+                }
+            }
         }
     }
 }

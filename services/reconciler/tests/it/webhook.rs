@@ -193,3 +193,67 @@ fn the_readme_receiver_check_accepts_our_signatures() {
         "True False False"
     );
 }
+
+/// An https:// receiver whose certificate a private CA signed: delivered once that CA is
+/// trusted (--webhook-ca-file); refused at once, saying TLS, under another CA.
+#[tokio::test]
+async fn https_webhooks_trust_the_configured_ca_and_name_tls_when_they_do_not() {
+    use sitetally_store::tls::TlsOptions;
+    use sitetally_testkit::webhook::{tls_receiver, TestCa};
+    let ca = TestCa::new("webhook");
+    let rx = tls_receiver(vec![200], &ca).await;
+    assert!(rx.url.starts_with("https://127.0.0.1:"), "{}", rx.url);
+    let dir = tempfile::tempdir().unwrap();
+    let https_sink = |ca_file: Option<std::path::PathBuf>, log: &DeliveryLog| {
+        let mut cfg = WebhookConfig::new("webhook:tls", rx.url.clone(), Secret::new("s3cret"));
+        cfg.initial_backoff = Duration::from_millis(10);
+        cfg.max_attempts = 3;
+        cfg.tls = TlsOptions {
+            ca_file,
+            ..TlsOptions::default()
+        };
+        WebhookSink::new(cfg, log.clone()).unwrap()
+    };
+    let alert = one_alert().await;
+
+    let log = DeliveryLog::default();
+    https_sink(Some(ca.write_ca(dir.path(), "right")), &log)
+        .deliver(&alert)
+        .await
+        .unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    let sig = &got[0].headers[&SIGNATURE_HEADER.to_ascii_lowercase()];
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        verify(
+            &Secret::new("s3cret"),
+            &got[0].body,
+            sig,
+            now,
+            DEFAULT_TOLERANCE
+        ),
+        Ok(())
+    );
+
+    // The webpki roots alone, or another CA: the handshake fails and says so, once.
+    for ca_file in [
+        None,
+        Some(TestCa::new("other").write_ca(dir.path(), "wrong")),
+    ] {
+        let log = DeliveryLog::default();
+        let e = https_sink(ca_file, &log).deliver(&alert).await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, SinkError::Permanent(_)), "{text}");
+        assert!(
+            text.contains("TLS:") && text.contains("UnknownIssuer"),
+            "{text}"
+        );
+        assert_eq!(log.records().len(), 1, "a certificate error is not retried");
+    }
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "nothing reached the receiver untrusted"
+    );
+}

@@ -148,7 +148,8 @@ fn every_endpoint_against_clickhouse() {
             url: url.clone(),
             database: name.clone(),
             ..Default::default()
-        }),
+        })
+        .expect("TLS settings of a test store"),
         name,
     };
     let now = chrono_now();
@@ -163,11 +164,14 @@ fn every_endpoint_against_clickhouse() {
         use sitetally_reconciler::{LicenceBook, Reconciler, Settings};
         let settings = Settings::default();
         let book = LicenceBook::from_toml_str(sample::LICENCES_TOML, &settings).unwrap();
-        let history = std::sync::Arc::new(ClickHouseStore::new(&ClickHouseConfig {
-            url: url.clone(),
-            database: db.name.clone(),
-            ..Default::default()
-        }));
+        let history = std::sync::Arc::new(
+            ClickHouseStore::new(&ClickHouseConfig {
+                url: url.clone(),
+                database: db.name.clone(),
+                ..Default::default()
+            })
+            .expect("TLS settings of a test store"),
+        );
         let store: std::sync::Arc<dyn sitetally_store::Store> = history.clone();
         let counts = std::sync::Arc::new(sitetally_store::StoreCounts::new(store));
         let r = Reconciler::new(settings, book, counts, history.clone()).with_history(history);

@@ -4,7 +4,8 @@
 //! - [`api_clickhouse`]: the API over data written by ingest into the rig's ClickHouse;
 //! - [`demo`]: `sitetally demo`, its summary against the simulator's truth and the API;
 //! - [`process`], [`outage`]: ingest as a process: kill -9, rebalance, ClickHouse down;
-//! - [`compose_config`]: docker-compose.yml as written.
+//! - [`compose_config`]: docker-compose.yml as written;
+//! - [`tls`]: `migrate` over https with and without the CA.
 //!
 //! Tests that need the rig of `scripts/test.sh` (broker, ClickHouse) are `#[ignore]`d for
 //! plain `cargo test`.
@@ -19,3 +20,4 @@ mod demo;
 mod outage;
 mod process;
 mod process_support;
+mod tls;

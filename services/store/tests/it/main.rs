@@ -4,9 +4,11 @@
 //!   `scripts/test.sh` starts it; each test on its own database);
 //! - [`embedded`]: what only the embedded store promises (reopening, several handles,
 //!   its sketches' error bounds).
+//! - [`tls`]: ClickHouse over https, trusting the rig's CA or not.
 
 mod contract;
 mod embedded;
+mod tls;
 
 use sitetally_core::{DeviceCategory, Sighting};
 use sitetally_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
@@ -58,4 +60,5 @@ pub fn clickhouse_store(name: &str) -> ClickHouseStore {
         database: format!("it_{name}_{}", std::process::id()),
         ..Default::default()
     })
+    .expect("TLS settings of a test store")
 }
