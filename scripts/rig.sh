@@ -32,6 +32,14 @@ ensure_clickhouse() { # and openssl, which makes the rig's TLS certificates
   apt-get install -y -qq clickhouse-server clickhouse-client openssl >/dev/null
 }
 
+ensure_docker_compose() { # validates docker-compose.yml (no engine needed)
+  if command -v docker-compose >/dev/null 2>&1; then return 0; fi
+  log "installing Debian's docker-compose (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq docker-compose >/dev/null
+}
+
 ensure_tansu() {
   if command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then return 0; fi
   if [ -x "$HOME/.cargo/bin/tansu" ]; then export PATH="$HOME/.cargo/bin:$PATH"; return 0; fi
@@ -114,6 +122,7 @@ start_tansu() {
 
 rig_start() {
   ensure_clickhouse
+  ensure_docker_compose
   ensure_tansu
   mkdir -p "$RIG_DIR"
   log "rig directory $RIG_DIR"

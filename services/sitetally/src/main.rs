@@ -92,6 +92,15 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `sitetally man > /usr/local/share/man/man1/sitetally.1`.
     Man,
+    /// Exit 0 when URL answers 2xx within --timeout, else 1 with the reason: a container
+    /// healthcheck without curl in the image, e.g. `sitetally probe http://127.0.0.1:8080/readyz`.
+    Probe {
+        /// The http(s) URL to GET.
+        url: String,
+        /// Longest wait for the answer.
+        #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 /// A planner command's own flags plus where the data lives.
@@ -409,6 +418,21 @@ async fn main() -> anyhow::Result<()> {
                 "sitetally",
                 &mut std::io::stdout(),
             );
+        }
+        Command::Probe { url, timeout } => {
+            let tls = sitetally_store::tls::TlsOptions::default().client_config()?;
+            let client = reqwest::Client::builder()
+                .timeout(timeout)
+                .use_preconfigured_tls(tls)
+                .build()?;
+            let answer = client.get(&url).send().await.map_err(|e| {
+                anyhow::anyhow!("{url}: {}", sitetally_store::tls::describe_error(&e))
+            })?;
+            let status = answer.status();
+            if !status.is_success() {
+                eprintln!("{url}: HTTP {status}");
+                std::process::exit(1);
+            }
         }
         Command::Man => {
             use clap::CommandFactory;
