@@ -38,4 +38,7 @@ log "property-based API test (schemathesis)"
 services/api/tests/schemathesis.sh
 log "dashboard in headless Chromium"
 services/api/tests/browser.sh
+# Decoders and input files against any bytes, 10 s per target (fuzz/run.sh 600: long run).
+log "fuzzing (short run)"
+fuzz/run.sh 10
 log "all tests passed"

@@ -9,9 +9,9 @@
 //! so the plan is an optimisation, never a change of what is accepted. A property test
 //! checks both paths agree.
 //!
-//! Differences on corrupt input only: fields counting does not read (vendor, model, ...)
-//! are skipped without UTF-8 validation, and an out-of-range union index anywhere is an
-//! error (serde_avro_fast tolerates some in fields it skips).
+//! Fields counting does not read (vendor, model, ...) are skipped by type, strings still
+//! checked to be UTF-8, so both paths reject the same corrupt messages (the
+//! `decode_report` fuzz target checks accept/reject and fields against serde).
 
 use crate::event::{DeviceCategory, Report, Text};
 use apache_avro::Schema;
@@ -61,6 +61,9 @@ enum Skip {
     Bytes(usize),
     Varint,
     LengthPrefixed,
+    /// A string counting does not read, still checked to be UTF-8 (as serde checks it),
+    /// so both paths reject the same messages.
+    Utf8,
     Array(Box<Skip>),
     Map(Box<Skip>),
     Union(Box<[Skip]>),
@@ -75,6 +78,7 @@ impl Skip {
             Skip::Bytes(n) => *n,
             Skip::Varint
             | Skip::LengthPrefixed
+            | Skip::Utf8
             | Skip::Array(_)
             | Skip::Map(_)
             | Skip::Union(_) => 1,
@@ -254,7 +258,8 @@ fn skip_for(s: &Schema) -> Option<Skip> {
         | Schema::Enum(_) => Skip::Varint,
         Schema::Float => Skip::Bytes(4),
         Schema::Double => Skip::Bytes(8),
-        Schema::Bytes | Schema::String | Schema::BigDecimal => Skip::LengthPrefixed,
+        Schema::String => Skip::Utf8,
+        Schema::Bytes | Schema::BigDecimal => Skip::LengthPrefixed,
         Schema::Fixed(f) => Skip::Bytes(f.size),
         Schema::Duration => Skip::Bytes(12),
         Schema::Array(a) => Skip::Array(Box::new(skip_for(&a.items)?)),
@@ -295,6 +300,10 @@ impl<'a> Reader<'a> {
         for shift in (0..64).step_by(7) {
             let b = *self.buf.get(self.pos).ok_or("unexpected end of data")?;
             self.pos += 1;
+            // The tenth byte holds bit 63 only: more would be silently cut off.
+            if shift == 63 && b & 0x7f > 1 {
+                return Err("varint overflows 64 bits".into());
+            }
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok((v >> 1) as i64 ^ -((v & 1) as i64));
@@ -344,6 +353,38 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Steps over an array or map nobody reads. A block with a negative count carries its
+    /// size in bytes (Avro's provision for fast skipping): skip those bytes, as the
+    /// reference decoder does, without looking at the items.
+    fn skip_blocks(
+        &mut self,
+        item_bytes: usize,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        loop {
+            let count = self.long()?;
+            if count == 0 {
+                return Ok(());
+            }
+            if count < 0 {
+                count.checked_neg().ok_or("invalid block count")?;
+                let size = self.len()?;
+                self.take(size)?;
+                continue;
+            }
+            // Zero-size items (nulls, empty records): nothing to step over.
+            if item_bytes == 0 {
+                continue;
+            }
+            if count as u64 > (self.buf.len() - self.pos) as u64 {
+                return Err(format!("block of {count} items exceeds the data"));
+            }
+            for _ in 0..count {
+                item(self)?;
+            }
+        }
+    }
+
     fn skip(&mut self, s: &Skip) -> Result<(), String> {
         match s {
             Skip::Nothing => Ok(()),
@@ -353,9 +394,10 @@ impl<'a> Reader<'a> {
                 let n = self.len()?;
                 self.take(n).map(drop)
             }
-            Skip::Array(items) => self.blocks(items.min_bytes(), |r| r.skip(items)),
-            Skip::Map(values) => self.blocks(1, |r| {
-                r.skip(&Skip::LengthPrefixed)?;
+            Skip::Utf8 => self.str().map(drop),
+            Skip::Array(items) => self.skip_blocks(items.min_bytes(), |r| r.skip(items)),
+            Skip::Map(values) => self.skip_blocks(1, |r| {
+                r.skip(&Skip::Utf8)?;
                 r.skip(values)
             }),
             Skip::Union(branches) => {

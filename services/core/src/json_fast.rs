@@ -230,8 +230,10 @@ impl<'a> Scanner<'a> {
             self.i += 1;
         }
         let n = self.i - digits;
+        // `-0` is a float to serde_json (negative zero): let serde decide.
         if n == 0
             || (n > 1 && self.b[digits] == b'0')
+            || (digits > start && n == 1 && self.b[digits] == b'0')
             || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
         {
             return None;
@@ -329,6 +331,24 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inputs the `json_scanner` fuzz target found the scanner accepting although serde
+    /// rejects them (fuzz/regressions/json_scanner): the scanner now leaves them to serde.
+    #[test]
+    fn fuzz_regressions_are_left_to_serde() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/json_scanner");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Some(fast) = decode(&bytes) {
+                let reference: Report<'_> = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(fast, reference);
+            }
+            seen += 1;
+        }
+        assert!(seen >= 1);
+    }
     use crate::event::Discovery;
     use proptest::prelude::*;
 
