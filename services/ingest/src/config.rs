@@ -68,6 +68,13 @@ pub struct KafkaConfig {
     /// (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`,
     /// `ssl.ca.location`, ...), fetch sizes. Values of credential keys print as `***`.
     pub properties: KafkaProperties,
+    /// Static group membership (KIP-345): this replica's `group.instance.id`, so that a
+    /// restarted replica takes its partitions back without a rebalance, as long as it is
+    /// back within `session.timeout.ms`. Unset: dynamic membership, unless
+    /// `static_membership` asks for the host name.
+    pub group_instance_id: Option<String>,
+    /// Use the host name (a container's name) as `group_instance_id` when none is set.
+    pub static_membership: bool,
     /// Tenants whose events `topic` may carry; empty = any. Give each tenant its own
     /// topic (with a broker ACL per producer) and list it here: an event naming another
     /// tenant goes to the dead-letter topic as `tenant_not_allowed`.
@@ -82,6 +89,8 @@ impl Default for KafkaConfig {
             group_id: "sitetally-ingest".into(),
             dlq_topic: None,
             properties: KafkaProperties::default(),
+            group_instance_id: None,
+            static_membership: false,
             tenants: Vec::new(),
         }
     }
@@ -136,11 +145,28 @@ impl<'a> IntoIterator for &'a KafkaProperties {
 }
 
 impl KafkaConfig {
+    /// The `group.instance.id` to use: the configured one, else the host name when
+    /// `static_membership` is on.
+    pub fn instance_id(&self) -> Option<String> {
+        self.group_instance_id
+            .clone()
+            .or_else(|| self.static_membership.then(host_name).flatten())
+    }
+
     pub fn dlq_topic(&self) -> String {
         self.dlq_topic
             .clone()
             .unwrap_or_else(|| format!("{}.dlq", self.topic))
     }
+}
+
+/// The host name (`HOSTNAME`, else /etc/hostname), as containers set it.
+fn host_name() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

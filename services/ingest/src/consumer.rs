@@ -157,6 +157,7 @@ impl ConsumerContext for IngestContext {
                     partitions = tpl.count(),
                     "partitions revoked: finishing in-flight work"
                 );
+                gauge!(m::ASSIGNED_PARTITIONS).set(0.0);
                 lock(&self.worker).on_revoke(consumer);
             }
             Rebalance::Assign(tpl) => {
@@ -168,7 +169,14 @@ impl ConsumerContext for IngestContext {
                 let forwarded = lock(&self.forwarder)
                     .as_ref()
                     .map_or(0, |f| f.forward(consumer, tpl));
-                info!(partitions = ?parts, forwarded, "partitions assigned");
+                gauge!(m::ASSIGNED_PARTITIONS).set(parts.len() as f64);
+                if parts.is_empty() {
+                    // Idle until the next rebalance: more replicas than partitions, or a
+                    // broker handing out nothing. Say so where alerts look.
+                    warn!("no partitions assigned: this replica consumes nothing until the next rebalance");
+                } else {
+                    info!(partitions = ?parts, forwarded, "partitions assigned");
+                }
             }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
@@ -239,7 +247,15 @@ pub fn consumer_config(config: &IngestConfig) -> ClientConfig {
         // fraction of a second, then sat idle for the rest: 0.43× → 0.76× of a bare
         // consumer's drain rate with 50 ms (load-tests/RESULTS.md).
         .set("fetch.queue.backoff.ms", "50")
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        // Group timeouts, explicit (kafka.properties overrides them): a member silent for
+        // 30 s leaves the group and its partitions move; a consume loop stuck for 5 min
+        // (it never is: a flush pauses partitions but keeps polling) is taken out.
+        .set("session.timeout.ms", "30000")
+        .set("max.poll.interval.ms", "300000");
+    if let Some(id) = config.kafka.instance_id() {
+        c.set("group.instance.id", id);
+    }
     for (k, v) in &config.kafka.properties {
         c.set(k, v);
     }
@@ -666,6 +682,38 @@ mod tests {
     use super::*;
     use sitetally_core::{DeviceCategory, Sighting};
     use sitetally_store::{CountFilter, DailyCount, DayRange, SiteCount, StoreError};
+
+    #[test]
+    fn group_timeouts_are_explicit_and_static_membership_sets_the_instance_id() {
+        let mut config = IngestConfig::default();
+        let c = consumer_config(&config);
+        assert_eq!(c.get("session.timeout.ms"), Some("30000"));
+        assert_eq!(c.get("max.poll.interval.ms"), Some("300000"));
+        assert_eq!(
+            c.get("group.instance.id"),
+            None,
+            "dynamic membership by default"
+        );
+        config.kafka.group_instance_id = Some("ingest-1".into());
+        assert_eq!(
+            consumer_config(&config).get("group.instance.id"),
+            Some("ingest-1")
+        );
+        config.kafka.group_instance_id = None;
+        config.kafka.static_membership = true;
+        let from_host = consumer_config(&config)
+            .get("group.instance.id")
+            .map(str::to_string);
+        assert!(from_host.is_some_and(|h| !h.is_empty()), "the host name");
+        config
+            .kafka
+            .properties
+            .insert("session.timeout.ms".into(), "10000".into());
+        assert_eq!(
+            consumer_config(&config).get("session.timeout.ms"),
+            Some("10000")
+        );
+    }
 
     /// Acknowledges a write after `delay`; ingest's flush calls nothing else.
     struct SlowStore {

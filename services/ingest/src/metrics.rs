@@ -15,6 +15,7 @@ pub const PAUSED: &str = "sitetally_ingest_paused";
 pub const DEDUP_ENTRIES: &str = "sitetally_ingest_dedup_entries";
 pub const DEDUP_BYTES: &str = "sitetally_ingest_dedup_bytes";
 pub const REGISTRY_RETRIES: &str = "sitetally_ingest_registry_retries_total";
+pub const ASSIGNED_PARTITIONS: &str = "sitetally_ingest_assigned_partitions";
 
 /// Registers help texts (call once after installing a recorder).
 pub fn describe() {
@@ -63,5 +64,9 @@ pub fn describe() {
         "(site, day, device) triples remembered by dedup"
     );
     describe_gauge!(DEDUP_BYTES, Unit::Bytes, "Memory held by the dedup cache");
+    describe_gauge!(
+        ASSIGNED_PARTITIONS,
+        "Partitions this replica owns (0: idle, e.g. more replicas than partitions)"
+    );
     describe_counter!(REGISTRY_RETRIES, "Messages set aside (partition paused and rewound) because the schema registry was unavailable");
 }

@@ -29,7 +29,7 @@ fn ingest_accepts_the_compose_environment() {
             (k.starts_with("SITETALLY_INGEST__") || k.starts_with("SITETALLY_CLICKHOUSE_"))
                 && !v.contains("${")
         })
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .map(|(k, v)| (k.to_string(), v.trim().trim_matches('"').to_string()))
         .collect();
     assert!(
         env.len() >= 6,
@@ -54,6 +54,7 @@ fn ingest_accepts_the_compose_environment() {
     assert_eq!(config["kafka"]["group_id"], "sitetally-ingest");
     assert_eq!(config["clickhouse"]["url"], "http://clickhouse:8123");
     assert_eq!(config["clickhouse"]["user"], "sitetally");
+    assert_eq!(config["kafka"]["static_membership"], true);
     assert!(
         config["clickhouse"].get("password").is_none()
             && !String::from_utf8_lossy(&out.stdout).contains("compose-secret"),
