@@ -460,9 +460,11 @@ impl Worker {
             }
             Outcome::Rejected(rejection) => {
                 counter!(m::REJECTED, "reason" => rejection.reason()).increment(1);
+                let (payload, truncated_from) = crate::dlq::bounded_payload(payload);
                 self.batch.dead_letters.push(DeadLetter {
                     key: msg.key().map(<[u8]>::to_vec),
-                    payload: payload.to_vec(),
+                    payload,
+                    truncated_from,
                     headers: msg.header_list(),
                     reason: rejection.reason(),
                     error: rejection.to_string(),

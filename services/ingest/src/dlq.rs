@@ -11,11 +11,33 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Largest payload a dead letter carries: half of the producer's default
+/// `message.max.bytes` (1 MB), leaving room for key and headers. A bigger message (the
+/// codec refuses anything over 1 MiB, but a hostile producer can send 100 MB) is
+/// dead-lettered with this prefix and `dlq.payload.truncated_from` = its length, so one
+/// message can neither wedge the DLQ producer nor hold a batch's memory.
+pub const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
+
+/// The payload a dead letter keeps, and the original length when it had to be cut.
+pub fn bounded_payload(payload: &[u8]) -> (Vec<u8>, Option<usize>) {
+    if payload.len() > MAX_DEAD_LETTER_PAYLOAD {
+        (
+            payload[..MAX_DEAD_LETTER_PAYLOAD].to_vec(),
+            Some(payload.len()),
+        )
+    } else {
+        (payload.to_vec(), None)
+    }
+}
+
 /// A message bound for the dead-letter topic.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub key: Option<Vec<u8>>,
+    /// The source payload, at most [`MAX_DEAD_LETTER_PAYLOAD`] bytes of it.
     pub payload: Vec<u8>,
+    /// The source payload's length when `payload` is only its prefix.
+    pub truncated_from: Option<usize>,
     /// The source message's own headers, kept.
     pub headers: Vec<(String, Vec<u8>)>,
     pub reason: &'static str,
@@ -101,6 +123,7 @@ pub const HEADER_ERROR: &str = "dlq.error";
 pub const HEADER_TOPIC: &str = "dlq.source.topic";
 pub const HEADER_PARTITION: &str = "dlq.source.partition";
 pub const HEADER_OFFSET: &str = "dlq.source.offset";
+pub const HEADER_TRUNCATED_FROM: &str = "dlq.payload.truncated_from";
 
 pub struct DeadLetterProducer {
     producer: ThreadedProducer<DeliveryTracker>,
@@ -166,6 +189,12 @@ impl DeadLetterProducer {
                     key: HEADER_OFFSET,
                     value: Some(&offset),
                 });
+            if let Some(len) = l.truncated_from {
+                headers = headers.insert(Header {
+                    key: HEADER_TRUNCATED_FROM,
+                    value: Some(&len.to_string()),
+                });
+            }
             let mut record = BaseRecord::<Vec<u8>, Vec<u8>, Arc<AtomicU8>>::with_opaque_to(
                 &self.topic,
                 l.delivery.0.clone(),
@@ -220,10 +249,21 @@ impl DeadLetterProducer {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_huge_payload_is_dead_lettered_as_a_bounded_prefix() {
+        let huge = vec![7u8; 100 * 1024 * 1024];
+        let (kept, from) = bounded_payload(&huge);
+        assert_eq!(kept.len(), MAX_DEAD_LETTER_PAYLOAD);
+        assert_eq!(from, Some(huge.len()));
+        let (kept, from) = bounded_payload(b"{not json");
+        assert_eq!((kept.as_slice(), from), (&b"{not json"[..], None));
+    }
+
     fn letter(i: i64) -> DeadLetter {
         DeadLetter {
             key: None,
             payload: vec![b'x'; 8],
+            truncated_from: None,
             headers: vec![],
             reason: "json_decode",
             error: "bad".into(),
