@@ -121,6 +121,8 @@ struct Worker {
     write_timeout: Duration,
     paused: bool,
     backoff: Duration,
+    /// When a paused batch's next flush attempt is due (after a failed flush).
+    retry_at: Option<Instant>,
     report: IngestReport,
     published: PipelineStats,
     /// A message whose schema the registry could not serve: its partition is paused and
@@ -312,15 +314,15 @@ fn consume_loop(
     let mut last_metrics = Instant::now();
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let (paused, backoff) = {
+        let (paused, until_retry) = {
             let w = lock(&worker);
-            (w.paused, w.backoff)
+            (w.paused, w.until_retry(Instant::now()))
         };
         // Never hold the worker across poll: the rebalance callback runs inside it and locks.
         // The consumer queue carries rebalances and errors (messages only if a partition
-        // could not be forwarded). It blocks only while paused: the backoff between flush
-        // retries.
-        let polled = consumer.poll(if paused { backoff } else { Duration::ZERO });
+        // could not be forwarded). It blocks only while paused, until the next flush retry;
+        // an error event can end that wait early, which must not bring the retry forward.
+        let polled = consumer.poll(if paused { until_retry } else { Duration::ZERO });
         let wait = if paused || polled.is_some() {
             Duration::ZERO
         } else {
@@ -363,7 +365,12 @@ fn consume_loop(
         messages.clear();
         w.drive_registry_retry(&consumer);
         let caught_up = taken == 0 && polled_nothing;
-        if w.paused || w.should_flush(now) || (caught_up && w.idle_flush_due(now)) {
+        let due = if w.paused {
+            w.until_retry(now).is_zero()
+        } else {
+            w.should_flush(now) || (caught_up && w.idle_flush_due(now))
+        };
+        if due {
             w.flush_or_pause(&consumer);
             now = Instant::now();
         }
@@ -422,6 +429,7 @@ impl Worker {
             write_timeout: config.clickhouse.timeout,
             paused: false,
             backoff: initial_backoff,
+            retry_at: None,
             report: IngestReport::default(),
             published: PipelineStats::default(),
             registry_retry: None,
@@ -539,6 +547,13 @@ impl Worker {
                 .is_some_and(|min_age| self.batch.age_exceeds(min_age, now))
     }
 
+    /// How long until a paused batch's next flush attempt (zero: due now, or not paused
+    /// after a failure).
+    fn until_retry(&self, now: Instant) -> Duration {
+        self.retry_at
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now))
+    }
+
     fn flush_or_pause(&mut self, consumer: &BaseConsumer<IngestContext>) {
         // Routine flushes commit asynchronously (rows are already durable; a lost commit
         // only means a harmless re-read); revocation and shutdown commit synchronously.
@@ -555,6 +570,7 @@ impl Worker {
                     info!("storage is back: batch written, consumption resumed");
                 }
                 self.backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
+                self.retry_at = None;
             }
             Err(e) => {
                 self.report.failed_flushes += 1;
@@ -569,7 +585,8 @@ impl Worker {
                     gauge!(m::PAUSED).set(1.0);
                 }
                 warn!(error = %e, retryable = e.is_retryable(), rows = self.batch.rows.len(), retry_in = ?self.backoff,
-                      "flush failed: consumption paused until storage accepts the batch");
+                      "flush failed: consumption paused until {}", e.blocked_on());
+                self.retry_at = Some(Instant::now() + self.backoff);
                 self.backoff =
                     (self.backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
             }
@@ -795,6 +812,32 @@ mod tests {
             seen_at_ms: 0,
         });
         w
+    }
+
+    #[test]
+    fn a_paused_batch_is_retried_only_when_its_backoff_has_passed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let store = SlowStore {
+            delay: Duration::ZERO,
+        };
+        let mut w = worker_with_a_row(&IngestConfig::default(), store, &rt);
+        let now = Instant::now();
+        assert_eq!(w.until_retry(now), Duration::ZERO, "nothing failed yet");
+        // After a failed flush: an early wake-up (an error event ends poll at once) finds
+        // the retry not yet due, however often it comes.
+        w.paused = true;
+        w.retry_at = Some(now + Duration::from_millis(800));
+        for early in [0, 1, 100, 799] {
+            assert!(!w.until_retry(now + Duration::from_millis(early)).is_zero());
+        }
+        assert!(w.until_retry(now + Duration::from_millis(800)).is_zero());
+        assert_eq!(
+            w.until_retry(now + Duration::from_millis(300)),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

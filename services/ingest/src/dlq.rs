@@ -82,7 +82,9 @@ impl ProducerContext for DeliveryTracker {
         match result {
             Ok(_) => state.store(ACKED, Ordering::Release),
             Err((e, _)) => {
-                tracing::warn!(error = %e, "dead letter delivery failed; it will be sent again");
+                // One line per letter would flood the log during a broker outage; the
+                // flush's warning counts the rejected letters instead.
+                tracing::debug!(error = %e, "dead letter delivery failed; it will be sent again");
                 state.store(FAILED, Ordering::Release);
             }
         }

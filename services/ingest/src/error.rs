@@ -66,6 +66,16 @@ pub enum FlushError {
 }
 
 impl FlushError {
+    /// What the paused batch waits for, in words for the log.
+    pub fn blocked_on(&self) -> &'static str {
+        match self {
+            FlushError::DeadLetters(_) => {
+                "the dead-letter topic acknowledges the batch's dead letters"
+            }
+            FlushError::Storage(_) | FlushError::StorageTimeout(_) => "storage accepts the batch",
+        }
+    }
+
     /// Whether the same flush may succeed later. A permanent failure is still retried (the
     /// batch cannot be dropped without losing rows), but it needs an operator.
     pub fn is_retryable(&self) -> bool {
