@@ -226,9 +226,10 @@ impl StorageArgs {
             }
         }
         Ok(match &self.data_dir {
-            Some(dir) => opened(Arc::new(sitetally_store::embedded::EmbeddedStore::open(
-                dir,
-            )?)),
+            // Every command here reads what demo or ingest wrote: never create a store.
+            Some(dir) => opened(Arc::new(
+                sitetally_store::embedded::EmbeddedStore::open_existing(dir)?,
+            )),
             None => opened(Arc::new(ClickHouseStore::new(&self.clickhouse.config()?)?)),
         })
     }
@@ -374,6 +375,8 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Serve(c) => {
+            // Token problems first: they are the operator's to fix before anything else.
+            c.args.authenticator()?;
             let OpenedStore { store, memory, .. } = c.storage.open_with_memory()?;
             let broker: Option<Arc<dyn ReadinessProbe>> = match &c.args.kafka_brokers {
                 Some(brokers) => Some(Arc::new(BrokerProbe::new(

@@ -108,6 +108,20 @@ struct Inner {
 type SketchKey = (String, String, u16, i8, bool);
 
 impl EmbeddedStore {
+    /// Opens the store a `sitetally demo` (or ingest) already wrote in `dir`; a mistyped
+    /// directory is an error naming it, not a new empty store reporting ready.
+    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        if !dir.join(DB_FILE).is_file() {
+            return Err(StoreError::Rejected(format!(
+                "--data-dir {}: no sitetally data there ({DB_FILE} not found); check the path, \
+                 or create it with `sitetally demo --data-dir {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        Self::open(dir)
+    }
+
     /// Opens (creating if needed) `dir/sitetally.sqlite` in WAL mode. Call
     /// [`Store::migrate`] before writing. Blocks briefly on file I/O: call it at start-up.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -744,6 +758,23 @@ impl Store for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_an_existing_store_refuses_a_mistyped_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("sitetally-dta");
+        let e = EmbeddedStore::open_existing(&typo)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("sitetally-dta") && e.contains("no sitetally data"),
+            "{e}"
+        );
+        assert!(!typo.exists(), "nothing was created");
+        EmbeddedStore::open(dir.path()).unwrap();
+        EmbeddedStore::open_existing(dir.path()).unwrap();
+    }
 
     #[test]
     fn busy_and_io_are_retryable_the_rest_is_not() {

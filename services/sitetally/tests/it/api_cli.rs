@@ -298,3 +298,23 @@ fn serve_refuses_to_start_without_tokens() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+/// A mistyped --data-dir is an error naming it, and creates nothing.
+#[test]
+fn a_mistyped_data_dir_is_refused_not_created() {
+    let dir = TempDir::new("api-typo");
+    let typo = dir.path().join("sitetally-dta");
+    let out = Command::new(BIN)
+        .args(["sites", "--tenant", "contoso", "--data-dir"])
+        .arg(&typo)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sitetally-dta") && stderr.contains("no sitetally data"),
+        "{stderr}"
+    );
+    assert!(!typo.exists(), "an empty store was created");
+}
