@@ -150,11 +150,7 @@ pub struct ServeArgs {
     pub allowed_host: Vec<String>,
     /// Kafka bootstrap servers whose reachability /readyz also reports (the API itself
     /// reads only the store; set this where it runs beside ingest).
-    #[arg(
-        long,
-        value_name = "HOST:PORT,...",
-        env = "SITETALLY_API_READY_KAFKA_BROKERS"
-    )]
+    #[arg(long, value_name = "HOST:PORT,...", env = "SITETALLY_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
     #[command(flatten)]
     pub planner: PlannerArgs,

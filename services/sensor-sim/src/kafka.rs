@@ -35,10 +35,13 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SimulateArgs {
-    /// Kafka bootstrap servers.
+    /// Kafka bootstrap servers (the same flag and variable on every command; `--brokers`
+    /// is an alias).
     #[arg(
-        long,
-        env = "SITETALLY_SIMULATE_BROKERS",
+        long = "kafka-brokers",
+        alias = "brokers",
+        value_name = "HOST:PORT,...",
+        env = "SITETALLY_KAFKA_BROKERS",
         default_value = "127.0.0.1:9092"
     )]
     pub brokers: String,

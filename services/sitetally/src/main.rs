@@ -248,8 +248,14 @@ struct IngestArgs {
     /// `SITETALLY_INGEST__SECTION__KEY` override it, and these flags override both.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Kafka bootstrap servers.
-    #[arg(long)]
+    /// Kafka bootstrap servers (the same flag and variable on every command; `--brokers`
+    /// is an alias).
+    #[arg(
+        long = "kafka-brokers",
+        alias = "brokers",
+        value_name = "HOST:PORT,...",
+        env = "SITETALLY_KAFKA_BROKERS"
+    )]
     brokers: Option<String>,
     /// Topic to consume.
     #[arg(long)]

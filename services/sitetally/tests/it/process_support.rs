@@ -32,7 +32,14 @@ impl IngestProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sitetally"))
             .args(["ingest", "--config"])
             .arg(&config)
-            .args(["--brokers", &brokers(), "--topic", topic, "--group", group])
+            .args([
+                "--kafka-brokers",
+                &brokers(),
+                "--topic",
+                topic,
+                "--group",
+                group,
+            ])
             .args(["--clickhouse-url", &clickhouse_url(), "--database", db])
             .env("SITETALLY_INGEST__BATCH__MAX_INTERVAL_MS", "300")
             // Small batches: ingest reads a whole Tansu fetch in milliseconds, so many small
