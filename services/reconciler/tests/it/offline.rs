@@ -134,8 +134,12 @@ async fn bad_files_give_precise_errors() {
     )
     .await
     .unwrap_err();
+    // The error names the file, then the field.
     assert_eq!(
         e.to_string(),
-        "tenants[0].sites[0].licences[0].tier: unknown tier \"XXL\" (known: XS, S, M, L, XL)"
+        format!(
+            "{}: tenants[0].sites[0].licences[0].tier: unknown tier \"XXL\" (known: XS, S, M, L, XL)",
+            lic.display()
+        )
     );
 }
