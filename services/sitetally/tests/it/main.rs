@@ -1,21 +1,5 @@
-//! The binary's integration tests, one test binary. Each test runs `sitetally` as a
-//! process (or in-process) with its own data directory, topic and database:
-//! - [`api_cli`]: `serve`, `sites`, `counts`, `forecast`, `reconcile` on the embedded store;
-//! - [`api_clickhouse`]: the API over data written by ingest into the rig's ClickHouse;
-//! - [`demo`]: `sitetally demo`, its summary against the simulator's truth and the API;
-//! - [`process`], [`outage`]: ingest as a process: kill -9, rebalance, ClickHouse down;
-//! - [`compose_config`]: docker-compose.yml as written.
-//!
-//! Tests that need the rig of `scripts/test.sh` (broker, ClickHouse) are `#[ignore]`d for
-//! plain `cargo test`.
+//! Integration tests of the `sitetally` binary, run as users run it: with
+//! RUST_BACKTRACE=1 in the environment, asserting exit codes, stdout and a one-line
+//! error on stderr. One binary; one module per command.
 
-#![allow(dead_code)] // helper modules serve some tests only
-
-mod api_cli;
-mod api_clickhouse;
-mod api_support;
-mod compose_config;
-mod demo;
-mod outage;
-mod process;
-mod process_support;
+mod reconcile_cli;
