@@ -361,3 +361,42 @@ fn legacy_only_sites_and_ending_trials_over_allowance_read_right() {
         r.stdout
     );
 }
+
+#[tokio::test]
+async fn straddling_sites_are_recounted_from_storage_when_given() {
+    use sitetally_core::{DeviceCategory, Sighting};
+    use sitetally_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = sitetally_store::embedded::EmbeddedStore::open(&data).unwrap();
+    store.migrate().await.unwrap();
+    // 1,003 devices at plant-north on 2025-05-27 (day 20235), inside the 60-day window.
+    let rows: Vec<Sighting> = (0..1_003u64)
+        .map(|k| Sighting {
+            tenant: "contoso".into(),
+            site: "plant-north".into(),
+            day: 20_235,
+            device_key: k.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            device_label: format!("mac:{k}"),
+            category: DeviceCategory::Ot,
+            agent_managed: false,
+            sensor: "s1".into(),
+            seen_at_ms: 1_748_304_000_000,
+        })
+        .collect();
+    store.write_sightings(&rows).await.unwrap();
+    drop(store);
+    let csv = "tenant,site,category,count,error_bound\ncontoso,plant-north,OT,1010,16\n";
+    let r = reconcile(
+        dir.path(),
+        &example_licences(),
+        csv,
+        &["--data-dir", data.to_str().unwrap(), "--fail-on", "over"],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let line = line_of(&r.stdout, "plant-north");
+    assert!(
+        line.contains("OVER_TIER (buy XL)") && line.contains("1003") && line.contains("exact*"),
+        "{line}"
+    );
+}
