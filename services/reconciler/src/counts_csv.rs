@@ -114,6 +114,7 @@ pub fn read_counts_csv(text: &str, file: &str) -> Result<CsvCounts, ReconcileErr
     let mut first_line: HashMap<RowKey, usize> = HashMap::new();
     let mut site_totals: HashMap<(String, String), u64> = HashMap::new();
     let mut tenant_totals: HashMap<String, u64> = HashMap::new();
+    let mut exact_totals: HashMap<(String, String), u64> = HashMap::new();
     let mut first = true;
     // Line numbers from byte offsets: the csv crate does not count comment lines, and a
     // record's position is where the reader started, before the comment and blank lines
@@ -217,6 +218,14 @@ pub fn read_counts_csv(text: &str, file: &str) -> Result<CsvCounts, ReconcileErr
             .ok_or_else(|| bad("count", format!("site {site:?} adds up to more than {MAX_DEVICES} devices, the largest supported count")))?;
         add_within(&mut tenant_totals, key.0.clone(), value)
             .ok_or_else(|| bad("count", format!("tenant {tenant:?} adds up to more than {MAX_DEVICES} devices, the largest supported count")))?;
+        if let Some(e) = exact {
+            add_within(&mut exact_totals, (key.0.clone(), key.1.clone()), e).ok_or_else(|| {
+                bad(
+                    "exact",
+                    format!("site {site:?} adds up to more than {MAX_DEVICES} devices, the largest supported count"),
+                )
+            })?;
+        }
         let count = match sigma {
             None => {
                 if exact.is_some_and(|e| e != value) {
