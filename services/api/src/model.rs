@@ -52,8 +52,9 @@ pub struct SiteRow {
     pub required_tier: Option<String>,
     /// devices / licensed capacity (1.0 = full); null without a capacity.
     pub utilisation: Option<f64>,
-    /// WITHIN_TIER, NEAR_LIMIT, OVER_TIER, UNLICENSED, TRIAL_OVER_ALLOWANCE,
-    /// TRIAL_ENDING, GRACE_PERIOD, SERVICE_STOPPED, RETENTION_ENDING.
+    /// WITHIN_TIER, NEAR_LIMIT, OVER_TIER, POSSIBLY_OVER, UNLICENSED,
+    /// TRIAL_OVER_ALLOWANCE, TRIAL_ENDING, GRACE_PERIOD, SERVICE_STOPPED,
+    /// RETENTION_ENDING.
     pub status: String,
     /// The status with its detail, e.g. `OVER_TIER (buy XL)`.
     pub status_detail: String,

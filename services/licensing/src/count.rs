@@ -4,10 +4,16 @@
 //! error. The decision code asks for an exact count whenever an estimate's band
 //! (default ±3σ) straddles a boundary it is about to decide on.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 pub use sitetally_core::count::{Count, CountMethod};
 use sitetally_core::DeviceCategory;
+
+/// The largest device count the rules decide on, per site or tenant: a billion devices.
+/// Larger counts (and catalogue sizes) are input errors: with them a tier quantity, an
+/// E5 coverage or a rounded total could stop being representable, and no real site
+/// comes within orders of magnitude of it.
+pub const MAX_DEVICES: u64 = 1_000_000_000;
 
 /// The billing window `[start, end)` a count covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +26,7 @@ impl CountWindow {
     /// The `days` days ending at `now`.
     pub fn ending(now: DateTime<Utc>, days: u32) -> Self {
         Self {
-            start: now - Duration::days(i64::from(days)),
+            start: crate::time::minus_days(now, days),
             end: now,
         }
     }
@@ -57,6 +63,10 @@ pub enum CountError {
     /// The source cannot answer this question at all (e.g. no exact counts offline).
     #[error("count source cannot answer: {0}")]
     Unsupported(String),
+    /// A count the rules cannot decide on: above [`MAX_DEVICES`], or a sum that
+    /// overflows.
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 impl CountError {

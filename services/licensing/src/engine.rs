@@ -2,7 +2,9 @@
 //! legacy plans), fetching the exact count whenever an estimate's band straddles a
 //! boundary the decision depends on.
 
-use crate::count::{CategoryCount, Count, CountError, CountQuery, CountSource, CountWindow};
+use crate::count::{
+    CategoryCount, Count, CountError, CountQuery, CountSource, CountWindow, MAX_DEVICES,
+};
 use crate::decision::{
     decide_eiot, decide_legacy_eiot, decide_legacy_ot, decide_site, utilisation, Decision, Outcome,
     SiteContext, Status, Subject,
@@ -51,7 +53,8 @@ where
         return decision(est, None, false, false, at_value);
     }
     let (lo, hi) = est.band(k);
-    if decide(lo).same_decision(&decide(hi)) {
+    let (at_lo, at_hi) = (decide(lo), decide(hi));
+    if at_lo.same_decision(&at_hi) {
         return decision(est, None, false, false, at_value);
     }
     match fetch_exact().await {
@@ -62,6 +65,14 @@ where
         Err(e) => {
             tracing::warn!(subject = %subject, error = %e, "estimate straddles a boundary and no exact count is available");
             let mut outcome = at_value;
+            // The band's upper end decides over and its lower end does not: the subject
+            // may be over. Never "near limit" or "within", whatever the value says.
+            if at_hi.status.is_over() && !at_lo.status.is_over() {
+                outcome.status = Status::PossiblyOver {
+                    if_over: Box::new(at_hi.status),
+                };
+                outcome.required_tier = at_hi.required_tier;
+            }
             outcome.notes.push(format!(
                 "estimate {}±{} straddles a boundary; exact count unavailable ({e})",
                 est.value,
@@ -70,6 +81,29 @@ where
             decision(est, None, false, true, outcome)
         }
     }
+}
+
+/// The sum of `counts`, as [`Count::sum`], or an error when it overflows or is above
+/// [`MAX_DEVICES`]; `what` names the subject in the error.
+fn checked_sum<'a>(
+    counts: impl IntoIterator<Item = &'a Count>,
+    what: &dyn Fn() -> String,
+) -> Result<Count, CountError> {
+    let counts: Vec<&Count> = counts.into_iter().collect();
+    let total = counts
+        .iter()
+        .try_fold(0u64, |sum, c| sum.checked_add(c.value))
+        .filter(|&v| v <= MAX_DEVICES);
+    match total {
+        Some(_) => Ok(Count::sum(counts)),
+        None => Err(out_of_range(what())),
+    }
+}
+
+fn out_of_range(what: String) -> CountError {
+    CountError::OutOfRange(format!(
+        "{what}: device count above the largest supported count ({MAX_DEVICES} devices)"
+    ))
 }
 
 /// Sums counts of `categories` per (tenant, site).
@@ -126,9 +160,15 @@ async fn exact_sum(
 ) -> Result<u64, CountError> {
     let mut total = 0u64;
     for site in sites {
-        total += source
+        let n = source
             .exact_site_count(tenant, site, categories, query)
             .await?;
+        total = total
+            .checked_add(n)
+            .filter(|&v| v <= MAX_DEVICES)
+            .ok_or_else(|| {
+                out_of_range(format!("{tenant}: exact count over {} sites", sites.len()))
+            })?;
     }
     Ok(total)
 }
@@ -154,8 +194,8 @@ pub async fn decide_all(
     };
     let ot_counts = source.site_counts(&ot_query).await?;
     let sites = run.ot_sites(&ot_counts);
-    let (mut decisions, site_counts) = run.decide_ot_sites(&sites, &ot_query).await;
-    decisions.extend(run.decide_legacy_ot_plans(&site_counts, &ot_query).await);
+    let (mut decisions, site_counts) = run.decide_ot_sites(&sites, &ot_query).await?;
+    decisions.extend(run.decide_legacy_ot_plans(&site_counts, &ot_query).await?);
     decisions.extend(run.decide_enterprise_iot().await?);
     Ok(decisions)
 }
@@ -204,16 +244,17 @@ impl Run<'_> {
         &self,
         sites: &SiteCounts,
         ot_query: &CountQuery,
-    ) -> (Vec<Decision>, HashMap<(String, String), Count>) {
+    ) -> Result<(Vec<Decision>, HashMap<(String, String), Count>), CountError> {
         let default_catalogue = TierCatalogue::default();
         let mut decisions = Vec::new();
         let mut estimates = HashMap::new();
         for ((tenant_id, site_id), counts) in sites {
-            let est = Count::sum(&counts[..]);
+            let est = checked_sum(&counts[..], &|| format!("{tenant_id}/{site_id}"))?;
             estimates.insert((tenant_id.clone(), site_id.clone()), est);
             let tenant = self.book.tenant(tenant_id);
             let ctx = SiteContext {
                 tenant,
+                site_id,
                 site: tenant.and_then(|t| t.site(site_id)),
                 catalogue: tenant.map(|t| &t.catalogue).unwrap_or(&default_catalogue),
                 settings: self.settings,
@@ -240,7 +281,7 @@ impl Run<'_> {
             .await;
             decisions.push(d);
         }
-        (decisions, estimates)
+        Ok((decisions, estimates))
     }
 
     /// Legacy committed-device OT plans in force, over the OT window: the sum of the
@@ -249,7 +290,7 @@ impl Run<'_> {
         &self,
         site_counts: &HashMap<(String, String), Count>,
         ot_query: &CountQuery,
-    ) -> Vec<Decision> {
+    ) -> Result<Vec<Decision>, CountError> {
         let (settings, now) = (self.settings, self.now);
         let mut decisions = Vec::new();
         for t in &self.book.tenants {
@@ -259,11 +300,12 @@ impl Run<'_> {
                     .filter(|(tn, s)| tn == &t.id && plan.covers(s))
                     .map(|(_, s)| s.clone())
                     .collect();
-                let est = Count::sum(
+                let est = checked_sum(
                     covered
                         .iter()
                         .filter_map(|s| site_counts.get(&(t.id.clone(), s.clone()))),
-                );
+                    &|| format!("{}/legacy OT plan {}", t.id, plan.id),
+                )?;
                 let subject = Subject::LegacyOtPlan {
                     tenant: t.id.clone(),
                     plan: plan.id.clone(),
@@ -295,7 +337,7 @@ impl Run<'_> {
                 decisions.push(d);
             }
         }
-        decisions
+        Ok(decisions)
     }
 
     /// Enterprise IoT coverage and legacy Enterprise IoT plans, per tenant, over the
@@ -336,12 +378,17 @@ impl Run<'_> {
         categories: &[DeviceCategory],
         q: &CountQuery,
     ) -> Result<Count, CountError> {
-        let sum = Count::sum(
+        let sum = checked_sum(
             mine.iter()
                 .filter(|c| categories.contains(&c.category))
                 .map(|c| &c.count),
-        );
-        tenant_estimate(self.source, &t.id, categories, q, sum).await
+            &|| t.id.clone(),
+        )?;
+        let est = tenant_estimate(self.source, &t.id, categories, q, sum).await?;
+        if est.value > MAX_DEVICES {
+            return Err(out_of_range(t.id.clone()));
+        }
+        Ok(est)
     }
 
     /// One tenant's Enterprise IoT decision (unless a legacy plan alone covers it) and
@@ -436,6 +483,18 @@ e5_licences = 240
         .unwrap()
     }
 
+    /// Decides with default settings, no previous statuses, at 2025-06-01.
+    async fn run(book: &LicenceBook, src: &dyn CountSource) -> Result<Vec<Decision>, CountError> {
+        decide_all(
+            book,
+            &Settings::default(),
+            src,
+            &HashMap::new(),
+            t("2025-06-01T00:00:00Z"),
+        )
+        .await
+    }
+
     fn sc(site: &str, cat: DeviceCategory, count: Count) -> CategoryCount {
         CategoryCount {
             tenant: "acme".into(),
@@ -452,15 +511,7 @@ e5_licences = 240
             ..Default::default()
         };
         src.exact.insert(("acme".into(), "p1".into()), 998);
-        let d = decide_all(
-            &book(),
-            &Settings::default(),
-            &src,
-            &HashMap::new(),
-            t("2025-06-01T00:00:00Z"),
-        )
-        .await
-        .unwrap();
+        let d = run(&book(), &src).await.unwrap();
         let site = d.iter().find(|d| d.subject.site() == Some("p1")).unwrap();
         assert!(site.exact_fetched);
         assert_eq!(site.count, Count::exact(998));
@@ -474,15 +525,7 @@ e5_licences = 240
             counts: vec![sc("p1", DeviceCategory::Ot, Count::estimated(3_000, 16.0))],
             ..Default::default()
         };
-        let d = decide_all(
-            &book(),
-            &Settings::default(),
-            &src,
-            &HashMap::new(),
-            t("2025-06-01T00:00:00Z"),
-        )
-        .await
-        .unwrap();
+        let d = run(&book(), &src).await.unwrap();
         let site = &d[0];
         assert!(!site.exact_fetched && !site.uncertain);
         assert_eq!(site.count.method, CountMethod::Estimated);
@@ -500,16 +543,70 @@ e5_licences = 240
             counts: vec![sc("p1", DeviceCategory::Ot, Count::estimated(1_010, 16.0))],
             ..Default::default()
         };
-        let d = decide_all(
-            &book(),
-            &Settings::default(),
-            &src,
-            &HashMap::new(),
-            t("2025-06-01T00:00:00Z"),
-        )
-        .await
-        .unwrap();
+        let d = run(&book(), &src).await.unwrap();
         assert!(d[0].uncertain);
+        // 1,010±48 against an L licence: the band's upper end is over, its lower end is
+        // not: possibly over, never "near limit".
+        assert_eq!(d[0].status().code(), "POSSIBLY_OVER");
+        assert!(!d[0].status().is_over() && d[0].status().is_possibly_over());
+        assert_eq!(
+            d[0].status().to_string(),
+            "POSSIBLY_OVER (if over: OVER_TIER (buy XL))"
+        );
+        // A band straddling only the near-limit boundary stays what its value says.
+        let src = StaticCounts {
+            counts: vec![sc("p1", DeviceCategory::Ot, Count::estimated(900, 16.0))],
+            ..Default::default()
+        };
+        let d = run(&book(), &src).await.unwrap();
+        assert!(d[0].uncertain);
+        assert_eq!(*d[0].status(), Status::NearLimit);
+    }
+
+    #[tokio::test]
+    async fn site_named_only_by_a_legacy_plan_is_covered_by_it() {
+        let book = LicenceBook::from_toml_str(
+            "[[tenants]]\nid = \"acme\"\n[[tenants.legacy_ot_plans]]\nid = \"plan\"\nsites = [\"depot\"]\ncommitments = [{ devices = 3000, confirmed_at = \"2025-01-01\" }]\n",
+            &Settings::default(),
+        )
+        .unwrap();
+        let src = StaticCounts {
+            counts: vec![sc("depot", DeviceCategory::Ot, Count::exact(2_000))],
+            ..Default::default()
+        };
+        let d = run(&book, &src).await.unwrap();
+        let site = d
+            .iter()
+            .find(|d| d.subject.site() == Some("depot"))
+            .unwrap();
+        assert_eq!(
+            *site.status(),
+            Status::WithinTier,
+            "{:?}",
+            site.outcome.notes
+        );
+        assert_eq!(site.outcome.coverage, crate::decision::Coverage::LegacyPlan);
+        let plan = d
+            .iter()
+            .find(|d| matches!(d.subject, Subject::LegacyOtPlan { .. }))
+            .unwrap();
+        assert_eq!(plan.count.value, 2_000);
+    }
+
+    #[tokio::test]
+    async fn counts_beyond_the_supported_range_are_errors_not_wrapped_sums() {
+        let src = StaticCounts {
+            counts: vec![
+                sc("p1", DeviceCategory::Ot, Count::exact(u64::MAX)),
+                sc("p1", DeviceCategory::Iot, Count::exact(2)),
+            ],
+            ..Default::default()
+        };
+        let e = run(&book(), &src).await.unwrap_err();
+        assert!(
+            e.to_string().starts_with("acme/p1: device count above"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -522,15 +619,7 @@ e5_licences = 240
             ],
             ..Default::default()
         };
-        let d = decide_all(
-            &book(),
-            &Settings::default(),
-            &src,
-            &HashMap::new(),
-            t("2025-06-01T00:00:00Z"),
-        )
-        .await
-        .unwrap();
+        let d = run(&book(), &src).await.unwrap();
         let e = d
             .iter()
             .find(|d| matches!(d.subject, Subject::EnterpriseIot { .. }))
@@ -587,15 +676,7 @@ e5_licences = 240
             },
             tenant_wide: 1_194,
         };
-        let d = decide_all(
-            &book(),
-            &Settings::default(),
-            &src,
-            &HashMap::new(),
-            t("2025-06-01T00:00:00Z"),
-        )
-        .await
-        .unwrap();
+        let d = run(&book(), &src).await.unwrap();
         let e = d
             .iter()
             .find(|d| matches!(d.subject, Subject::EnterpriseIot { .. }))

@@ -17,6 +17,7 @@
 //!   estimate's band straddles a boundary;
 //! - [`alert`]    alerts on transitions, idempotency keys, JSON/Avro encodings, and the
 //!   per-subject state kept between runs;
+//! - [`time`]     saturating date arithmetic (no date computation may panic);
 //! - [`forecast`] least-squares trend and boundary crossing with a 95% range.
 
 pub mod alert;
@@ -27,8 +28,11 @@ pub mod engine;
 pub mod fixtures;
 pub mod forecast;
 pub mod licence;
+#[cfg(test)]
+mod props;
 pub mod settings;
 pub mod tier;
+pub mod time;
 
 pub use alert::{Alert, SubjectState};
 pub use count::{

@@ -1,6 +1,7 @@
 //! Reconciler settings: billing windows, thresholds, and one setting for each point on
 //! which the licensing documents contradict each other, each with a documented default.
 
+use crate::count::MAX_DEVICES;
 use crate::tier::AboveXlPolicy;
 use serde::{Deserialize, Serialize};
 use sitetally_core::DeviceCategory;
@@ -110,6 +111,9 @@ impl Default for Settings {
     }
 }
 
+/// The largest day count a setting may hold (a century).
+pub const MAX_DAYS: u32 = 36_500;
+
 /// A setting with an impossible value; names the field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("settings.{field}: {reason}")]
@@ -123,7 +127,7 @@ impl Settings {
     pub fn from_toml_str(s: &str) -> Result<Self, SettingsError> {
         let settings: Settings = toml::from_str(s).map_err(|e| SettingsError {
             field: "toml",
-            reason: e.message().to_string(),
+            reason: crate::licence::toml_error(&e),
         })?;
         settings.validate()?;
         Ok(settings)
@@ -169,6 +173,28 @@ impl Settings {
         }
         if self.devices_per_e5 == 0 {
             return err("devices_per_e5", "must be at least 1");
+        }
+        // Day counts stay within a century, so no date computed from them can leave the
+        // representable range.
+        for (field, days) in [
+            ("ot_window_days", self.ot_window_days),
+            ("eiot_window_days", self.eiot_window_days),
+            ("trial_ending_days", self.trial_ending_days),
+            ("grace_days", self.grace_days),
+            ("retention_days", self.retention_days),
+        ] {
+            if days > MAX_DAYS {
+                return err(field, &format!("must be at most {MAX_DAYS} days"));
+            }
+        }
+        if self.effective_delay_minutes > MAX_DAYS * 24 * 60 {
+            return err(
+                "effective_delay_minutes",
+                &format!("must be at most {} minutes", MAX_DAYS * 24 * 60),
+            );
+        }
+        if self.devices_per_e5 > MAX_DEVICES {
+            return err("devices_per_e5", &format!("must be at most {MAX_DEVICES}"));
         }
         if self.retention_warning_days > self.retention_days {
             return err("retention_warning_days", "must not exceed retention_days");

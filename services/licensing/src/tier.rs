@@ -6,6 +6,7 @@
 //! let operators change them. 2XL and 3XL exist for sites above 5,000 devices but their
 //! sizes are not published: they are absent unless configured.
 
+use crate::count::MAX_DEVICES;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -158,6 +159,8 @@ pub enum CatalogueError {
     UnknownTier(String),
     #[error("{0}: size must be greater than zero")]
     Zero(String),
+    #[error("{0}: size {1} is above the largest supported count ({MAX_DEVICES} devices)")]
+    TooLarge(String, u64),
     #[error("{tier}: size {size} must be larger than {smaller} ({smaller_size})")]
     NotIncreasing {
         tier: String,
@@ -177,6 +180,9 @@ impl TierCatalogue {
                 .map_err(|_| CatalogueError::UnknownTier(name.clone()))?;
             if size == 0 {
                 return Err(CatalogueError::Zero(name.clone()));
+            }
+            if size > MAX_DEVICES {
+                return Err(CatalogueError::TooLarge(name.clone(), size));
             }
             sizes.insert(tier, size);
         }
@@ -227,9 +233,12 @@ impl TierCatalogue {
             .join(", ")
     }
 
-    /// Devices covered by a holding or need.
+    /// Devices covered by a holding or need. Saturating is exact for every comparison
+    /// with a `u64` count (validated catalogues and licences never saturate).
     pub fn capacity(&self, need: TierNeed) -> u64 {
-        self.size(need.tier).unwrap_or(0) * u64::from(need.quantity)
+        self.size(need.tier)
+            .unwrap_or(0)
+            .saturating_mul(u64::from(need.quantity))
     }
 
     /// The smallest licensing that covers `count` devices: one licence of the smallest
@@ -254,7 +263,9 @@ impl TierCatalogue {
                 }
             }
         }
-        let quantity = count.div_ceil(xl);
+        // Sizes are at least 5 devices for XL and counts the engine decides on at most
+        // [`MAX_DEVICES`], so the quantity fits; saturating keeps `required` monotone.
+        let quantity = count.div_ceil(xl.max(1));
         TierNeed {
             tier: Tier::Xl,
             quantity: u32::try_from(quantity).unwrap_or(u32::MAX),
@@ -270,11 +281,11 @@ impl TierCatalogue {
             .filter(|(t, _)| *t <= Tier::Xl || policy == AboveXlPolicy::LargerTiers)
             .map(|(_, s)| s)
             .collect();
-        let xl = self.xl_size();
-        let mut b = xl * 2;
-        while b <= max.saturating_add(xl) {
-            out.push(b);
-            b += xl;
+        let xl = self.xl_size().max(1);
+        let mut b = xl.checked_mul(2);
+        while let Some(v) = b.filter(|&v| v <= max.saturating_add(xl)) {
+            out.push(v);
+            b = v.checked_add(xl);
         }
         out.sort_unstable();
         out.dedup();

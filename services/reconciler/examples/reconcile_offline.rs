@@ -23,7 +23,7 @@ async fn main() {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(1);
+            std::process::exit(sitetally_reconciler::offline::EXIT_USAGE);
         }
     }
 }

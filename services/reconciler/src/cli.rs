@@ -1,7 +1,7 @@
 //! `sitetally reconcile` flags ([`ReconcileArgs`]), mounted as a subcommand by the
 //! `sitetally` binary, and helpers that turn them into settings and alert sinks.
 
-use crate::offline::{exit_code, render, run_offline_with, FailOn, OutputFormat};
+use crate::offline::{decide_offline, exit_code, render, uncertain_warnings, FailOn, OutputFormat};
 use crate::reconciler::{ReconcileError, Reconciler};
 use crate::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use crate::sink::webhook::{Secret, WebhookConfig, WebhookSink, MIN_SECRET_BYTES};
@@ -17,16 +17,40 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Compare device counts with licences, decide per site, and alert on changes.
-///
-/// Online (default): reads counts from storage every --interval (or once with --once),
-/// publishes status transitions to the Kafka topic tier-alerts and to webhooks.
-///
-/// Offline: with --counts FILE, reads a CSV `tenant,site,category,count[,error_bound]`
-/// (error_bound = one-sigma error of an estimate, in devices), prints a table or JSON and
-/// exits; with --fail-on over, exits 2 when any site is over its tier.
-///
-/// Example: sitetally reconcile --licences licences.toml --counts counts.csv --fail-on over
+/// The long help of `sitetally reconcile`: what it does, the counts CSV, `--fail-on`
+/// and the exit codes.
+pub const LONG_ABOUT: &str = "\
+Compare device counts with licensed tiers and raise alerts on overruns.
+
+Online (default): reads counts from storage every --interval (or once with --once),
+publishes status transitions to the Kafka topic tier-alerts and to webhooks.
+
+Offline: with --licences FILE --counts FILE, reads a CSV
+tenant,site,category,count[,error_bound[,exact]] (error_bound: one-sigma error of an
+estimate, in devices; exact: the row's exact count, used when the estimate's band
+straddles a boundary), prints a table or JSON and exits. A straddling estimate with no
+exact count is recounted from storage when --data-dir or --clickhouse-url is given;
+otherwise, if the band's upper end is over, the status reads POSSIBLY_OVER, and every
+decision resting on such an estimate is named on stderr: it never passes silently.
+
+--fail-on levels:
+  possibly-over  over, or possibly over (the default of a bare --fail-on: a maybe
+                 must not pass a check; settle it with exact counts)
+  over           definitely over only: a site over its tier, Enterprise IoT short of
+                 licences, a legacy plan above its commitment
+
+Exit codes:
+  0  success
+  1  the --fail-on condition holds
+  2  usage or input error: bad flag or value, unreadable or invalid file, a count
+     or licence number out of range (the message names the file and the line or
+     field)
+
+Example: sitetally reconcile --licences licences.toml --counts counts.csv --fail-on";
+
+/// Compare device counts with licences, decide per site, and alert on changes: online
+/// against storage, or offline from a counts CSV. The command's long help, with the
+/// `--fail-on` levels and exit codes, is [`LONG_ABOUT`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReconcileArgs {
     /// Run one reconciliation and exit (online mode). Offline mode always runs once.
@@ -56,8 +80,11 @@ pub struct ReconcileArgs {
     pub preloaded_licences: Option<LicenceBook>,
 
     /// Reconcile offline from this counts CSV instead of storage:
-    /// `tenant,site,category,count[,error_bound]`, categories OT, IOT, NETWORK,
-    /// COMPUTERS_MOBILE, UNKNOWN.
+    /// `tenant,site,category,count[,error_bound[,exact]]` (a header line may name the
+    /// columns in any order; quoted fields, CRLF, blank and # comment lines are fine),
+    /// categories OT, IOT, NETWORK, COMPUTERS_MOBILE, UNKNOWN. Each tenant/site/category
+    /// once. With --data-dir or --clickhouse-url, sites whose estimate straddles a
+    /// boundary and have no `exact` are recounted from that storage.
     #[arg(long, value_name = "FILE", requires = "licences")]
     pub counts: Option<PathBuf>,
 
@@ -65,9 +92,21 @@ pub struct ReconcileArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 
-    /// Exit with status 2 when the condition holds ("over": any site over its tier,
-    /// Enterprise IoT short of licences, or a legacy plan above its commitment).
-    #[arg(long, value_enum, value_name = "CONDITION")]
+    /// Exit with status 1 when the condition holds. "over": any subject definitely over
+    /// (a site over its tier, Enterprise IoT short of licences, a legacy plan above its
+    /// commitment). "possibly-over": those, and any estimate straddling an over
+    /// boundary with no exact count (POSSIBLY_OVER). A bare --fail-on means
+    /// possibly-over, the default because a maybe must not pass a check: give exact
+    /// counts (or storage to recount) to settle it, or ask for "over" to fail only on
+    /// certainties. Without --fail-on the exit status is 0 whatever is decided.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "LEVEL",
+        num_args = 0..=1,
+        require_equals = false,
+        default_missing_value = "possibly-over"
+    )]
     pub fail_on: Option<FailOn>,
 
     /// Reconciler settings (TOML): billing windows, near-limit ratio, error band,
@@ -338,6 +377,9 @@ impl ReconcileArgs {
         if self.once {
             let now = self.now();
             let report = r.run_once(now).await?;
+            for w in uncertain_warnings(&report.decisions, r.settings()) {
+                eprintln!("{w}");
+            }
             let mut out = render(&report.decisions, r.settings(), self.format, now);
             if self.format == OutputFormat::Table {
                 out.push_str(&format!(
@@ -355,6 +397,16 @@ impl ReconcileArgs {
 
     /// Runs the offline mode; returns the output and the exit code.
     pub async fn run_offline(&self) -> Result<(String, i32), ReconcileError> {
+        self.run_offline_recounting(None).await
+    }
+
+    /// Runs the offline mode, recounting from `recount` (storage) the sites whose
+    /// estimate straddles a boundary and which have no exact count in the CSV. Warns on
+    /// stderr about every decision that still rests on a straddling estimate.
+    pub async fn run_offline_recounting(
+        &self,
+        recount: Option<Arc<dyn CountSource>>,
+    ) -> Result<(String, i32), ReconcileError> {
         let counts = self
             .counts
             .as_ref()
@@ -364,15 +416,16 @@ impl ReconcileArgs {
             .as_ref()
             .ok_or_else(|| ReconcileError::Config("offline mode needs --licences FILE".into()))?;
         let settings = self.load_settings()?;
-        run_offline_with(
-            &settings,
-            licences,
-            counts,
-            self.format,
-            self.fail_on,
-            self.now(),
-        )
-        .await
+        let now = self.now();
+        let (decisions, warnings) =
+            decide_offline(&settings, licences, counts, recount, now).await?;
+        for w in warnings {
+            eprintln!("{w}");
+        }
+        Ok((
+            render(&decisions, &settings, self.format, now),
+            exit_code(&decisions, self.fail_on),
+        ))
     }
 }
 
@@ -436,6 +489,11 @@ mod tests {
             Cli::try_parse_from(["x", "--counts", "c.csv"]).is_err(),
             "--counts requires --licences"
         );
+        // A bare --fail-on is possibly-over.
+        let bare = Cli::try_parse_from(["x", "--fail-on"]).unwrap();
+        assert_eq!(bare.args.fail_on, Some(FailOn::PossiblyOver));
+        let p = Cli::try_parse_from(["x", "--fail-on", "possibly-over"]).unwrap();
+        assert_eq!(p.args.fail_on, Some(FailOn::PossiblyOver));
         let once = Cli::try_parse_from(["x", "--once"]).unwrap();
         assert!(once.args.once && !once.args.is_offline());
     }
@@ -469,7 +527,8 @@ mod tests {
             .run_online(Arc::new(counts), None, None, std::future::pending())
             .await
             .unwrap();
-        assert_eq!(code, 2);
+        // --fail-on holds: exit 1 (was 2, which is clap's code for usage errors).
+        assert_eq!(code, 1);
         assert!(out.contains("OVER_TIER (buy XL)"), "{out}");
         assert!(out.contains("alerts raised"), "{out}");
     }

@@ -1,18 +1,21 @@
 //! Offline reconciliation: licences from a file, counts from a CSV
-//! (`tenant,site,category,count[,error_bound]`), decisions printed as a table or JSON.
-//! This is `sitetally reconcile --licences FILE --counts FILE`.
+//! (`tenant,site,category,count[,error_bound[,exact]]`, see [`crate::counts_csv`]),
+//! decisions printed as a table or JSON. This is
+//! `sitetally reconcile --licences FILE --counts FILE`.
 
+use crate::counts_csv::read_counts_csv;
 use crate::reconciler::ReconcileError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sitetally_core::DeviceCategory;
-use sitetally_licensing::count::{CategoryCount, Count, StaticCounts};
+use sitetally_licensing::count::{CategoryCount, CountSource};
 use sitetally_licensing::decision::Decision;
+use sitetally_licensing::decision::Status;
 use sitetally_licensing::engine::decide_all;
 use sitetally_licensing::settings::Settings;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 /// How decisions are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -25,88 +28,29 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Conditions that make the command exit non-zero.
+/// Conditions that make the command exit with [`EXIT_FAIL_ON`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum FailOn {
-    /// Any site over its tier (also Enterprise IoT needing standalone licences and
-    /// legacy plans above their commitment).
+    /// Any subject over or possibly over: an estimate straddling a boundary with no
+    /// exact count to settle it may hide an overrun (POSSIBLY_OVER). The level of a
+    /// bare `--fail-on`.
+    PossiblyOver,
+    /// Only subjects definitely over: a site over its tier, Enterprise IoT short of
+    /// licences, a legacy plan above its commitment.
     Over,
 }
 
 /// Exit code when `--fail-on` matched.
-pub const EXIT_FAIL_ON: i32 = 2;
+pub const EXIT_FAIL_ON: i32 = 1;
 
-/// Parses the counts CSV. A header line starting with `tenant` is skipped, as are blank
-/// lines and lines starting with `#`. `error_bound` is the one-sigma error of an
-/// estimate in devices: when the column is present (even 0) the count is an estimate;
-/// when it is absent or empty the count is exact.
+/// Exit code of usage and input errors (bad flags, files, values), as clap uses.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Parses the counts CSV into per-category counts (see [`crate::counts_csv`] for the
+/// format and [`read_counts_csv`] for the exact counts it may also carry).
 pub fn parse_counts_csv(text: &str, file: &str) -> Result<Vec<CategoryCount>, ReconcileError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-        if n == 1 && cols[0].eq_ignore_ascii_case("tenant") {
-            continue;
-        }
-        let bad =
-            |col: &str, msg: String| ReconcileError::Config(format!("{file}:{n}: {col}: {msg}"));
-        if !(4..=5).contains(&cols.len()) {
-            return Err(bad(
-                "line",
-                format!(
-                    "expected tenant,site,category,count[,error_bound], got {} columns",
-                    cols.len()
-                ),
-            ));
-        }
-        if cols[0].is_empty() {
-            return Err(bad("tenant", "must not be empty".into()));
-        }
-        if cols[1].is_empty() {
-            return Err(bad("site", "must not be empty".into()));
-        }
-        let category = DeviceCategory::parse(cols[2]).ok_or_else(|| {
-            bad(
-                "category",
-                format!(
-                    "unknown category {:?} (known: {})",
-                    cols[2],
-                    DeviceCategory::ALL.map(|c| c.as_str()).join(", ")
-                ),
-            )
-        })?;
-        let value: u64 = cols[3].parse().map_err(|_| {
-            bad(
-                "count",
-                format!("not a non-negative integer: {:?}", cols[3]),
-            )
-        })?;
-        let count = match cols.get(4).filter(|s| !s.is_empty()) {
-            None => Count::exact(value),
-            Some(s) => {
-                let sigma: f64 = s
-                    .parse()
-                    .ok()
-                    .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| {
-                        bad("error_bound", format!("not a non-negative number: {s:?}"))
-                    })?;
-                Count::estimated(value, sigma)
-            }
-        };
-        out.push(CategoryCount {
-            tenant: cols[0].to_string(),
-            site: cols[1].to_string(),
-            category,
-            count,
-        });
-    }
-    Ok(out)
+    Ok(read_counts_csv(text, file)?.counts)
 }
 
 /// Renders decisions as an aligned table.
@@ -176,16 +120,38 @@ pub fn render_table(decisions: &[Decision], settings: &Settings) -> String {
     out
 }
 
+/// One line per decision that rests on a straddling estimate, for stderr: such a
+/// decision never passes silently, whatever the output format and `--fail-on`.
+pub fn uncertain_warnings(decisions: &[Decision], settings: &Settings) -> Vec<String> {
+    decisions
+        .iter()
+        .filter(|d| d.uncertain)
+        .map(|d| {
+            format!(
+                "warning: {}: {} rests on an estimate ({}±{}) that straddles a boundary; give an exact count to decide",
+                d.subject,
+                d.status(),
+                d.count.value,
+                d.error_bound(settings)
+            )
+        })
+        .collect()
+}
+
 /// JSON document for `--format json`.
 #[derive(Debug, Serialize)]
 struct JsonReport<'a> {
     decided_at: DateTime<Utc>,
+    /// Subjects definitely over.
     over: usize,
+    /// Subjects possibly over (an estimate straddling an over boundary, no exact count).
+    possibly_over: usize,
     decisions: &'a [Decision],
 }
 
 /// Offline reconciliation with default settings. Returns the printed output and the
-/// exit code (0, or [`EXIT_FAIL_ON`] when `fail_on` matched).
+/// exit code (0, or [`EXIT_FAIL_ON`] when `fail_on` matched). Exact counts come from
+/// the CSV's `exact` column only.
 pub async fn run_offline(
     licences: &Path,
     counts: &Path,
@@ -205,20 +171,33 @@ pub async fn run_offline_with(
     fail_on: Option<FailOn>,
     now: DateTime<Utc>,
 ) -> Result<(String, i32), ReconcileError> {
+    let (decisions, _) = decide_offline(settings, licences, counts, None, now).await?;
+    Ok((
+        render(&decisions, settings, format, now),
+        exit_code(&decisions, fail_on),
+    ))
+}
+
+/// Decides from a licence file and a counts CSV; an estimate straddling a boundary is
+/// settled by the CSV's `exact` column, else by `recount` (storage) when given. Also
+/// returns the stderr warnings for decisions that stayed uncertain.
+pub async fn decide_offline(
+    settings: &Settings,
+    licences: &Path,
+    counts: &Path,
+    recount: Option<Arc<dyn CountSource>>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Decision>, Vec<String>), ReconcileError> {
     let book = crate::licence_table::load_file(licences, settings)?;
     let text = std::fs::read_to_string(counts).map_err(|source| ReconcileError::Io {
         path: counts.display().to_string(),
         source,
     })?;
-    let source = StaticCounts {
-        counts: parse_counts_csv(&text, &counts.display().to_string())?,
-        exact: HashMap::new(),
-    };
+    let mut source = read_counts_csv(&text, &counts.display().to_string())?;
+    source.recount = recount;
     let decisions = decide_all(&book, settings, &source, &HashMap::new(), now).await?;
-    Ok((
-        render(&decisions, settings, format, now),
-        exit_code(&decisions, fail_on),
-    ))
+    let warnings = uncertain_warnings(&decisions, settings);
+    Ok((decisions, warnings))
 }
 
 /// Renders decisions in `format`.
@@ -229,12 +208,17 @@ pub fn render(
     now: DateTime<Utc>,
 ) -> String {
     let over = decisions.iter().filter(|d| d.status().is_over()).count();
+    let possibly_over = decisions
+        .iter()
+        .filter(|d| matches!(d.status(), Status::PossiblyOver { .. }))
+        .count();
     match format {
         OutputFormat::Table => render_table(decisions, settings),
         OutputFormat::Json => {
             let mut s = serde_json::to_string_pretty(&JsonReport {
                 decided_at: now,
                 over,
+                possibly_over,
                 decisions,
             })
             .expect("decisions serialize");
@@ -246,16 +230,23 @@ pub fn render(
 
 /// The exit code for `--fail-on`: [`EXIT_FAIL_ON`] when the condition holds, else 0.
 pub fn exit_code(decisions: &[Decision], fail_on: Option<FailOn>) -> i32 {
-    match fail_on {
-        Some(FailOn::Over) if decisions.iter().any(|d| d.status().is_over()) => EXIT_FAIL_ON,
-        _ => 0,
+    let holds = |d: &Decision| match fail_on {
+        Some(FailOn::Over) => d.status().is_over(),
+        Some(FailOn::PossiblyOver) => d.status().is_possibly_over(),
+        None => false,
+    };
+    if decisions.iter().any(holds) {
+        EXIT_FAIL_ON
+    } else {
+        0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sitetally_licensing::count::CountMethod;
+    use sitetally_core::DeviceCategory;
+    use sitetally_licensing::count::{Count, CountMethod};
 
     #[test]
     fn csv_parses_and_names_bad_cells() {

@@ -67,6 +67,7 @@ enum Command {
     Migrate(MigrateArgs),
     /// Compare device counts with licensed tiers and raise alerts on overruns; offline
     /// with `--licences FILE --counts FILE`, or against storage (`--once` or periodic).
+    #[command(long_about = sitetally_reconciler::cli::LONG_ABOUT)]
     Reconcile(ReconcileCommand),
     /// Produce realistic simulated sensor traffic to a Kafka topic (load, demos, tests).
     Simulate(sitetally_sensor_sim::SimulateArgs),
@@ -235,6 +236,21 @@ impl StorageArgs {
     }
 }
 
+impl StorageArgs {
+    /// Offline runs: where to recount sites whose estimate straddles a boundary, when
+    /// storage was named (--data-dir, or --clickhouse-url / SITETALLY_CLICKHOUSE_URL).
+    fn recount_source(&self) -> anyhow::Result<Option<Arc<dyn sitetally_licensing::CountSource>>> {
+        let store: Arc<dyn Store> = match (&self.data_dir, &self.clickhouse.clickhouse_url) {
+            (Some(dir), _) => Arc::new(sitetally_store::embedded::EmbeddedStore::open_existing(
+                dir,
+            )?),
+            (None, Some(_)) => Arc::new(ClickHouseStore::new(&self.clickhouse.config()?)?),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Arc::new(StoreCounts::new(store))))
+    }
+}
+
 /// A store with the reconciler's memory in the same engine.
 struct OpenedStore {
     store: Arc<dyn Store>,
@@ -341,16 +357,45 @@ fn ingest_config(args: &IngestArgs) -> anyhow::Result<sitetally_ingest::IngestCo
     Ok(c)
 }
 
+/// Exit codes: 0 success, 1 when `reconcile --fail-on` holds, 2 for usage and input
+/// errors (clap's code for bad flags; this binary's for every error it reports). An
+/// error is printed as one line on stderr, never as a backtrace, whatever
+/// RUST_BACKTRACE says.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
     init_logging(&cli.log);
+    let code = match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            sitetally_reconciler::offline::EXIT_USAGE
+        }
+    };
+    if code != 0 {
+        std::process::exit(code);
+    }
+}
+
+/// An error and its causes on one line (`{:#}` joins the chain with ": "; messages
+/// that span lines are joined with spaces).
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the command; returns the exit code.
+async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Ingest(args) => {
             let config = ingest_config(&args)?;
             if args.print_config {
                 println!("{}", serde_json::to_string_pretty(&config)?);
-                return Ok(());
+                return Ok(0);
             }
             init_metrics(config.metrics_listen.as_deref())?;
             sitetally_ingest::metrics::describe();
@@ -364,12 +409,7 @@ async fn main() -> anyhow::Result<()> {
             let applied = store.migrate().await?;
             tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });
         }
-        Command::Reconcile(cmd) => {
-            let code = reconcile(cmd).await?;
-            if code != 0 {
-                std::process::exit(code);
-            }
-        }
+        Command::Reconcile(cmd) => return reconcile(cmd).await,
         Command::Simulate(args) => {
             let report = sitetally_sensor_sim::run_simulation(args, shutdown_signal()).await?;
             eprintln!(
@@ -448,13 +488,14 @@ async fn main() -> anyhow::Result<()> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
     let args = &cmd.reconcile;
     if args.is_offline() && args.import_licences.is_none() && !args.licences_from_clickhouse {
-        let (output, code) = args.run_offline().await?;
+        let recount = cmd.storage.recount_source()?;
+        let (output, code) = args.run_offline_recounting(recount).await?;
         print!("{output}");
         return Ok(code);
     }

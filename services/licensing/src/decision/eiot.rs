@@ -5,11 +5,22 @@ use super::hysteresis::level;
 use super::{days_left, Coverage, Outcome, Status};
 use crate::licence::{EiotTrial, Tenant};
 use crate::settings::{EiotGapRounding, Settings};
-use chrono::{DateTime, Duration, Utc};
+use crate::time::minus_days;
+use chrono::{DateTime, Utc};
 
-/// Rounds up to a multiple of 100 (1,679 → 1,700).
-pub fn round_up_100(n: u64) -> u64 {
-    n.div_ceil(100) * 100
+/// Rounds up to a multiple of 100 (1,679 → 1,700); None when the result does not fit
+/// in a `u64` (the engine never decides on counts that large: see
+/// [`crate::count::MAX_DEVICES`]).
+pub fn round_up_100(n: u64) -> Option<u64> {
+    n.div_ceil(100).checked_mul(100)
+}
+
+/// Devices covered by E5 and standalone licences. Saturating is exact for every
+/// comparison with a `u64` count (validation rejects files where it would saturate).
+pub fn eiot_covered(e5_licences: u64, devices_per_e5: u64, standalone: u64) -> u64 {
+    e5_licences
+        .saturating_mul(devices_per_e5)
+        .saturating_add(standalone)
 }
 
 /// Enterprise IoT: IoT devices (Computers & Mobile excluded) against 5 x E5 +
@@ -22,10 +33,11 @@ pub fn decide_eiot(
     now: DateTime<Utc>,
 ) -> Outcome {
     let eiot = tenant.enterprise_iot.clone().unwrap_or_default();
-    let covered = eiot.e5_licences * s.devices_per_e5 + eiot.standalone_licences;
+    let covered = eiot_covered(eiot.e5_licences, s.devices_per_e5, eiot.standalone_licences);
     let billed = match s.eiot_gap_rounding {
         EiotGapRounding::Exact => value,
-        EiotGapRounding::RoundUpTo100 => round_up_100(value),
+        // Saturating keeps the status monotone for counts the engine never decides on.
+        EiotGapRounding::RoundUpTo100 => round_up_100(value).unwrap_or(u64::MAX),
     };
     let mut notes = vec![format!(
         "{} E5 x {} + {} standalone = {covered} devices covered",
@@ -71,14 +83,16 @@ fn trial_status(
 ) -> (Status, bool) {
     let end = trial.end();
     let limit = trial.device_limit.unwrap_or(u64::MAX);
-    let ending = now >= end - Duration::days(i64::from(s.trial_ending_days));
+    let ending = now >= minus_days(end, s.trial_ending_days);
     let (lvl, held) = level(value, limit, prev_level, s);
     if value > limit {
         notes.push(format!("trial covers {limit} devices; {value} seen"));
     }
     let status = if ending {
+        // An over-allowance is shown beside the day counter, never hidden by it.
         Status::TrialEnding {
             days_left: days_left(end, now),
+            over_allowance: trial.device_limit.is_some() && lvl == 2,
         }
     } else if trial.device_limit.is_none() {
         Status::WithinTier
@@ -164,12 +178,23 @@ mod tests {
         );
         assert_eq!(
             decide_eiot(&b.tenants[0], 50_000, None, &s, t("2025-06-10T00:00:00Z")).status,
-            Status::TrialEnding { days_left: 9 }
+            Status::TrialEnding {
+                days_left: 9,
+                over_allowance: false
+            }
         );
         let b = book("[[tenants]]\nid = \"a\"\n[tenants.enterprise_iot.trial]\nstart = \"2025-05-01\"\ndays = 90\ndevice_limit = 100\n");
         assert_eq!(
             decide_eiot(&b.tenants[0], 150, None, &s, t(MID)).status,
             Status::TrialOverAllowance
+        );
+        // In its final days the over-allowance shows beside the day counter.
+        assert_eq!(
+            decide_eiot(&b.tenants[0], 150, None, &s, t("2025-07-25T00:00:00Z")).status,
+            Status::TrialEnding {
+                days_left: 5,
+                over_allowance: true
+            }
         );
     }
 }

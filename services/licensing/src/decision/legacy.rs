@@ -51,7 +51,8 @@ pub fn decide_legacy_eiot(
     let eiot = tenant.enterprise_iot.as_ref()?;
     let c = commitment_at(&eiot.legacy_commitments, now, s.effective_delay())?;
     let billed = match s.legacy_eiot_rounding {
-        LegacyEiotRounding::RoundUpTo100 => round_up_100(value),
+        // Saturating keeps the status monotone for counts the engine never decides on.
+        LegacyEiotRounding::RoundUpTo100 => round_up_100(value).unwrap_or(u64::MAX),
         LegacyEiotRounding::Exact => value,
     };
     let notes = vec![format!(
@@ -82,9 +83,10 @@ mod tests {
 
     #[test]
     fn legacy_eiot_473_plus_1206_rounds_to_1700() {
-        assert_eq!(round_up_100(473 + 1_206), 1_700);
-        assert_eq!(round_up_100(1_700), 1_700);
-        assert_eq!(round_up_100(0), 0);
+        assert_eq!(round_up_100(473 + 1_206), Some(1_700));
+        assert_eq!(round_up_100(1_700), Some(1_700));
+        assert_eq!(round_up_100(0), Some(0));
+        assert_eq!(round_up_100(u64::MAX - 5), None);
         let b = book("[[tenants]]\nid = \"a\"\n[tenants.enterprise_iot]\nlegacy_commitments = [{ devices = 1700, confirmed_at = \"2025-01-01\" }]\n");
         let s = Settings::default();
         let o = decide_legacy_eiot(&b.tenants[0], 473 + 1_206, None, &s, t(MID)).unwrap();

@@ -27,7 +27,8 @@ mod subject;
 #[cfg(test)]
 mod test_support;
 
-pub use eiot::{decide_eiot, round_up_100};
+pub use crate::time::{minus_days, plus_days};
+pub use eiot::{decide_eiot, eiot_covered, round_up_100};
 pub use legacy::{decide_commitment, decide_legacy_eiot, decide_legacy_ot};
 pub use outcome::{utilisation, Coverage, Decision, Outcome};
 pub use site::{decide_site, SiteContext};

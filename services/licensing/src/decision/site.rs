@@ -9,6 +9,7 @@ use super::{days_left, Coverage, Outcome, Status};
 use crate::licence::{commitment_at, LegacyOtPlan, OtLicence, Site, Tenant};
 use crate::settings::Settings;
 use crate::tier::{Tier, TierCatalogue, TierNeed};
+use crate::time::plus_days;
 use chrono::{DateTime, Duration, Utc};
 
 /// Everything needed to decide on one OT site.
@@ -16,6 +17,9 @@ use chrono::{DateTime, Duration, Utc};
 pub struct SiteContext<'a> {
     /// The tenant, when it is in the licence book.
     pub tenant: Option<&'a Tenant>,
+    /// The site's id (a site may be covered by a legacy plan without being in the
+    /// book's site list).
+    pub site_id: &'a str,
     /// The site, when it is in the licence book.
     pub site: Option<&'a Site>,
     pub catalogue: &'a TierCatalogue,
@@ -37,7 +41,12 @@ pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> 
         required: ctx.catalogue.required(value, ctx.settings.above_xl),
     };
     let (paid, trial) = in_effect(&licences, ctx.now, delay);
-    if !paid.is_empty() {
+    // Paid licences decide, unless a trial still in effect covers more (a customer who
+    // buys an XS during a trial keeps the trial's allowance until it ends: adding a
+    // licence never makes a site more over).
+    let paid_capacity = ctx.catalogue.capacity(holding(&paid, ctx.catalogue));
+    let trial_covers_more = trial.is_some() && paid_capacity < ctx.settings.trial_allowance;
+    if !paid.is_empty() && !trial_covers_more {
         return count.paid(&paid);
     }
     if let Some(trial) = trial {
@@ -75,29 +84,33 @@ fn in_effect<'l>(
 
 /// The tenant's legacy plan covering the site with a commitment in force, if any.
 fn legacy_plan<'a>(ctx: &SiteContext<'a>, delay: Duration) -> Option<&'a LegacyOtPlan> {
-    let site_id = ctx.site.map(|s| s.id.as_str()).unwrap_or("");
     ctx.tenant?
         .legacy_ot_plans
         .iter()
-        .find(|p| p.covers(site_id) && commitment_at(&p.commitments, ctx.now, delay).is_some())
+        .find(|p| p.covers(ctx.site_id) && commitment_at(&p.commitments, ctx.now, delay).is_some())
 }
 
-/// The tier holding of a set of paid licences: stacked XL if any XL, else the largest.
-fn holding(paid: &[&OtLicence]) -> TierNeed {
+/// The tier holding of a set of paid licences: the stacked XL licences or the largest
+/// other tier, whichever covers more (an XL next to a 3XL never shrinks the holding).
+/// (Validation keeps a site's XL quantities within `u32`; the sum saturates if not.)
+fn holding(paid: &[&OtLicence], catalogue: &TierCatalogue) -> TierNeed {
     let xl: u32 = paid
         .iter()
         .filter(|l| l.tier == Tier::Xl)
-        .map(|l| l.quantity)
-        .sum();
-    if xl > 0 {
-        return TierNeed {
-            tier: Tier::Xl,
-            quantity: xl,
-        };
-    }
-    paid.iter()
+        .fold(0u32, |sum, l| sum.saturating_add(l.quantity));
+    let stacked = (xl > 0).then_some(TierNeed {
+        tier: Tier::Xl,
+        quantity: xl,
+    });
+    let largest = paid
+        .iter()
+        .filter(|l| l.tier != Tier::Xl)
         .map(|l| TierNeed::one(l.tier))
-        .max_by_key(|n| n.tier)
+        .max_by_key(|n| n.tier);
+    [stacked, largest]
+        .into_iter()
+        .flatten()
+        .max_by_key(|&n| catalogue.capacity(n))
         .unwrap_or(TierNeed::one(Tier::Xs))
 }
 
@@ -141,7 +154,7 @@ impl SiteCount<'_, '_> {
 
     /// Paid licences in effect: within, near the limit, or over the tier held.
     fn paid(&self, paid: &[&OtLicence]) -> Outcome {
-        let held_tier = holding(paid);
+        let held_tier = holding(paid, self.ctx.catalogue);
         let capacity = self.ctx.catalogue.capacity(held_tier);
         let (lvl, held) = self.level(capacity);
         let status = match lvl {
@@ -196,8 +209,10 @@ impl SiteCount<'_, '_> {
         }
         let status = if trial.can_extend(now, s.trial_ending_days) {
             notes.push("trial can be extended now".into());
+            // Shown beside the day counter, never hidden by it.
             Status::TrialEnding {
                 days_left: days_left(end, now),
+                over_allowance: lvl == 2,
             }
         } else {
             match lvl {
@@ -268,7 +283,7 @@ impl SiteCount<'_, '_> {
     /// stops and data is retained for a while.
     fn lapsed(&self, expired: DateTime<Utc>, trial_ended_over: bool) -> Outcome {
         let (s, now) = (self.ctx.settings, self.ctx.now);
-        let grace_end = expired + Duration::days(i64::from(s.grace_days));
+        let grace_end = plus_days(expired, s.grace_days);
         if now >= grace_end {
             return self.stopped(grace_end);
         }
@@ -292,7 +307,7 @@ impl SiteCount<'_, '_> {
     /// data retention.
     fn stopped(&self, grace_end: DateTime<Utc>) -> Outcome {
         let (s, now) = (self.ctx.settings, self.ctx.now);
-        let retention_end = grace_end + Duration::days(i64::from(s.retention_days));
+        let retention_end = plus_days(grace_end, s.retention_days);
         let retention_left = days_left(retention_end, now);
         let notes = vec![format!(
             "service stopped {}; data retained until {}",
@@ -375,6 +390,22 @@ mod tests {
     }
 
     #[test]
+    fn an_xl_beside_a_3xl_never_shrinks_the_holding() {
+        let doc = format!(
+            "[catalogue]\n\"2XL\" = 10000\n\"3XL\" = 15000\n{}",
+            site_doc(&format!(
+                "{}{}",
+                lic("3XL", "paid", ""),
+                lic("XL", "paid", "")
+            ))
+        );
+        let o = decide(&book(&doc), 12_000, MID, None);
+        assert_eq!(o.licensed_tier, Some(TierNeed::one(Tier::Xl3)));
+        assert_eq!(o.licensed_capacity, Some(15_000));
+        assert_eq!(o.status, Status::WithinTier);
+    }
+
+    #[test]
     fn hysteresis_prevents_flapping() {
         let b = book(&site_doc(&lic("L", "paid", "")));
         let over = decide(&b, 1_001, MID, None).status;
@@ -429,7 +460,25 @@ mod tests {
         );
         // Final 15 days: trial ending, extension possible.
         let o = decide(&b, 1_500, "2025-03-20T00:00:00Z", None);
-        assert_eq!(o.status, Status::TrialEnding { days_left: 12 });
+        // ...and the over-allowance is shown beside it, not hidden by it.
+        assert_eq!(
+            o.status,
+            Status::TrialEnding {
+                days_left: 12,
+                over_allowance: true
+            }
+        );
+        assert_eq!(
+            o.status.to_string(),
+            "TRIAL_ENDING (12d left) + OVER_ALLOWANCE"
+        );
+        assert_eq!(
+            decide(&b, 400, "2025-03-20T00:00:00Z", None).status,
+            Status::TrialEnding {
+                days_left: 12,
+                over_allowance: false
+            }
+        );
         // After the end: over tier, must buy the tier the count needs.
         let o = decide(&b, 1_500, "2025-04-01T00:00:00Z", None);
         assert_eq!(
@@ -528,6 +577,30 @@ mod tests {
     }
 
     #[test]
+    fn site_covered_only_by_a_legacy_plan_is_not_unlicensed() {
+        // "depot" is named only by the plan, not in the tenant's site list.
+        let b = book("[[tenants]]\nid = \"a\"\n[[tenants.legacy_ot_plans]]\nid = \"plan\"\nsites = [\"depot\"]\ncommitments = [{ devices = 3000, confirmed_at = \"2025-01-01\" }]\n");
+        let s = Settings::default();
+        let tenant = &b.tenants[0];
+        let ctx = |site_id| SiteContext {
+            tenant: Some(tenant),
+            site_id,
+            site: None,
+            catalogue: &tenant.catalogue,
+            settings: &s,
+            now: t(MID),
+        };
+        let o = decide_site(&ctx("depot"), 2_000, None);
+        assert_eq!(o.status, Status::WithinTier);
+        assert_eq!(o.coverage, Coverage::LegacyPlan);
+        // A site the plan does not name is still unlicensed.
+        assert_eq!(
+            decide_site(&ctx("elsewhere"), 2_000, None).status,
+            Status::Unlicensed
+        );
+    }
+
+    #[test]
     fn unlicensed_site_and_unknown_tenant() {
         let b = book(&site_doc(""));
         let o = decide(&b, 50, MID, None);
@@ -537,6 +610,7 @@ mod tests {
         let cat = TierCatalogue::default();
         let ctx = SiteContext {
             tenant: None,
+            site_id: "p1",
             site: None,
             catalogue: &cat,
             settings: &s,

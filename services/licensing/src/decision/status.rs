@@ -22,8 +22,19 @@ pub enum Status {
     /// A trial above its allowance (1,000 devices). Monitoring continues; informational
     /// until the trial ends.
     TrialOverAllowance,
-    /// A trial in its final days (default 15): it can be extended now.
-    TrialEnding { days_left: i64 },
+    /// A trial in its final days (default 15): it can be extended now. When the count is
+    /// also above the trial's allowance, `over_allowance` says so beside the day counter
+    /// (at the trial's end the site must be licensed at the tier its count needs).
+    TrialEnding {
+        days_left: i64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        over_allowance: bool,
+    },
+    /// An estimate whose error band straddles a boundary, no exact count to settle it,
+    /// and the band's upper end decides over: the subject may be over. `if_over` is
+    /// the status the upper end gives (what to buy if it is). Never passes silently:
+    /// `--fail-on possibly-over` fails on it.
+    PossiblyOver { if_over: Box<Status> },
     /// The tenant's last licence expired; the service continues for `days_left` more
     /// days.
     GracePeriod { days_left: i64 },
@@ -49,6 +60,7 @@ impl Status {
             Status::Unlicensed => "UNLICENSED",
             Status::TrialOverAllowance => "TRIAL_OVER_ALLOWANCE",
             Status::TrialEnding { .. } => "TRIAL_ENDING",
+            Status::PossiblyOver { .. } => "POSSIBLY_OVER",
             Status::GracePeriod { .. } => "GRACE_PERIOD",
             Status::ServiceStopped { .. } => "SERVICE_STOPPED",
             Status::RetentionEnding { .. } => "RETENTION_ENDING",
@@ -63,11 +75,19 @@ impl Status {
     pub fn transition_key(&self) -> String {
         match self {
             Status::OverTier { tier_to_buy } => format!("OVER_TIER:{tier_to_buy}"),
+            Status::TrialEnding {
+                over_allowance: true,
+                ..
+            } => "TRIAL_ENDING:OVER_ALLOWANCE".to_string(),
+            Status::PossiblyOver { if_over } => {
+                format!("POSSIBLY_OVER:{}", if_over.transition_key())
+            }
             other => other.code().to_string(),
         }
     }
 
-    /// Whether the status calls for action (used by `--fail-on over`).
+    /// Whether the subject is definitely over: the status calls for buying something
+    /// (used by `--fail-on over`). [`Status::PossiblyOver`] is not.
     pub fn is_over(&self) -> bool {
         matches!(
             self,
@@ -75,6 +95,12 @@ impl Status {
                 | Status::StandaloneNeeded { .. }
                 | Status::CommitmentExceeded { .. }
         )
+    }
+
+    /// Over, or possibly over (an estimate straddling an over boundary with no exact
+    /// count): used by `--fail-on possibly-over`.
+    pub fn is_possibly_over(&self) -> bool {
+        self.is_over() || matches!(self, Status::PossiblyOver { .. })
     }
 
     /// Count-driven level for hysteresis: 0 within, 1 near limit, 2 over.
@@ -85,7 +111,11 @@ impl Status {
             Status::OverTier { .. }
             | Status::TrialOverAllowance
             | Status::StandaloneNeeded { .. }
-            | Status::CommitmentExceeded { .. } => Some(2),
+            | Status::CommitmentExceeded { .. }
+            | Status::TrialEnding {
+                over_allowance: true,
+                ..
+            } => Some(2),
             _ => None,
         }
     }
@@ -95,7 +125,17 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Status::OverTier { tier_to_buy } => write!(f, "OVER_TIER (buy {tier_to_buy})"),
-            Status::TrialEnding { days_left } => write!(f, "TRIAL_ENDING ({days_left}d left)"),
+            Status::TrialEnding {
+                days_left,
+                over_allowance,
+            } => {
+                write!(f, "TRIAL_ENDING ({days_left}d left)")?;
+                if *over_allowance {
+                    f.write_str(" + OVER_ALLOWANCE")?;
+                }
+                Ok(())
+            }
+            Status::PossiblyOver { if_over } => write!(f, "POSSIBLY_OVER (if over: {if_over})"),
             Status::GracePeriod { days_left } => write!(f, "GRACE_PERIOD ({days_left}d left)"),
             Status::ServiceStopped {
                 retention_days_left,

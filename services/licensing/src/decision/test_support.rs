@@ -41,6 +41,7 @@ pub fn decide_with(
     let tenant = &b.tenants[0];
     let ctx = SiteContext {
         tenant: Some(tenant),
+        site_id: tenant.sites.first().map_or("", |s| s.id.as_str()),
         site: tenant.sites.first(),
         catalogue: &tenant.catalogue,
         settings: s,

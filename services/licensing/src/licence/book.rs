@@ -66,6 +66,12 @@ pub enum LicenceError {
     Syntax { file: String, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    /// An error of licence file `file` (the field path is in `error`).
+    #[error("{file}: {error}")]
+    InFile {
+        file: String,
+        error: Box<LicenceError>,
+    },
 }
 
 impl LicenceError {
@@ -77,27 +83,49 @@ impl LicenceError {
     }
 }
 
+/// A TOML error on one line: its position ("TOML parse error at line 3, column 7") and
+/// what is wrong, without the multi-line source excerpt.
+pub fn toml_error(e: &toml::de::Error) -> String {
+    let first = e.to_string();
+    let first = first.lines().next().unwrap_or("TOML parse error");
+    format!("{first}: {}", e.message().trim_end())
+}
+
 impl LicenceBook {
     /// Parses the text of licence file `file`: JSON when its name ends in `.json`, TOML
-    /// otherwise. Errors name `file`. Reading the file is the caller's: this crate does no
-    /// I/O.
+    /// otherwise. Errors name `file` and the field path
+    /// (`licences.toml: tenants[0].sites[1].id: ...`). Reading the file is the caller's:
+    /// this crate does no I/O.
     pub fn parse(file: &str, text: &str, settings: &Settings) -> Result<Self, LicenceError> {
         let syntax = |message: String| LicenceError::Syntax {
             file: file.to_string(),
             message,
         };
         let raw: RawBook = if file.ends_with(".json") {
-            serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
+            // The field path of a wrong value, beside serde_json's line and column.
+            let de = &mut serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." || path.is_empty() {
+                    syntax(inner.to_string())
+                } else {
+                    syntax(format!("{path}: {inner}"))
+                }
+            })?
         } else {
-            toml::from_str(text).map_err(|e| syntax(e.to_string()))?
+            toml::from_str(text).map_err(|e| syntax(toml_error(&e)))?
         };
-        raw.validate(settings)
+        raw.validate(settings).map_err(|e| LicenceError::InFile {
+            file: file.to_string(),
+            error: Box::new(e),
+        })
     }
 
     pub fn from_toml_str(s: &str, settings: &Settings) -> Result<Self, LicenceError> {
         let raw: RawBook = toml::from_str(s).map_err(|e| LicenceError::Syntax {
             file: "<toml>".into(),
-            message: e.to_string(),
+            message: toml_error(&e),
         })?;
         raw.validate(settings)
     }

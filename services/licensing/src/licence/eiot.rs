@@ -2,7 +2,7 @@
 //! legacy committed-device plan.
 
 use super::Commitment;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// An Enterprise IoT trial: 30 days unlimited or 90 days for 100 devices, per the
@@ -17,7 +17,7 @@ pub struct EiotTrial {
 
 impl EiotTrial {
     pub fn end(&self) -> DateTime<Utc> {
-        self.start + Duration::days(i64::from(self.days))
+        crate::time::plus_days(self.start, self.days)
     }
 }
 

@@ -3,17 +3,64 @@
 
 use super::raw::RawTime;
 use super::LicenceError;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// The last instant a licence date (given or computed) may fall on: dates stay in years
+/// 1..=9999, so that every later computation (grace, retention) is representable.
+pub(super) fn last_date() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn first_date() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(1, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `start` plus `days` days; an error naming `path` when the result is past
+/// [`last_date`].
+pub(super) fn days_after(
+    path: &str,
+    start: DateTime<Utc>,
+    days: u32,
+) -> Result<DateTime<Utc>, LicenceError> {
+    start
+        .checked_add_signed(Duration::days(i64::from(days)))
+        .filter(|&t| t <= last_date())
+        .ok_or_else(|| {
+            LicenceError::invalid(
+                path,
+                format!(
+                    "{days} days after {} is past 9999-12-31: out of range",
+                    start.to_rfc3339()
+                ),
+            )
+        })
+}
 
 pub(super) fn parse_time(path: &str, raw: &RawTime) -> Result<DateTime<Utc>, LicenceError> {
     let s = raw.0.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc());
+    let parsed = DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        });
+    if let Some(t) = parsed {
+        if t < first_date() || t > last_date() {
+            return Err(LicenceError::invalid(
+                path,
+                format!("time {s:?} out of range (years 0001 to 9999)"),
+            ));
         }
+        return Ok(t);
     }
     Err(LicenceError::invalid(
         path,

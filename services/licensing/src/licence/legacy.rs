@@ -19,7 +19,7 @@ pub fn commitment_at(
 ) -> Option<Commitment> {
     commitments
         .iter()
-        .filter(|c| c.confirmed_at + delay <= now)
+        .filter(|c| crate::time::plus(c.confirmed_at, delay) <= now)
         .max_by_key(|c| c.confirmed_at)
         .copied()
 }

@@ -28,7 +28,7 @@ mod test_support;
 mod validate;
 mod validate_ot;
 
-pub use book::{LicenceBook, LicenceError, Tenant};
+pub use book::{toml_error, LicenceBook, LicenceError, Tenant};
 pub use eiot::{EiotTrial, EnterpriseIot};
 pub use legacy::{commitment_at, Commitment, LegacyOtPlan};
 pub use ot::{LicenceKind, OtLicence, Site, TrialExtension};

@@ -2,6 +2,7 @@
 //! each one covers its site.
 
 use crate::tier::Tier;
+use crate::time::{minus_days, plus};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -47,20 +48,20 @@ impl OtLicence {
     /// First instant the licence counts: its start, but never before one hour (the
     /// configured delay) after confirmation.
     pub fn effective_from(&self, delay: Duration) -> DateTime<Utc> {
-        self.start.max(self.confirmed_at + delay)
+        self.start.max(plus(self.confirmed_at, delay))
     }
 
     /// End of the term including trial extensions.
     pub fn term_end(&self) -> DateTime<Utc> {
         let extra: i64 = self.extensions.iter().map(|e| i64::from(e.days)).sum();
-        self.end + Duration::days(extra)
+        Duration::try_days(extra).map_or(DateTime::<Utc>::MAX_UTC, |d| plus(self.end, d))
     }
 
     /// First instant the licence no longer counts: the term end, or one hour after a
     /// cancellation was confirmed, whichever comes first.
     pub fn effective_until(&self, delay: Duration) -> DateTime<Utc> {
         match self.cancelled_at {
-            Some(c) => self.term_end().min(c + delay),
+            Some(c) => self.term_end().min(plus(c, delay)),
             None => self.term_end(),
         }
     }
@@ -77,7 +78,7 @@ impl OtLicence {
     /// A trial can be extended in its final `ending_days` days.
     pub fn can_extend(&self, now: DateTime<Utc>, ending_days: u32) -> bool {
         let end = self.term_end();
-        self.is_trial() && now < end && now >= end - Duration::days(i64::from(ending_days))
+        self.is_trial() && now < end && now >= minus_days(end, ending_days)
     }
 
     /// A paid licence cancelled within seven days of its start gets a prorated refund.

@@ -3,9 +3,9 @@
 //! field in every error (`tenants[0].sites[2].licences[0].tier`). One OT licence's own
 //! rules are in [`super::validate_ot`].
 
-use super::fields::{non_empty_id, req, req_time};
+use super::fields::{days_after, non_empty_id, req, req_time};
 use super::raw::{RawBook, RawCommitment, RawEiot, RawEiotTrial, RawLegacyOt, RawSite, RawTenant};
-use super::validate_ot::{check_single_non_xl, validate_licence};
+use super::validate_ot::{check_single_non_xl, check_xl_capacity, validate_licence};
 use super::{
     Commitment, EiotTrial, EnterpriseIot, LegacyOtPlan, LicenceBook, LicenceError, Site, Tenant,
 };
@@ -48,7 +48,11 @@ fn validate_tenant(
     }
     let enterprise_iot = match &rt.enterprise_iot {
         None => None,
-        Some(re) => Some(validate_eiot(re, &format!("{tp}.enterprise_iot"))?),
+        Some(re) => Some(validate_eiot(
+            re,
+            &format!("{tp}.enterprise_iot"),
+            settings,
+        )?),
     };
     let legacy_ot_plans = rt
         .legacy_ot_plans
@@ -102,10 +106,33 @@ fn validate_site(
         .map(|(li, rl)| validate_licence(rl, &format!("{sp}.licences[{li}]"), catalogue, settings))
         .collect::<Result<Vec<_>, _>>()?;
     check_single_non_xl(&licences, sp, settings.effective_delay())?;
+    check_xl_capacity(&licences, sp, catalogue)?;
     Ok(Site { id, licences })
 }
 
-fn validate_eiot(re: &RawEiot, ep: &str) -> Result<EnterpriseIot, LicenceError> {
+fn validate_eiot(
+    re: &RawEiot,
+    ep: &str,
+    settings: &Settings,
+) -> Result<EnterpriseIot, LicenceError> {
+    let e5_devices = re
+        .e5_licences
+        .checked_mul(settings.devices_per_e5)
+        .ok_or_else(|| {
+            LicenceError::invalid(
+                format!("{ep}.e5_licences"),
+                format!(
+                    "{} licences x {} devices each is more devices than can be counted",
+                    re.e5_licences, settings.devices_per_e5
+                ),
+            )
+        })?;
+    if e5_devices.checked_add(re.standalone_licences).is_none() {
+        return Err(LicenceError::invalid(
+            format!("{ep}.standalone_licences"),
+            "E5 and standalone licences together cover more devices than can be counted",
+        ));
+    }
     let trial = match &re.trial {
         None => None,
         Some(t) => Some(validate_eiot_trial(t, &format!("{ep}.trial"))?),
@@ -129,8 +156,10 @@ fn validate_eiot_trial(t: &RawEiotTrial, p: &str) -> Result<EiotTrial, LicenceEr
             "must be at least 1",
         ));
     }
+    let start = req_time(&t.start, &format!("{p}.start"))?;
+    days_after(&format!("{p}.days"), start, days)?;
     Ok(EiotTrial {
-        start: req_time(&t.start, &format!("{p}.start"))?,
+        start,
         days,
         device_limit: t.device_limit,
     })
@@ -205,6 +234,81 @@ mod tests {
             let got = load(&doc).unwrap_err().to_string();
             assert!(got.starts_with(want), "got {got:?}, want prefix {want:?}");
         }
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_dates_name_the_field() {
+        let cases = [
+            (
+                ONE.replace("kind = \"paid\"", "kind = \"trial\"\ntrial_days = 4294967295"),
+                "tenants[0].sites[0].licences[0].trial_days: 4294967295 days after",
+            ),
+            (
+                ONE.replace("tier = \"L\"", "tier = \"XL\"\nquantity = 4294967295")
+                    + "[[tenants.sites.licences]]\ntier = \"XL\"\nquantity = 4294967295\nkind = \"paid\"\nstart = \"2025-01-01\"\n",
+                "tenants[0].sites[0].licences[1].quantity: the site's XL licences together",
+            ),
+            (
+                format!("{ONE}[tenants.enterprise_iot]\ne5_licences = 9223372036854775807\n"),
+                "tenants[0].enterprise_iot.e5_licences: 9223372036854775807 licences x 5",
+            ),
+            (
+                format!("{ONE}[tenants.enterprise_iot]\ne5_licences = 3000000000000000000\nstandalone_licences = 9000000000000000000\n"),
+                "tenants[0].enterprise_iot.standalone_licences: ",
+            ),
+            (
+                format!("{ONE}[tenants.enterprise_iot.trial]\nstart = \"2025-01-01\"\ndays = 4294967295\n"),
+                "tenants[0].enterprise_iot.trial.days: 4294967295 days after",
+            ),
+            (
+                ONE.replace("start = \"2025-01-01T00:00:00Z\"", "start = \"+99999-01-01\""),
+                "tenants[0].sites[0].licences[0].start: ",
+            ),
+            (
+                format!("[catalogue]\nXL = 9223372036854775807\n{ONE}"),
+                "catalogue: XL: size 9223372036854775807 is above the largest supported count",
+            ),
+        ];
+        for (doc, want) in cases {
+            let got = load(&doc).unwrap_err().to_string();
+            assert!(got.starts_with(want), "got {got:?}, want prefix {want:?}");
+        }
+        // A trial extension past the representable dates names the extension.
+        let ext = ONE.replace("kind = \"paid\"", "kind = \"trial\"\ntrial_days = 30")
+            + "[[tenants.sites.licences.extensions]]\nrequested_at = \"2025-01-25\"\ndays = 4294967295\n";
+        let got = load(&ext).unwrap_err().to_string();
+        assert!(
+            got.starts_with("tenants[0].sites[0].licences[0].extensions[0].days: "),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn errors_of_a_file_name_the_file_and_the_field() {
+        use crate::licence::LicenceBook;
+        use crate::settings::Settings;
+        let e = LicenceBook::parse(
+            "l.toml",
+            &ONE.replace("tier = \"L\"", "tier = \"XXL\""),
+            &Settings::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("l.toml: tenants[0].sites[0].licences[0].tier: "),
+            "{e}"
+        );
+        let e = LicenceBook::parse(
+            "l.json",
+            r#"{"tenants":[{"id":"a","enterprise_iot":{"e5_licences":-1}}]}"#,
+            &Settings::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("l.json: tenants[0].enterprise_iot.e5_licences: "),
+            "{e}"
+        );
     }
 
     #[test]

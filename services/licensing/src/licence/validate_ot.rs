@@ -5,7 +5,7 @@
 //! gives an end; a trial ends `trial_days` after its start and can only be extended in
 //! its final days.
 
-use super::fields::{parse_time, req, req_time};
+use super::fields::{days_after, parse_time, req, req_time};
 use super::raw::{RawExtension, RawLicence};
 use super::{LicenceError, LicenceKind, OtLicence, TrialExtension};
 use crate::settings::Settings;
@@ -26,7 +26,7 @@ pub(super) fn validate_licence(
     let start = req_time(&rl.start, &format!("{lp}.start"))?;
     let confirmed_at = match &rl.confirmed_at {
         Some(t) => parse_time(&format!("{lp}.confirmed_at"), t)?,
-        None => start - settings.effective_delay(),
+        None => crate::time::minus(start, settings.effective_delay()),
     };
     let (end, trial_days) = licence_term(rl, kind, start, lp)?;
     let cancelled_at = cancellation(rl, kind, lp)?;
@@ -131,7 +131,10 @@ fn licence_term(
                 "must be at least 1",
             ));
         }
-        (start + Duration::days(i64::from(days)), Some(days))
+        (
+            days_after(&format!("{lp}.trial_days"), start, days)?,
+            Some(days),
+        )
     } else {
         if rl.trial_days.is_some() {
             return Err(LicenceError::invalid(
@@ -144,7 +147,7 @@ fn licence_term(
             // Licences last one year.
             None => start
                 .checked_add_months(Months::new(12))
-                .unwrap_or(start + Duration::days(365)),
+                .unwrap_or(crate::time::plus_days(start, 365)),
         };
         (end, None)
     };
@@ -193,6 +196,7 @@ fn validate_extension(
     }
     let requested_at = req_time(&re.requested_at, &format!("{ep}.requested_at"))?;
     let days = *req(&re.days, &format!("{ep}.days"))?;
+    days_after(&format!("{ep}.days"), lic.term_end(), days)?;
     if !lic.can_extend(requested_at, settings.trial_ending_days) {
         return Err(LicenceError::invalid(
             format!("{ep}.requested_at"),
@@ -204,6 +208,32 @@ fn validate_extension(
         ));
     }
     Ok(TrialExtension { requested_at, days })
+}
+
+/// The XL licences of one site, stacked, must stay countable: their quantities sum
+/// within `u32` and their capacity within `u64`. The error names the licence whose
+/// quantity overflows.
+pub(super) fn check_xl_capacity(
+    licences: &[OtLicence],
+    site_path: &str,
+    catalogue: &TierCatalogue,
+) -> Result<(), LicenceError> {
+    let mut total: u32 = 0;
+    for (i, l) in licences.iter().enumerate() {
+        if l.tier != Tier::Xl {
+            continue;
+        }
+        total = total
+            .checked_add(l.quantity)
+            .filter(|&q| catalogue.xl_size().checked_mul(u64::from(q)).is_some())
+            .ok_or_else(|| {
+                LicenceError::invalid(
+                    format!("{site_path}.licences[{i}].quantity"),
+                    "the site's XL licences together cover more devices than can be counted",
+                )
+            })?;
+    }
+    Ok(())
 }
 
 /// Several non-XL licences in force on one site at the same time is not a valid

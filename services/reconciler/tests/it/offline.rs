@@ -41,7 +41,8 @@ async fn table_and_fail_on_over() {
     let (_, code) = run_offline(&example(), &c, OutputFormat::Table, Some(FailOn::Over), now)
         .await
         .unwrap();
-    assert_eq!(code, 2);
+    // --fail-on holds: exit 1 (2 is for usage and input errors).
+    assert_eq!(code, 1);
 }
 
 #[tokio::test]
@@ -101,7 +102,8 @@ async fn legacy_plans_in_the_example() {
         line("legacy Enterprise IoT plan").contains("NEAR_LIMIT"),
         "{out}"
     );
-    assert_eq!(code, 2);
+    // --fail-on holds: exit 1 (2 is for usage and input errors).
+    assert_eq!(code, 1);
 }
 
 #[tokio::test]
@@ -134,8 +136,12 @@ async fn bad_files_give_precise_errors() {
     )
     .await
     .unwrap_err();
+    // The error names the file, then the field.
     assert_eq!(
         e.to_string(),
-        "tenants[0].sites[0].licences[0].tier: unknown tier \"XXL\" (known: XS, S, M, L, XL)"
+        format!(
+            "{}: tenants[0].sites[0].licences[0].tier: unknown tier \"XXL\" (known: XS, S, M, L, XL)",
+            lic.display()
+        )
     );
 }

@@ -95,7 +95,7 @@ proptest! {
         let ds = rt.block_on(decide_all(&book, &settings, &src, &previous, now)).unwrap();
         let d = &ds[0];
         let tenant = &book.tenants[0];
-        let ctx = SiteContext { tenant: Some(tenant), site: tenant.sites.first(), catalogue: &tenant.catalogue, settings: &settings, now };
+        let ctx = SiteContext { tenant: Some(tenant), site_id: "s", site: tenant.sites.first(), catalogue: &tenant.catalogue, settings: &settings, now };
         if d.count.is_exact() {
             prop_assert_eq!(d.count.value, truth);
             prop_assert!(d.exact_fetched);

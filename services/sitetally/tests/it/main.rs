@@ -4,6 +4,8 @@
 //! - [`api_clickhouse`]: the API over data written by ingest into the rig's ClickHouse;
 //! - [`demo`]: `sitetally demo`, its summary against the simulator's truth and the API;
 //! - [`process`], [`outage`]: ingest as a process: kill -9, rebalance, ClickHouse down;
+//! - [`reconcile_cli`]: `reconcile` offline as users run it (RUST_BACKTRACE=1): exit
+//!   codes, one-line errors naming file and line or field;
 //! - [`compose_config`]: docker-compose.yml as written;
 //! - [`tls`]: `migrate` over https with and without the CA.
 //!
@@ -20,4 +22,5 @@ mod demo;
 mod outage;
 mod process;
 mod process_support;
+mod reconcile_cli;
 mod tls;
