@@ -29,6 +29,9 @@ chrome() {
 log "loading the dashboard"
 chrome --dump-dom "$URL" >"$API_OUT/dashboard.html"
 chrome --screenshot="$API_OUT/dashboard.png" "$URL" >/dev/null
+# A first visit without a token: the page asks for one, no error state.
+rm -rf "$PROFILE" && PROFILE="$(mktemp -d "${TMPDIR:-/tmp}/sitetally-chromium.XXXXXX")"
+chrome --dump-dom "$API_URL/" >"$API_OUT/dashboard-no-token.html"
 rm -rf "$PROFILE"
 
 fail() { log "FAIL: $*"; exit 1; }
@@ -44,4 +47,7 @@ grep -q 'class="boundary target"' "$DOM" || fail "no target tier boundary in the
 grep -q 'class="trend"' "$DOM" || fail "no trend line in the chart"
 grep -q 'class="crossing"' "$DOM" || fail "no projected crossing in the chart"
 [ -s "$API_OUT/dashboard.png" ] || fail "no screenshot"
+grep -q 'data-state="needs-token"' "$API_OUT/dashboard-no-token.html" \
+  || fail "without a token the page does not ask for one ($(grep -o 'data-state="[^"]*"' "$API_OUT/dashboard-no-token.html" | head -1))"
+grep -q 'Enter an API token' "$API_OUT/dashboard-no-token.html" || fail "no token prompt"
 log "dashboard OK: 3 sites, chart with history, trend, boundaries and crossing; screenshot $API_OUT/dashboard.png"

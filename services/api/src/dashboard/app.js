@@ -17,7 +17,9 @@ async function api(path) {
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) {
     const e = body.error || {};
-    throw new Error(`${resp.status} ${e.code || ""}: ${e.message || resp.statusText}`);
+    const err = new Error(`${resp.status} ${e.code || ""}: ${e.message || resp.statusText}`);
+    err.status = resp.status;
+    throw err;
   }
   return body;
 }
@@ -36,7 +38,14 @@ async function connect() {
     if (state.tenant && t.tenants.includes(state.tenant)) sel.value = state.tenant;
     if (t.tenants.length) await loadSites(sel.value);
     else message("this token sees no tenants");
-  } catch (e) { message(e.message); document.body.dataset.state = "error"; }
+  } catch (e) {
+    if (e.status === 401 && !state.token) {
+      // No token yet: ask for one instead of greeting with an error.
+      message("Enter an API token (admin, or your tenant's) to see your sites.");
+      document.body.dataset.state = "needs-token";
+      $("token").focus();
+    } else { message(e.message); document.body.dataset.state = "error"; }
+  }
 }
 
 async function loadSites(tenant) {
