@@ -182,6 +182,9 @@ def run(binary, version, modern, catalogue):
     check(f"{version}: sightings TTL", "TTL" in table(session, "sightings"), modern)
     check(f"{version}: sketch insert dedup",
           "non_replicated_deduplication_window = 1000" in table(session, "site_devices_daily"), modern)
+    for name in ["sightings", "site_devices_daily"]:
+        check(f"{version}: {name} tenant and site LowCardinality",
+              "`tenant` LowCardinality(String),\n    `site` LowCardinality(String)" in table(session, name), modern)
     insert(session, SIGHTINGS)
     insert(session, BACKFILL)
     q = dict(catalogue)
