@@ -32,6 +32,11 @@ cargo build --workspace --all-targets --quiet
 log "running the test suite (unit + integration)"
 cargo test --workspace "$@" -- --include-ignored
 
+# Every migration and runtime query on a current ClickHouse (chdb, in-process), rendered
+# for 24.8 and for 18.16 (services/store/README.md).
+log "migrations and queries on a current ClickHouse (chdb)"
+services/store/tests/chdb/run.sh
+
 # The API against its own OpenAPI document (schemathesis) and the dashboard in headless
 # Chromium; both install their own tools and serve the seeded sample world on loopback.
 log "property-based API test (schemathesis)"

@@ -3,14 +3,14 @@
 -- uniqExact(device_key), which is right before the merge too.
 CREATE TABLE IF NOT EXISTS {db}.sightings
 (
-    tenant        String,
-    site          String,
+    tenant        {lc_string},
+    site          {lc_string},
     day           Date,
     device_key    UInt64,
     device_label  String,
     category      Enum8('UNKNOWN' = 0, 'OT' = 1, 'IOT' = 2, 'NETWORK' = 3, 'COMPUTERS_MOBILE' = 4),
     agent_managed UInt8,
-    sensor        String,
+    sensor        {lc_string},
     seen_at       DateTime('UTC'),
     ingested_at   DateTime('UTC') DEFAULT now()
 )

@@ -3,8 +3,8 @@
 -- categories without double-counting a device.
 CREATE TABLE IF NOT EXISTS {db}.site_devices_daily
 (
-    tenant        String,
-    site          String,
+    tenant        {lc_string},
+    site          {lc_string},
     day           Date,
     category      Enum8('UNKNOWN' = 0, 'OT' = 1, 'IOT' = 2, 'NETWORK' = 3, 'COMPUTERS_MOBILE' = 4),
     agent_managed UInt8,

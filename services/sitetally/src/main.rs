@@ -293,6 +293,17 @@ struct IngestArgs {
 struct MigrateArgs {
     #[command(flatten)]
     clickhouse: ClickHouseArgs,
+    /// Print the SQL the migrations would send to a server of --server-version (one
+    /// statement per `;`-terminated block) and exit without connecting.
+    #[arg(long, requires = "server_version")]
+    print_sql: bool,
+    /// Server version to render for with --print-sql, e.g. 24.8 or 18.16.
+    #[arg(long, requires = "print_sql")]
+    server_version: Option<String>,
+    /// Print every statement the store sends at runtime, as JSON `[[name, sql], …]` with
+    /// `?` for bound values, and exit without connecting (the chdb test runs them).
+    #[arg(long, conflicts_with = "print_sql")]
+    print_queries: bool,
 }
 
 fn init_logging(args: &LogArgs) {
@@ -357,6 +368,26 @@ fn ingest_config(args: &IngestArgs) -> anyhow::Result<sitetally_ingest::IngestCo
     Ok(c)
 }
 
+/// `migrate --print-sql`: every migration's statements, each ended by `;` on its own
+/// line, under a `-- NNN_name` header (a skipped migration says why).
+fn migration_sql(db: &str, caps: &sitetally_store::clickhouse::Capabilities) -> String {
+    let mut out = String::new();
+    for (version, name, statements) in sitetally_store::clickhouse::migration_statements(db, caps) {
+        out.push_str(&format!("-- migration {version:03}_{name}\n"));
+        if statements.is_empty() {
+            out.push_str(&format!(
+                "-- skipped on {}: needs TTL and insert deduplication\n",
+                caps.version
+            ));
+        }
+        for statement in statements {
+            out.push_str(&statement);
+            out.push_str("\n;\n");
+        }
+    }
+    out
+}
+
 /// Exit codes: 0 success, 1 when `reconcile --fail-on` holds, 2 for usage and input
 /// errors (clap's code for bad flags; this binary's for every error it reports). An
 /// error is printed as one line on stderr, never as a backtrace, whatever
@@ -404,6 +435,18 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Migrate(args) => {
             use sitetally_store::Store;
+            if args.print_queries {
+                let db = args.clickhouse.config()?.database;
+                let queries = sitetally_store::clickhouse::queries::catalogue(&db);
+                println!("{}", serde_json::to_string_pretty(&queries)?);
+                return Ok(0);
+            }
+            if let Some(version) = &args.server_version {
+                let config = args.clickhouse.config()?;
+                let caps = sitetally_store::clickhouse::Capabilities::for_version(version);
+                print!("{}", migration_sql(&config.database, &caps));
+                return Ok(0);
+            }
             let store = ClickHouseStore::new(&args.clickhouse.config()?)?;
             let caps = store.capabilities().await?;
             let applied = store.migrate().await?;
@@ -546,6 +589,35 @@ async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn print_sql_renders_for_the_given_version_without_a_server() {
+        let cli = Cli::try_parse_from([
+            "sitetally",
+            "migrate",
+            "--print-sql",
+            "--server-version",
+            "18.16",
+        ])
+        .unwrap();
+        let Command::Migrate(args) = cli.command else {
+            panic!("not migrate")
+        };
+        assert_eq!(args.server_version.as_deref(), Some("18.16"));
+        assert!(Cli::try_parse_from(["sitetally", "migrate", "--print-sql"]).is_err());
+        let render = |v: &str| {
+            migration_sql(
+                "billing",
+                &sitetally_store::clickhouse::Capabilities::for_version(v),
+            )
+        };
+        let (old, new) = (render("18.16"), render("24.8"));
+        assert!(old.contains("-- migration 008_modern_storage\n-- skipped on 18.16"));
+        assert!(!old.contains("TTL day"), "{old}");
+        assert!(new.contains("CREATE TABLE IF NOT EXISTS billing.sightings"));
+        assert!(new.contains("ALTER TABLE billing.site_devices_daily MODIFY SETTING"));
+        assert_eq!(new.matches("\n;\n").count(), 7 + 4);
+    }
 
     #[test]
     fn clickhouse_flags_are_one_group_and_the_password_never_prints() {

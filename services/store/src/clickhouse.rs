@@ -5,6 +5,9 @@
 
 mod history;
 mod inspect;
+pub mod queries;
+
+use queries::Query;
 
 use crate::tls::TlsOptions;
 use crate::{CountFilter, DailyCount, DayRange, SiteCount, Store, StoreError};
@@ -50,7 +53,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "licences",
         include_str!("../../../schemas/clickhouse/007_licences.sql"),
     ),
+    (
+        8,
+        "modern_storage",
+        include_str!("../../../schemas/clickhouse/008_modern_storage.sql"),
+    ),
 ];
+
+/// Migrations that need a server with TTL and non-replicated insert deduplication; on an
+/// older server they are skipped and not recorded, so they run once it is upgraded.
+const MODERN_ONLY: &[u32] = &[8];
 
 /// `uniqCombined` counts exactly (up to 32-bit hash collisions) while its state is a
 /// hash set, i.e. up to 8,192 distinct values; measured on 18.16 with 50 seeds per size.
@@ -118,6 +130,82 @@ pub struct Capabilities {
     pub non_replicated_dedup_window: bool,
 }
 
+impl Capabilities {
+    /// What a server of `version` ("18.16.1", "24.8") supports, without asking it: TTL
+    /// from 19.6, `non_replicated_deduplication_window` from 20.10.
+    pub fn for_version(version: &str) -> Self {
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let major = parts.next().unwrap_or(0);
+        let minor = parts.next().unwrap_or(0);
+        Self {
+            version: version.to_string(),
+            ttl: (major, minor) >= (19, 6),
+            non_replicated_dedup_window: (major, minor) >= (20, 10),
+        }
+    }
+
+    fn modern(&self) -> bool {
+        self.ttl && self.non_replicated_dedup_window
+    }
+}
+
+/// Fills a migration's placeholders for database `db` on a server with `caps`.
+pub fn render_sql(sql: &str, db: &str, caps: &Capabilities) -> String {
+    let ttl = |days: u32| {
+        if caps.ttl {
+            format!("TTL day + INTERVAL {days} DAY")
+        } else {
+            String::new()
+        }
+    };
+    // Repeated strings (tenant, site, sensor) of the two big tables, on tables created by
+    // a modern server; 18.16 has the type only behind an experimental setting.
+    let lc_string = if caps.modern() {
+        "LowCardinality(String)"
+    } else {
+        "String"
+    };
+    sql.replace("{db}", db)
+        .replace("{lc_string}", lc_string)
+        .replace("{sightings_ttl}", &ttl(400))
+        .replace("{sketch_ttl}", &ttl(800))
+        .replace(
+            "{dedup_settings}",
+            if caps.non_replicated_dedup_window {
+                "SETTINGS non_replicated_deduplication_window = 1000"
+            } else {
+                ""
+            },
+        )
+}
+
+/// The statements each migration runs on a server with `caps`, in order, exactly as
+/// `migrate` sends them (one statement each; comments kept). A migration the server
+/// cannot run has none. `sitetally migrate --print-sql` prints these.
+pub fn migration_statements(
+    db: &str,
+    caps: &Capabilities,
+) -> Vec<(u32, &'static str, Vec<String>)> {
+    MIGRATIONS
+        .iter()
+        .map(|(version, name, sql)| {
+            let statements = if MODERN_ONLY.contains(version) && !caps.modern() {
+                Vec::new()
+            } else {
+                render_sql(sql, db, caps)
+                    .split(";\n")
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| {
+                        s.lines()
+                            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+                    })
+                    .collect()
+            };
+            (*version, *name, statements)
+        })
+        .collect()
+}
+
 #[derive(clickhouse::Row, serde::Serialize)]
 struct SightingRow<'a> {
     tenant: &'a str,
@@ -179,23 +267,6 @@ fn classify(e: clickhouse::error::Error) -> StoreError {
         }
         other => StoreError::Rejected(other.to_string()),
     }
-}
-
-/// `category IN (...)` / agent-managed filter, built only from enum codes (never user text).
-fn filter_sql(filter: &CountFilter) -> String {
-    let mut sql = String::new();
-    if !filter.categories.is_empty() {
-        let codes: Vec<String> = filter
-            .categories
-            .iter()
-            .map(|c| format!("'{}'", c.as_str()))
-            .collect();
-        sql.push_str(&format!(" AND category IN ({})", codes.join(",")));
-    }
-    if !filter.include_agent_managed {
-        sql.push_str(" AND agent_managed = 0");
-    }
-    sql
 }
 
 /// A `uniqCombined` result as a [`Count`]: exact up to its exact threshold.
@@ -280,53 +351,25 @@ impl ClickHouseStore {
     pub async fn capabilities(&self) -> Result<Capabilities, StoreError> {
         let version: String = self
             .client
-            .query("SELECT version()")
+            .query(&Query::Version.sql("", &CountFilter::all()))
             .fetch_one()
             .await
             .map_err(classify)?;
-        let major: u32 = version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        let minor: u32 = version
-            .split('.')
-            .nth(1)
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
         let dedup: u64 = self
             .client
-            .query("SELECT count() FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'")
+            .query(&Query::DedupProbe.sql("", &CountFilter::all()))
             .fetch_one()
             .await
             .map_err(classify)?;
         Ok(Capabilities {
-            ttl: (major, minor) >= (19, 6),
             non_replicated_dedup_window: dedup > 0,
-            version,
+            ..Capabilities::for_version(&version)
         })
     }
 
     /// Fills a migration's placeholders for this server.
     pub fn render(&self, sql: &str, caps: &Capabilities) -> String {
-        let ttl = |days: u32| {
-            if caps.ttl {
-                format!("TTL day + INTERVAL {days} DAY")
-            } else {
-                String::new()
-            }
-        };
-        sql.replace("{db}", self.db())
-            .replace("{sightings_ttl}", &ttl(400))
-            .replace("{sketch_ttl}", &ttl(800))
-            .replace(
-                "{dedup_settings}",
-                if caps.non_replicated_dedup_window {
-                    "SETTINGS non_replicated_deduplication_window = 1000"
-                } else {
-                    ""
-                },
-            )
+        render_sql(sql, self.db(), caps)
     }
 
     async fn exec(&self, sql: &str) -> Result<(), StoreError> {
@@ -353,16 +396,28 @@ impl Store for ClickHouseStore {
             .await
             .map_err(classify)?;
         let mut done = Vec::new();
-        for (version, name, sql) in MIGRATIONS {
-            if applied.contains(version) {
+        for (version, name, statements) in migration_statements(db, &caps) {
+            if applied.contains(&version) {
+                continue;
+            }
+            if statements.is_empty() {
+                tracing::info!(
+                    version,
+                    name,
+                    server = %caps.version,
+                    "migration skipped: the server lacks TTL or non-replicated insert \
+                     deduplication; it runs once the server is upgraded"
+                );
                 continue;
             }
             tracing::info!(version, name, server = %caps.version, "applying ClickHouse migration");
-            self.exec(&self.render(sql, &caps)).await?;
+            for statement in &statements {
+                self.exec(statement).await?;
+            }
             self.client
                 .query(&format!("INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES (?, ?, now())"))
-                .bind(*version)
-                .bind(*name)
+                .bind(version)
+                .bind(name)
                 .execute()
                 .await
                 .map_err(classify)?;
@@ -407,13 +462,10 @@ impl Store for ClickHouseStore {
         filter: &CountFilter,
     ) -> Result<Vec<SiteCount>, StoreError> {
         self.bounded("site counts", async move {
-            let sql = format!(
-                "SELECT tenant, site, toUInt64(uniqCombinedMerge(devices)) AS count FROM {}.site_devices_daily \
-                 WHERE day >= toDate(?) AND day <= toDate(?) {} {} GROUP BY tenant, site ORDER BY tenant, site",
-                self.db(),
-                if tenant.is_some() { "AND tenant = ?" } else { "" },
-                filter_sql(filter)
-            );
+            let sql = Query::SiteCounts {
+                by_tenant: tenant.is_some(),
+            }
+            .sql(self.db(), filter);
             let mut q = self.client.query(&sql).bind(days.from).bind(days.to);
             if let Some(t) = tenant {
                 q = q.bind(t);
@@ -439,12 +491,7 @@ impl Store for ClickHouseStore {
         filter: &CountFilter,
     ) -> Result<u64, StoreError> {
         self.bounded("exact site count", async move {
-            let sql = format!(
-                "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
-                 WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?) {}",
-                self.db(),
-                filter_sql(filter)
-            );
+            let sql = Query::ExactSiteCount.sql(self.db(), filter);
             self.client
                 .query(&sql)
                 .bind(tenant)
@@ -465,14 +512,7 @@ impl Store for ClickHouseStore {
         filter: &CountFilter,
     ) -> Result<Option<Count>, StoreError> {
         self.bounded("tenant count", async move {
-            // The device key does not include the site: merging every site's sketch counts a
-            // device seen at several sites once.
-            let sql = format!(
-                "SELECT toUInt64(uniqCombinedMerge(devices)) FROM {}.site_devices_daily \
-                 WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
-                self.db(),
-                filter_sql(filter)
-            );
+            let sql = Query::TenantCount.sql(self.db(), filter);
             let count: u64 = self
                 .client
                 .query(&sql)
@@ -494,12 +534,7 @@ impl Store for ClickHouseStore {
         filter: &CountFilter,
     ) -> Result<Option<u64>, StoreError> {
         self.bounded("exact tenant count", async move {
-            let sql = format!(
-                "SELECT toUInt64(uniqExact(device_key)) FROM {}.sightings \
-                 WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {}",
-                self.db(),
-                filter_sql(filter)
-            );
+            let sql = Query::ExactTenantCount.sql(self.db(), filter);
             let count = self
                 .client
                 .query(&sql)
@@ -522,15 +557,7 @@ impl Store for ClickHouseStore {
         filter: &CountFilter,
     ) -> Result<Vec<DailyCount>, StoreError> {
         self.bounded("daily counts", async move {
-            // The sketch table keeps agent-managed devices in their own sketches, so excluding
-            // them is a filter on the key, not a recount.
-            let sql = format!(
-                "SELECT toUInt16(day) AS day_number, toInt8(category) AS category_code, toUInt64(uniqCombinedMerge(devices)) AS count \
-                 FROM {}.site_devices_daily WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?){} \
-                 GROUP BY day, category ORDER BY day, category_code",
-                self.db(),
-                filter_sql(filter)
-            );
+            let sql = Query::DailyCounts.sql(self.db(), filter);
             let rows: Vec<DailyRow> = self
                 .client
                 .query(&sql)
@@ -554,8 +581,10 @@ impl Store for ClickHouseStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded("ping", async move { self.exec("SELECT 1").await })
-            .await
+        self.bounded("ping", async move {
+            self.exec(&Query::Ping.sql("", &CountFilter::all())).await
+        })
+        .await
     }
 }
 
@@ -606,13 +635,41 @@ mod tests {
         assert!(
             a.contains("CREATE TABLE IF NOT EXISTS t1.sightings")
                 && !a.contains("TTL")
+                && !a.contains("LowCardinality")
                 && !a.contains('{')
         );
         let b = store.render(sql, &new);
         assert!(
             b.contains("TTL day + INTERVAL 400 DAY")
                 && b.contains("non_replicated_deduplication_window")
+                && b.contains("tenant        LowCardinality(String),")
         );
+    }
+
+    #[test]
+    fn the_upgrade_runs_only_where_the_server_has_ttl_and_dedup() {
+        let statements = |v: &str| {
+            migration_statements("t1", &Capabilities::for_version(v))
+                .into_iter()
+                .find(|(version, ..)| *version == 8)
+                .unwrap()
+                .2
+        };
+        assert!(statements("18.16.1").is_empty());
+        assert!(statements("20.3").is_empty(), "TTL but no dedup window");
+        let modern = statements("24.8");
+        assert_eq!(modern.len(), 4, "{modern:?}");
+        assert!(modern[0].ends_with("ALTER TABLE t1.sightings MODIFY TTL day + INTERVAL 400 DAY"));
+        assert!(modern.iter().all(|s| s
+            .lines()
+            .filter(|l| !l.starts_with("--"))
+            .all(|l| !l.contains(';') && !l.contains('{'))));
+        // Every other migration is one statement on every server.
+        for v in ["18.16.1", "24.8"] {
+            for (version, _, s) in migration_statements("t1", &Capabilities::for_version(v)) {
+                assert!(version == 8 || s.len() == 1, "{version} on {v}: {s:?}");
+            }
+        }
     }
 
     #[test]

@@ -2,23 +2,19 @@
 //! wins), `alert_log`, `reconciliation_runs` and `licences`. Every value is bound, never
 //! spliced into SQL.
 
+use super::queries::Query;
 use super::ClickHouseStore;
 use crate::history::{
     corrupt, latest_run, parse_all, states_by_subject, AlertLog, AlertStateStore, DecisionHistory,
     LatestRun, LicenceTable, RunHistory, StateError,
 };
+use crate::CountFilter;
 use chrono::{DateTime, Utc};
 use sitetally_licensing::{Alert, Decision, Settings, SubjectState};
 use std::collections::HashMap;
 
 fn unavailable(e: clickhouse::error::Error) -> StateError {
     StateError::Unavailable(e.to_string())
-}
-
-/// `(?, ?, …), (?, …)` for `rows` rows of `columns` values.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row; rows].join(", ")
 }
 
 fn to_json(what: &str, value: &impl serde::Serialize) -> Result<String, StateError> {
@@ -28,10 +24,7 @@ fn to_json(what: &str, value: &impl serde::Serialize) -> Result<String, StateErr
 #[async_trait::async_trait]
 impl AlertStateStore for ClickHouseStore {
     async fn load_all(&self) -> Result<HashMap<String, SubjectState>, StateError> {
-        let sql = format!(
-            "SELECT argMax(state, saved_ms) FROM {}.alert_state GROUP BY subject",
-            self.database()
-        );
+        let sql = Query::AlertStates.sql(self.database(), &CountFilter::all());
         let docs: Vec<String> = self
             .client()
             .query(&sql)
@@ -49,17 +42,13 @@ impl AlertStateStore for ClickHouseStore {
         let saved_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let newest: u64 = self
             .client()
-            .query(&format!(
-                "SELECT max(saved_ms) FROM {db}.alert_state WHERE subject = ?"
-            ))
+            .query(&Query::NewestAlertState.sql(db, &CountFilter::all()))
             .bind(state.subject.key())
             .fetch_one()
             .await
             .map_err(unavailable)?;
         self.client()
-            .query(&format!(
-                "INSERT INTO {db}.alert_state (subject, tenant, state, saved_ms) VALUES (?, ?, ?, ?)"
-            ))
+            .query(&Query::SaveAlertState.sql(db, &CountFilter::all()))
             .bind(state.subject.key())
             .bind(state.subject.tenant())
             .bind(doc)
@@ -79,11 +68,7 @@ impl AlertLog for ClickHouseStore {
         to: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<Alert>, StateError> {
-        let sql = format!(
-            "SELECT any(alert) FROM {}.alert_log WHERE tenant = ? AND raised_at >= toDateTime(?) AND raised_at <= toDateTime(?) \
-             GROUP BY idempotency_key ORDER BY max(raised_at) DESC, idempotency_key LIMIT ?",
-            self.database()
-        );
+        let sql = Query::Alerts.sql(self.database(), &CountFilter::all());
         let docs: Vec<String> = self
             .client()
             .query(&sql)
@@ -102,11 +87,7 @@ impl AlertLog for ClickHouseStore {
 impl DecisionHistory for ClickHouseStore {
     async fn latest_decisions(&self, tenant: &str) -> Result<LatestRun, StateError> {
         // run_id is the run's time to the millisecond, so its maximum is the latest run.
-        let sql = format!(
-            "SELECT decision FROM {db}.reconciliation_runs WHERE tenant = ? AND run_id = \
-             (SELECT max(run_id) FROM {db}.reconciliation_runs WHERE tenant = ?) ORDER BY subject",
-            db = self.database()
-        );
+        let sql = Query::LatestDecisions.sql(self.database(), &CountFilter::all());
         let docs: Vec<String> = self
             .client()
             .query(&sql)
@@ -131,12 +112,10 @@ impl RunHistory for ClickHouseStore {
         let run_at = decided_at.timestamp();
         let run_id = format!("{}", decided_at.format("%Y%m%dT%H%M%S%.3fZ"));
         if !decisions.is_empty() {
-            let sql = format!(
-                "INSERT INTO {}.reconciliation_runs (run_at, run_id, tenant, site, subject, status, device_count, count_method, \
-                 error_bound, exact_fetched, uncertain, licensed_tier, required_tier, utilisation, decision) VALUES {}",
-                self.database(),
-                placeholders(decisions.len(), 15)
-            );
+            let sql = Query::RecordRuns {
+                rows: decisions.len(),
+            }
+            .sql(self.database(), &CountFilter::all());
             let mut q = self.client().query(&sql);
             for d in decisions {
                 // The alert projection names the tiers and the count the same way alerts do.
@@ -161,12 +140,8 @@ impl RunHistory for ClickHouseStore {
             q.execute().await.map_err(unavailable)?;
         }
         if !alerts.is_empty() {
-            let sql = format!(
-                "INSERT INTO {}.alert_log (raised_at, idempotency_key, tenant, site, subject, old_status, new_status, device_count, \
-                 count_method, error_bound, licensed_tier, required_tier, message, alert) VALUES {}",
-                self.database(),
-                placeholders(alerts.len(), 14)
-            );
+            let sql = Query::RecordAlerts { rows: alerts.len() }
+                .sql(self.database(), &CountFilter::all());
             let mut q = self.client().query(&sql);
             for a in alerts {
                 q = q
@@ -201,11 +176,10 @@ impl LicenceTable for ClickHouseStore {
         if documents.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "INSERT INTO {}.licences (tenant, document, updated_ms) VALUES {}",
-            self.database(),
-            placeholders(documents.len(), 3)
-        );
+        let sql = Query::PutLicences {
+            rows: documents.len(),
+        }
+        .sql(self.database(), &CountFilter::all());
         let mut q = self.client().query(&sql);
         for (tenant, document) in documents {
             q = q.bind(tenant).bind(document).bind(updated_ms);
@@ -215,23 +189,9 @@ impl LicenceTable for ClickHouseStore {
 
     async fn licence_documents(&self) -> Result<Vec<(String, String)>, StateError> {
         self.client()
-            .query(&format!(
-                "SELECT tenant, argMax(document, updated_ms) FROM {}.licences GROUP BY tenant ORDER BY tenant",
-                self.database()
-            ))
+            .query(&Query::LicenceDocuments.sql(self.database(), &CountFilter::all()))
             .fetch_all()
             .await
             .map_err(unavailable)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_per_row_and_column() {
-        assert_eq!(placeholders(2, 3), "(?, ?, ?), (?, ?, ?)");
-        assert_eq!(placeholders(1, 1), "(?)");
     }
 }

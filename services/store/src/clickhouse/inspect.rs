@@ -2,35 +2,27 @@
 //! tests. Never for billing: redelivered rows exist until merges collapse them, and
 //! counts come from sketches and `uniqExact` only.
 
+use super::queries::Query;
 use super::{classify, ClickHouseStore};
-use crate::StoreError;
+use crate::{CountFilter, StoreError};
 
 impl ClickHouseStore {
     /// Rows in `sightings`, duplicates not yet merged away included.
     pub async fn sighting_rows(&self) -> Result<u64, StoreError> {
-        self.scalar(&format!(
-            "SELECT count() FROM {}.sightings",
-            self.database()
-        ))
-        .await
+        self.scalar(&Query::SightingRows.sql(self.database(), &CountFilter::all()))
+            .await
     }
 
     /// Distinct (tenant, site, day, device) in `sightings`: what the rows mean once merged.
     pub async fn distinct_device_days(&self) -> Result<u64, StoreError> {
-        self.scalar(&format!(
-            "SELECT uniqExact(tenant, site, day, device_key) FROM {}.sightings",
-            self.database()
-        ))
-        .await
+        self.scalar(&Query::DistinctSightings.sql(self.database(), &CountFilter::all()))
+            .await
     }
 
     /// `(run_id, decisions recorded)` of every reconciliation run, oldest first.
     pub async fn decisions_per_run(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.client()
-            .query(&format!(
-                "SELECT run_id, count() FROM {}.reconciliation_runs GROUP BY run_id ORDER BY run_id",
-                self.database()
-            ))
+            .query(&Query::RunsById.sql(self.database(), &CountFilter::all()))
             .fetch_all()
             .await
             .map_err(classify)
