@@ -204,7 +204,10 @@ where
     let auth = args.authenticator()?;
     store.migrate().await?;
     let planner = args.planner.planner_with(store, memory)?;
-    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+    let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(sitetally_core::LATENCY_BUCKETS_SECONDS)
+        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?;
+    let metrics = match builder.install_recorder() {
         Ok(h) => Some(h),
         Err(e) => {
             tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");

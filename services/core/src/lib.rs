@@ -35,6 +35,14 @@ pub use pipeline::{Outcome, Pipeline, PipelineConfig};
 /// Milliseconds in one UTC day; sightings are bucketed by day since the Unix epoch.
 pub const MS_PER_DAY: i64 = 86_400_000;
 
+/// Histogram buckets (seconds) of every latency metric: Prometheus buckets, not
+/// summaries, so quantiles aggregate across replicas (`histogram_quantile` over
+/// `sum by (le)`). 1 ms to 5 min covers an API request up to a slow reconciliation run.
+pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
 /// Day number (days since 1970-01-01 UTC) of an epoch-milliseconds timestamp.
 pub fn day_of(epoch_ms: i64) -> u16 {
     epoch_ms.div_euclid(MS_PER_DAY).clamp(0, u16::MAX as i64) as u16

@@ -17,8 +17,29 @@ pub const DEDUP_BYTES: &str = "sitetally_ingest_dedup_bytes";
 pub const REGISTRY_RETRIES: &str = "sitetally_ingest_registry_retries_total";
 pub const ASSIGNED_PARTITIONS: &str = "sitetally_ingest_assigned_partitions";
 
-/// Registers help texts (call once after installing a recorder).
+/// Registers help texts and starts the unlabelled series at zero, so the dashboard's
+/// `rate()` and "no flush failures" read right from the first scrape (call once after
+/// installing a recorder). Labelled series (reasons, partitions) appear with their
+/// first event.
 pub fn describe() {
+    describe_all();
+    for name in [
+        MESSAGES_CONSUMED,
+        EVENTS_NEW,
+        DEDUP_HITS,
+        DLQ_PUBLISHED,
+        ROWS_WRITTEN,
+        FLUSH_FAILURES,
+        REGISTRY_RETRIES,
+    ] {
+        ::metrics::counter!(name).absolute(0);
+    }
+    for name in [PAUSED, DEDUP_ENTRIES, DEDUP_BYTES, ASSIGNED_PARTITIONS] {
+        ::metrics::gauge!(name).set(0.0);
+    }
+}
+
+fn describe_all() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         MESSAGES_CONSUMED,

@@ -61,6 +61,15 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub interval: Duration,
 
+    /// Serve Prometheus metrics on this address in online mode (e.g. 127.0.0.1:9465):
+    /// runs and their duration, decisions by status, alerts raised, sent and failed.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "SITETALLY_RECONCILER_METRICS_LISTEN"
+    )]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Licence file (TOML or JSON, by extension). See services/reconciler/examples/licences.toml.
     #[arg(long, value_name = "FILE", env = "SITETALLY_LICENCES")]
     pub licences: Option<PathBuf>,
@@ -391,6 +400,7 @@ impl ReconcileArgs {
             }
             return Ok((out, exit_code(&report.decisions, self.fail_on)));
         }
+        crate::metrics::describe(&r.sink_names());
         r.run(self.interval, shutdown).await?;
         Ok((String::new(), 0))
     }

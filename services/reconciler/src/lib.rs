@@ -9,6 +9,7 @@
 //!   a delivery log, concurrent fan-out;
 //! - [`reconciler`] the service: `run_once` (decide, alert, deliver) and `run` on an
 //!   interval until shutdown;
+//! - [`metrics`]    Prometheus series of the service (runs, decisions, alerts);
 //! - [`counts_csv`] the counts CSV of offline runs, read as a count source;
 //! - [`offline`]    counts CSV in, table or JSON out (`--counts FILE`);
 //! - [`cli`]        [`cli::ReconcileArgs`], the flags of `sitetally reconcile`.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod counts_csv;
 pub mod licence_table;
+pub mod metrics;
 pub mod offline;
 pub mod reconciler;
 pub mod sink;

@@ -2,6 +2,7 @@
 //! transitions (outbox first, then delivery), and retries undelivered alerts; `run`
 //! repeats that on an interval until shutdown.
 
+use crate::metrics::RunOutcome;
 use crate::sink::{fan_out, AlertSink};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -111,6 +112,11 @@ impl Reconciler {
         self.licences = licences;
     }
 
+    /// The names of the alert sinks, in the order they were added.
+    pub fn sink_names(&self) -> Vec<&str> {
+        self.sinks.iter().map(|s| s.name()).collect()
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -180,6 +186,7 @@ impl Reconciler {
             alerts.push(alert);
         }
         let (delivered, pending) = self.deliver_pending(&mut states).await?;
+        crate::metrics::record_run(&decisions, alerts.len(), pending);
         let report = RunReport {
             decided_at: now,
             decisions,
@@ -266,7 +273,15 @@ impl Reconciler {
                     return Ok(());
                 }
                 _ = tick.tick() => {
-                    match self.run_once(Utc::now()).await {
+                    let started = std::time::Instant::now();
+                    let result = self.run_once(Utc::now()).await;
+                    let outcome = match &result {
+                        Ok(_) => RunOutcome::Ok,
+                        Err(e) if e.is_retryable() => RunOutcome::Retrying,
+                        Err(_) => RunOutcome::Failed,
+                    };
+                    crate::metrics::record_outcome(outcome, started.elapsed());
+                    match result {
                         Ok(r) => tracing::info!(decisions = r.decisions.len(), alerts = r.alerts.len(), delivered = r.delivered, pending = r.pending, "reconciliation run"),
                         Err(e) if e.is_retryable() => tracing::warn!(error = %e, "reconciliation run failed; retrying next tick"),
                         Err(e) => return Err(e),

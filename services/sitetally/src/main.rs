@@ -68,7 +68,7 @@ enum Command {
     /// Compare device counts with licensed tiers and raise alerts on overruns; offline
     /// with `--licences FILE --counts FILE`, or against storage (`--once` or periodic).
     #[command(long_about = sitetally_reconciler::cli::LONG_ABOUT)]
-    Reconcile(ReconcileCommand),
+    Reconcile(Box<ReconcileCommand>),
     /// Produce realistic simulated sensor traffic to a Kafka topic (load, demos, tests).
     Simulate(sitetally_sensor_sim::SimulateArgs),
     /// Run the whole pipeline in one process with simulated sensors: nothing to install
@@ -322,14 +322,13 @@ fn init_logging(args: &LogArgs) {
     }
 }
 
-fn init_metrics(listen: Option<&str>) -> anyhow::Result<()> {
+fn init_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     if let Some(addr) = listen {
-        let addr: std::net::SocketAddr = addr
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr:?}: {e}"))?;
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
-            .install()?;
+            .set_buckets(sitetally_core::LATENCY_BUCKETS_SECONDS)?
+            .install()
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr}: {e}"))?;
         tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
     }
     Ok(())
@@ -428,7 +427,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 return Ok(0);
             }
-            init_metrics(config.metrics_listen.as_deref())?;
+            let listen = config.metrics_listen.as_deref().map(|a| {
+                a.parse::<std::net::SocketAddr>()
+                    .map_err(|e| anyhow::anyhow!("--metrics-listen {a:?}: {e}"))
+            });
+            init_metrics(listen.transpose()?)?;
             sitetally_ingest::metrics::describe();
             let report = sitetally_ingest::run(config, shutdown_signal()).await?;
             println!("{}", serde_json::to_string(&report)?);
@@ -452,7 +455,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let applied = store.migrate().await?;
             tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });
         }
-        Command::Reconcile(cmd) => return reconcile(cmd).await,
+        Command::Reconcile(cmd) => return reconcile(*cmd).await,
         Command::Simulate(args) => {
             let report = sitetally_sensor_sim::run_simulation(args, shutdown_signal()).await?;
             eprintln!(
@@ -570,6 +573,9 @@ async fn reconcile(mut cmd: ReconcileCommand) -> anyhow::Result<i32> {
         cmd.reconcile.preloaded_licences = Some(book);
     }
     let args = &cmd.reconcile;
+    if !args.is_offline() && !args.once {
+        init_metrics(args.metrics_listen)?;
+    }
     let (output, code) = if args.is_offline() {
         args.run_offline().await?
     } else {

@@ -51,6 +51,22 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every [`Status::code`], e.g. to start a metric series per status at zero.
+    pub const CODES: [&'static str; 12] = [
+        "WITHIN_TIER",
+        "NEAR_LIMIT",
+        "OVER_TIER",
+        "UNLICENSED",
+        "TRIAL_OVER_ALLOWANCE",
+        "TRIAL_ENDING",
+        "POSSIBLY_OVER",
+        "GRACE_PERIOD",
+        "SERVICE_STOPPED",
+        "RETENTION_ENDING",
+        "STANDALONE_NEEDED",
+        "COMMITMENT_EXCEEDED",
+    ];
+
     /// Upper-case name used in alerts and output.
     pub fn code(&self) -> &'static str {
         match self {
@@ -168,6 +184,63 @@ mod tests {
     use super::*;
     use crate::decision::test_support::t;
     use crate::tier::Tier;
+
+    /// One status of every variant. The match below stops compiling when a variant is
+    /// added, so CODES cannot silently miss it.
+    fn one_of_each() -> Vec<Status> {
+        let all = vec![
+            Status::WithinTier,
+            Status::NearLimit,
+            Status::OverTier {
+                tier_to_buy: TierNeed::one(Tier::M),
+            },
+            Status::Unlicensed,
+            Status::TrialOverAllowance,
+            Status::TrialEnding {
+                days_left: 3,
+                over_allowance: false,
+            },
+            Status::PossiblyOver {
+                if_over: Box::new(Status::Unlicensed),
+            },
+            Status::GracePeriod { days_left: 3 },
+            Status::ServiceStopped {
+                retention_days_left: 3,
+            },
+            Status::RetentionEnding { days_left: 3 },
+            Status::StandaloneNeeded { licences_to_buy: 3 },
+            Status::CommitmentExceeded { committed: 3 },
+        ];
+        for s in &all {
+            match s {
+                Status::WithinTier
+                | Status::NearLimit
+                | Status::OverTier { .. }
+                | Status::Unlicensed
+                | Status::TrialOverAllowance
+                | Status::TrialEnding { .. }
+                | Status::PossiblyOver { .. }
+                | Status::GracePeriod { .. }
+                | Status::ServiceStopped { .. }
+                | Status::RetentionEnding { .. }
+                | Status::StandaloneNeeded { .. }
+                | Status::CommitmentExceeded { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn codes_lists_every_status_once() {
+        let codes: Vec<&str> = one_of_each().iter().map(Status::code).collect();
+        let mut listed = Status::CODES.to_vec();
+        let mut seen = codes.clone();
+        listed.sort_unstable();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), codes.len(), "two variants share a code");
+        assert_eq!(listed, seen);
+    }
 
     #[test]
     fn days_left_counts_partial_days() {

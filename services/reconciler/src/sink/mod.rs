@@ -147,7 +147,9 @@ pub async fn fan_out(
         set.spawn(async move {
             let mut done = Vec::new();
             for alert in alerts {
-                match sink.deliver(&alert).await {
+                let result = sink.deliver(&alert).await;
+                crate::metrics::record_delivery(&name, &result);
+                match result {
                     Ok(()) => done.push(alert.idempotency_key.clone()),
                     Err(SinkError::Permanent(e)) => {
                         tracing::error!(sink = %name, key = %alert.idempotency_key, error = %e, "alert dropped for this sink: permanent error");

@@ -124,7 +124,8 @@ fn resolved(profiles: &[&str], with_secrets: bool) -> std::process::Output {
     }
     if with_secrets {
         cmd.env("CLICKHOUSE_PASSWORD", "compose-test-password")
-            .env("SITETALLY_API_ADMIN_TOKEN", "compose-test-admin-token");
+            .env("SITETALLY_API_ADMIN_TOKEN", "compose-test-admin-token")
+            .env("GRAFANA_ADMIN_PASSWORD", "compose-test-grafana");
     }
     cmd.arg("config")
         .output()
@@ -140,6 +141,7 @@ fn compose_validates_on_every_profile_and_has_what_a_deployment_needs() {
             .args(["config", "--profiles"])
             .env("CLICKHOUSE_PASSWORD", "x")
             .env("SITETALLY_API_ADMIN_TOKEN", "y")
+            .env("GRAFANA_ADMIN_PASSWORD", "z")
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap()
@@ -231,6 +233,18 @@ fn check_services(doc: &serde_yaml::Value, profiles: &[&str]) {
         );
     }
     assert!(ready("api", "init-migrate"));
+    // Prometheus scrapes every service that serves metrics, Grafana shows the dashboard.
+    let scrape = std::fs::read_to_string(repo().join("deploy/prometheus.yml")).unwrap();
+    for (svc, port) in [("ingest", "9464"), ("reconciler", "9465"), ("api", "8080")] {
+        let command = serde_yaml::to_string(&doc["services"][svc]["command"]).unwrap();
+        assert!(
+            svc == "api" || command.contains(&format!("0.0.0.0:{port}")),
+            "{svc} serves metrics on {port}: {command}"
+        );
+        assert!(scrape.contains(port), "prometheus.yml scrapes {svc}:{port}");
+    }
+    let grafana = serde_yaml::to_string(&doc["services"]["grafana"]["volumes"]).unwrap();
+    assert!(grafana.contains("deploy/grafana/dashboards"), "{grafana}");
     if profiles.contains(&"tools") {
         assert!(services.contains_key("simulate"));
     }

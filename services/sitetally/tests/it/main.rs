@@ -7,6 +7,7 @@
 //! - [`reconcile_cli`]: `reconcile` offline as users run it (RUST_BACKTRACE=1): exit
 //!   codes, one-line errors naming file and line or field;
 //! - [`compose_config`]: docker-compose.yml as written;
+//! - [`dashboard_metrics`]: every series the Grafana dashboard queries is exported;
 //! - [`tls`]: `migrate` over https with and without the CA.
 //!
 //! Tests that need the rig of `scripts/test.sh` (broker, ClickHouse) are `#[ignore]`d for
@@ -18,6 +19,7 @@ mod api_cli;
 mod api_clickhouse;
 mod api_support;
 mod compose_config;
+mod dashboard_metrics;
 mod demo;
 mod outage;
 mod process;
