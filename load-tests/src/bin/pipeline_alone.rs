@@ -59,9 +59,11 @@ fn main() {
         let m = sw.stop(spans.len() as u64);
         let rate = m.events_per_sec();
         best = best.max(rate);
+        let (entries, dedup_bytes) = p.memory();
         eprintln!(
-            "run {run}: {} events ({} MB) in {:.2?}: {:.2} M events/s wall, {:.2} M events per CPU-second, {:.0} ns/event; rows {rows}; {:?}",
-            m.events, bytes / 1_000_000, m.wall, rate / 1e6, m.events_per_cpu_sec() / 1e6, 1e9 / rate, p.stats
+            "run {run}: {} events ({} MB) in {:.2?}: {:.2} M events/s wall, {:.2} M events per CPU-second, {:.0} ns/event; rows {rows}; dedup {entries} entries in {dedup_bytes} bytes ({:.1} B each); {:?}",
+            m.events, bytes / 1_000_000, m.wall, rate / 1e6, m.events_per_cpu_sec() / 1e6, 1e9 / rate,
+            dedup_bytes as f64 / entries.max(1) as f64, p.stats
         );
     }
     println!(
