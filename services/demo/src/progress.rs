@@ -1,6 +1,7 @@
 //! The live display on stderr: about once a second, events/s produced, how far ingest has
 //! committed, sites and devices counted in storage, alerts raised. On a terminal it is an
-//! indicatif status line; otherwise (logs, CI) a log line every few seconds.
+//! indicatif progress bar over the demo's known duration with its ETA; otherwise (logs,
+//! CI) a log line every few seconds that says how far along the run is.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -37,9 +38,21 @@ pub fn status_line(now: &Snapshot, prev: &Snapshot, dt: Duration, phase: &str) -
     )
 }
 
-/// The display: a spinner line on a terminal, periodic log lines elsewhere.
+/// How far a run of known length is: `elapsed 12s of 60s, ~48s left`.
+pub fn eta_text(elapsed: Duration, total: Duration) -> String {
+    let elapsed = elapsed.min(total).as_secs();
+    let total = total.as_secs();
+    format!(
+        "elapsed {elapsed}s of {total}s, ~{}s left",
+        total.saturating_sub(elapsed)
+    )
+}
+
+/// The display: a progress bar with ETA on a terminal, periodic log lines elsewhere.
 pub struct Display {
     bar: Option<ProgressBar>,
+    started: Instant,
+    total: Duration,
     prev: Snapshot,
     prev_at: Instant,
     last_log: Instant,
@@ -49,12 +62,18 @@ pub struct Display {
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl Display {
-    pub fn new() -> Self {
+    /// A display for a run that produces for `total` (the demo's `--duration`).
+    pub fn new(total: Duration) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(2));
+            let bar = ProgressBar::with_draw_target(
+                Some(total.as_secs().max(1)),
+                ProgressDrawTarget::stderr_with_hz(2),
+            );
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] [{bar:24}] ETA {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
             bar
@@ -62,6 +81,8 @@ impl Display {
         let now = Instant::now();
         Self {
             bar,
+            started: now,
+            total,
             prev: Snapshot::default(),
             prev_at: now,
             last_log: now,
@@ -72,10 +93,17 @@ impl Display {
     pub fn update(&mut self, snap: Snapshot, phase: &str) {
         let now = Instant::now();
         let line = status_line(&snap, &self.prev, now - self.prev_at, phase);
+        let elapsed = now - self.started;
         match &self.bar {
-            Some(bar) => bar.set_message(line),
+            Some(bar) => {
+                // Producing runs for the known duration; after it, the bar stays full
+                // while ingest catches up.
+                bar.set_position(elapsed.min(self.total).as_secs());
+                bar.set_message(line);
+            }
             None if now - self.last_log >= LOG_EVERY => {
-                tracing::info!(target: "sitetally_demo::progress", "{line}");
+                let eta = eta_text(elapsed, self.total);
+                tracing::info!(target: "sitetally_demo::progress", "{line} | {eta}");
                 self.last_log = now;
             }
             None => {}
@@ -92,15 +120,22 @@ impl Display {
     }
 }
 
-impl Default for Display {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eta_counts_down_to_zero_and_stays_there() {
+        let total = Duration::from_secs(60);
+        assert_eq!(
+            eta_text(Duration::from_millis(12_400), total),
+            "elapsed 12s of 60s, ~48s left"
+        );
+        assert_eq!(
+            eta_text(Duration::from_secs(75), total),
+            "elapsed 60s of 60s, ~0s left"
+        );
+    }
 
     #[test]
     fn rates_are_per_second_over_the_interval() {

@@ -235,7 +235,7 @@ pub async fn run(
     });
 
     let watch = Arc::new(CommitWatch::new(&bootstrap, GROUP, TOPIC, PARTITIONS)?);
-    let mut display = Display::new();
+    let mut display = Display::new(args.duration);
     let mut snap = Snapshot::default();
     let refresh =
         |snap: &mut Snapshot, progress: Option<TopicProgress>, counts: Option<Vec<SiteCount>>| {

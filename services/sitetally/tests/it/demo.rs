@@ -174,6 +174,14 @@ fn demo(data_dir: &Path, duration: &str) -> (Value, Duration, ApiSeen) {
         stderr.contains(&format!("dashboard at http://127.0.0.1:{port}/")),
         "the dashboard URL is logged:\n{stderr}"
     );
+    // Off a terminal, progress is logged with how far along the known duration the run is.
+    assert!(
+        stderr.contains(&format!(
+            "of {}s, ~",
+            humantime::parse_duration(duration).unwrap().as_secs()
+        )),
+        "progress lines say the elapsed time and what is left:\n{stderr}"
+    );
     let summary: Value = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
         panic!(
             "summary is not JSON ({e}):\n{}\n{stderr}",
