@@ -5,12 +5,12 @@
 # fuzz/regressions/ and fix). Builds with nightly and libFuzzer's coverage instrumentation
 # (what `cargo fuzz build` passes, without needing cargo-fuzz installed).
 #
-#   fuzz/run.sh [SECONDS] [TARGET...]
+#   fuzz/run.sh [SECONDS] [TARGET...]      (FUZZ_MERGE=1: merge new coverage into corpus/)
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-10}"; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode_report json_scanner identity licence_file)
+[ ${#targets[@]} -gt 0 ] || targets=(decode_report json_scanner identity licence_file counts_csv)
 log() { printf '[fuzz] %s\n' "$*" >&2; }
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
@@ -39,5 +39,11 @@ for t in "${targets[@]}"; do
   fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "artifacts/$t/last-run.log" | grep -o '[0-9]*$' || echo '?')
   log "$t: ok, $runs runs"
+  if [ "${FUZZ_MERGE:-0}" = 1 ]; then
+    # Keep only the new inputs that add coverage (the long run's corpus is committed).
+    before=$(ls "corpus/$t" | wc -l)
+    "$CARGO_TARGET_DIR/$host/release/$t" -merge=1 "corpus/$t" "$scratch" >"artifacts/$t/merge.log" 2>&1
+    log "$t: corpus $before -> $(ls "corpus/$t" | wc -l) inputs"
+  fi
   rm -rf "$scratch"
 done

@@ -1,6 +1,6 @@
 //! Writes the seed corpora: events as sensors send them (Avro in the schema-registry wire
 //! format and JSON, in the shapes the simulator produces), identity lines, and the
-//! licence files of the examples. `cargo run --bin seed_corpus` from fuzz/.
+//! licence and counts files of the examples. `cargo run --bin seed_corpus` from fuzz/.
 
 use sitetally_core::codec::{bundled_avro_schema, encode_avro};
 use sitetally_core::{DeviceCategory, Discovery};
@@ -74,6 +74,18 @@ fn main() {
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
             write(&corpus.join("licence_file"), &name, &bytes);
         }
+    }
+    let counts = std::fs::read(examples.join("counts.csv")).unwrap();
+    write(&corpus.join("counts_csv"), "example.csv", &counts);
+    for (n, text) in [
+        "\u{feff}site,tenant,count,category,exact,error_bound\r\n\"Plant, North\",contoso,1200,OT,1190,30\r\n",
+        "# comment\n\ncontoso,plant-1,OT,5000,80\ncontoso,plant-1,IOT,18446744073709551615\n",
+        "contoso,plant-1,OT,10\ncontoso,plant-1,OT,11\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(&corpus.join("counts_csv"), &format!("edge-{n}"), text.as_bytes());
     }
     println!("seed corpora written to {}", corpus.display());
 }

@@ -11,6 +11,7 @@
 //!   the validated TOML/JSON licence document (one submodule each);
 //! - [`count`]    count windows and queries, per-category counts, and the
 //!   [`count::CountSource`] trait that storage (or a counts file) answers;
+//! - [`counts_csv`] the counts CSV of offline runs (text in, a count source out; fuzzed);
 //! - [`decision`] the status of a site / tenant / legacy plan for a count at a time, with
 //!   hysteresis (one submodule per kind of subject);
 //! - [`engine`]   decisions over all subjects, asking for an exact count whenever an
@@ -22,6 +23,7 @@
 
 pub mod alert;
 pub mod count;
+pub mod counts_csv;
 pub mod decision;
 pub mod engine;
 #[cfg(any(test, feature = "fixtures"))]

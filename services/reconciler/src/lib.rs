@@ -10,12 +10,14 @@
 //! - [`reconciler`] the service: `run_once` (decide, alert, deliver) and `run` on an
 //!   interval until shutdown;
 //! - [`metrics`]    Prometheus series of the service (runs, decisions, alerts);
-//! - [`counts_csv`] the counts CSV of offline runs, read as a count source;
+//! - [`counts_csv`] (re-exported from the licensing crate) the counts CSV of offline runs;
 //! - [`offline`]    counts CSV in, table or JSON out (`--counts FILE`);
 //! - [`cli`]        [`cli::ReconcileArgs`], the flags of `sitetally reconcile`.
 
 pub mod cli;
-pub mod counts_csv;
+/// The counts CSV reader lives in the pure licensing crate (fuzzed there); re-exported
+/// where offline runs use it.
+pub use sitetally_licensing::counts_csv;
 pub mod licence_table;
 pub mod metrics;
 pub mod offline;

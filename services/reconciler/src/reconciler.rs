@@ -37,6 +37,12 @@ pub enum ReconcileError {
     },
 }
 
+impl From<sitetally_licensing::counts_csv::CountsCsvError> for ReconcileError {
+    fn from(e: sitetally_licensing::counts_csv::CountsCsvError) -> Self {
+        ReconcileError::Config(e.0)
+    }
+}
+
 impl ReconcileError {
     /// Storage hiccups are worth another run; bad files and configuration are not.
     pub fn is_retryable(&self) -> bool {

@@ -8,9 +8,8 @@
 //! exactly as the online path uses storage's exact count: only when the estimate's band
 //! straddles a boundary. Every error names the file, the line and the column.
 
-use crate::reconciler::ReconcileError;
 use sitetally_core::DeviceCategory;
-use sitetally_licensing::count::{
+use crate::count::{
     CategoryCount, Count, CountError, CountQuery, CountSource, MAX_DEVICES,
 };
 use std::collections::HashMap;
@@ -98,7 +97,7 @@ impl CountSource for CsvCounts {
 }
 
 /// Reads a counts CSV (see the module docs). `file` names the file in errors.
-pub fn read_counts_csv(text: &str, file: &str) -> Result<CsvCounts, ReconcileError> {
+pub fn read_counts_csv(text: &str, file: &str) -> Result<CsvCounts, CountsCsvError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -305,8 +304,13 @@ fn add_within<K: std::hash::Hash + Eq>(
     Some(())
 }
 
-fn config(message: String) -> ReconcileError {
-    ReconcileError::Config(message)
+/// A counts CSV that cannot be used; the message names the file, the line and the column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CountsCsvError(pub String);
+
+fn config(message: String) -> CountsCsvError {
+    CountsCsvError(message)
 }
 
 #[cfg(test)]
