@@ -58,7 +58,8 @@ pub struct Dedup {
 }
 
 impl Dedup {
-    /// `cap` bounds the number of remembered triples (≈ 9–18 bytes each with table overhead).
+    /// `cap` bounds the number of remembered triples (≈ 13 bytes each with table overhead,
+    /// measured: load-tests/RESULTS.md) and so the number of (site, day) sets.
     pub fn new(cap: usize, keep_days: u16) -> Self {
         Self {
             seen: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
@@ -77,15 +78,18 @@ impl Dedup {
         if day < self.oldest_kept_day {
             return Seen::WriteThrough;
         }
-        let full = self.entries >= self.cap;
+        if self.entries >= self.cap {
+            // Full: look up only. An entry per new site here would let a stream of
+            // distinct sites grow the map without bound while nothing is remembered.
+            return match self.seen.get(&(site, day)) {
+                Some(set) if set.contains(&device) => Seen::Duplicate,
+                _ => Seen::WriteThrough,
+            };
+        }
         let set = self.seen.entry((site, day)).or_default();
-        if set.contains(&device) {
+        if !set.insert(device) {
             return Seen::Duplicate;
         }
-        if full {
-            return Seen::WriteThrough;
-        }
-        set.insert(device);
         self.entries += 1;
         Seen::New
     }
@@ -114,19 +118,77 @@ impl Dedup {
         self.entries == 0
     }
 
-    /// Approximate heap bytes held (for the memory gauge).
+    /// The (site, day) sets held; never more than the cap.
+    pub fn site_days(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Approximate heap bytes held (for the memory gauge): the device sets and the map of
+    /// (site, day) to set, each one control byte plus its slot per bucket (hashbrown).
     pub fn memory_bytes(&self) -> usize {
-        // hashbrown: one control byte plus the 8-byte key per bucket.
-        self.seen
+        let sets: usize = self
+            .seen
             .values()
             .map(|s| s.capacity() * (std::mem::size_of::<u64>() + 1))
-            .sum()
+            .sum();
+        let slot = std::mem::size_of::<((u64, u16), DeviceSet)>() + 1;
+        sets + self.seen.capacity() * slot
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16: a site with 10 million devices in one day stays within the cap; every
+    /// device past it is still written (through), none is dropped.
+    #[test]
+    fn ten_million_devices_at_one_site_stay_within_the_cap() {
+        let cap = 100_000;
+        let mut d = Dedup::new(cap, 1);
+        let mut through = 0usize;
+        for device in 0..10_000_000u64 {
+            match d.offer(7, 100, device.wrapping_mul(0x9E37_79B9_7F4A_7C15)) {
+                Seen::New => {}
+                Seen::WriteThrough => through += 1,
+                Seen::Duplicate => panic!("a new device {device} reported as a duplicate"),
+            }
+        }
+        assert_eq!(d.len(), cap);
+        assert_eq!(through, 10_000_000 - cap);
+        // hashbrown at its lowest load (just grown): ≤ 2 buckets of 9 bytes per entry.
+        assert!(
+            d.memory_bytes() <= cap * 2 * 9 + 1024,
+            "{} bytes",
+            d.memory_bytes()
+        );
+    }
+
+    /// Issue 16: a million distinct sites once the cache is full add no (site, day) sets:
+    /// memory stays bounded by the cap, not by the number of sites.
+    #[test]
+    fn a_million_sites_past_the_cap_add_no_memory() {
+        let cap = 10_000;
+        let mut d = Dedup::new(cap, 1);
+        for site in 0..1_000_000u64 {
+            let seen = d.offer(site, 100, 1);
+            assert_eq!(
+                seen == Seen::New,
+                site < cap as u64,
+                "site {site}: {seen:?}"
+            );
+        }
+        assert_eq!(d.len(), cap);
+        assert_eq!(d.site_days(), cap);
+        let bytes = d.memory_bytes();
+        for site in 1_000_000..1_100_000u64 {
+            assert_eq!(d.offer(site, 100, 1), Seen::WriteThrough);
+        }
+        assert_eq!(d.site_days(), cap);
+        assert_eq!(d.memory_bytes(), bytes);
+        // A remembered device is still a duplicate when the cache is full.
+        assert_eq!(d.offer(3, 100, 1), Seen::Duplicate);
+    }
 
     #[test]
     fn remembers_per_site_and_day() {

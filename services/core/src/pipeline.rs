@@ -80,6 +80,9 @@ pub enum Outcome {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PipelineStats {
     pub new: u64,
+    /// Of `new`: devices the full dedup cache could not remember (written anyway; a
+    /// steady rate means `dedup_capacity` is too small for the sites this replica owns).
+    pub written_through: u64,
     pub duplicates: u64,
     pub not_a_device: u64,
     pub rejected: u64,
@@ -147,8 +150,10 @@ impl Pipeline {
         };
         let day = crate::day_of(event.observed_at);
         let site = crate::site_hash(&event.tenant, &event.site);
-        if self.dedup.offer(site, day, device.key) == Seen::Duplicate {
-            return Outcome::Duplicate;
+        match self.dedup.offer(site, day, device.key) {
+            Seen::Duplicate => return Outcome::Duplicate,
+            Seen::WriteThrough => self.stats.written_through += 1,
+            Seen::New => {}
         }
         Outcome::New(Sighting {
             tenant: event.tenant.into_owned(),

@@ -125,6 +125,8 @@ struct Worker {
     retry_at: Option<Instant>,
     report: IngestReport,
     published: PipelineStats,
+    /// When the last "dedup cache full" warning was logged (at most one a minute).
+    dedup_full_warned_at: Option<Instant>,
     /// A message whose schema the registry could not serve: its partition is paused and
     /// rewound to it until `resume_at`, then it is read again.
     registry_retry: Option<RegistryRetry>,
@@ -432,6 +434,7 @@ impl Worker {
             retry_at: None,
             report: IngestReport::default(),
             published: PipelineStats::default(),
+            dedup_full_warned_at: None,
             registry_retry: None,
             registry_backoff: initial_backoff,
         }
@@ -685,6 +688,8 @@ impl Worker {
         );
         counter!(m::EVENTS_NEW).increment(s.new - p.new);
         counter!(m::DEDUP_HITS).increment(s.duplicates - p.duplicates);
+        let through = s.written_through - p.written_through;
+        counter!(m::DEDUP_WRITE_THROUGH).increment(through);
         self.published = s;
         self.report.new_devices = s.new;
         self.report.duplicates = s.duplicates;
@@ -693,6 +698,18 @@ impl Worker {
         let (entries, dedup_bytes) = self.pipeline.memory();
         gauge!(m::DEDUP_ENTRIES).set(entries as f64);
         gauge!(m::DEDUP_BYTES).set(dedup_bytes as f64);
+        let quiet = self
+            .dedup_full_warned_at
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(60));
+        if through > 0 && !quiet {
+            warn!(
+                entries,
+                bytes = dedup_bytes,
+                written_through = through,
+                "dedup cache full: new devices are written without being remembered (counts stay right; storage gets repeats); raise pipeline.dedup_capacity"
+            );
+            self.dedup_full_warned_at = Some(Instant::now());
+        }
     }
 }
 

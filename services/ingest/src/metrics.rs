@@ -14,6 +14,7 @@ pub const CONSUMER_LAG: &str = "sitetally_ingest_consumer_lag";
 pub const PAUSED: &str = "sitetally_ingest_paused";
 pub const DEDUP_ENTRIES: &str = "sitetally_ingest_dedup_entries";
 pub const DEDUP_BYTES: &str = "sitetally_ingest_dedup_bytes";
+pub const DEDUP_WRITE_THROUGH: &str = "sitetally_ingest_dedup_write_through_total";
 pub const REGISTRY_RETRIES: &str = "sitetally_ingest_registry_retries_total";
 pub const ASSIGNED_PARTITIONS: &str = "sitetally_ingest_assigned_partitions";
 
@@ -27,6 +28,7 @@ pub fn describe() {
         MESSAGES_CONSUMED,
         EVENTS_NEW,
         DEDUP_HITS,
+        DEDUP_WRITE_THROUGH,
         DLQ_PUBLISHED,
         ROWS_WRITTEN,
         FLUSH_FAILURES,
@@ -85,6 +87,10 @@ fn describe_all() {
         "(site, day, device) triples remembered by dedup"
     );
     describe_gauge!(DEDUP_BYTES, Unit::Bytes, "Memory held by the dedup cache");
+    describe_counter!(
+        DEDUP_WRITE_THROUGH,
+        "New devices written without being remembered because the dedup cache was full"
+    );
     describe_gauge!(
         ASSIGNED_PARTITIONS,
         "Partitions this replica owns (0: idle, e.g. more replicas than partitions)"

@@ -8,10 +8,8 @@
 //! exactly as the online path uses storage's exact count: only when the estimate's band
 //! straddles a boundary. Every error names the file, the line and the column.
 
+use crate::count::{CategoryCount, Count, CountError, CountQuery, CountSource, MAX_DEVICES};
 use sitetally_core::DeviceCategory;
-use crate::count::{
-    CategoryCount, Count, CountError, CountQuery, CountSource, MAX_DEVICES,
-};
 use std::collections::HashMap;
 use std::sync::Arc;
 

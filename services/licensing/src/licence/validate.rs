@@ -41,9 +41,16 @@ fn validate_tenant(
     }
     let catalogue = with_override(base, &rt.catalogue, &format!("{tp}.catalogue"))?;
     let mut sites: Vec<Site> = Vec::new();
+    let mut site_ids = std::collections::HashSet::new();
     for (si, rs) in rt.sites.iter().enumerate() {
         let sp = format!("{tp}.sites[{si}]");
-        let site = validate_site(rs, &sp, &id, &sites, &catalogue, settings)?;
+        let site = validate_site(rs, &sp, &catalogue, settings)?;
+        if !site_ids.insert(site.id.clone()) {
+            return Err(LicenceError::invalid(
+                format!("{sp}.id"),
+                format!("duplicate site {:?} in tenant {id:?}", site.id),
+            ));
+        }
         sites.push(site);
     }
     let enterprise_iot = match &rt.enterprise_iot {
@@ -66,6 +73,7 @@ fn validate_tenant(
         sites,
         enterprise_iot,
         legacy_ot_plans,
+        site_index: Default::default(),
     })
 }
 
@@ -83,22 +91,14 @@ fn with_override(
     }
 }
 
-/// One site of `tenant`; `earlier` are the tenant's sites before it.
+/// One site (the caller refuses duplicate ids).
 fn validate_site(
     rs: &RawSite,
     sp: &str,
-    tenant: &str,
-    earlier: &[Site],
     catalogue: &TierCatalogue,
     settings: &Settings,
 ) -> Result<Site, LicenceError> {
     let id = non_empty_id(&rs.id, &format!("{sp}.id"))?;
-    if earlier.iter().any(|s| s.id == id) {
-        return Err(LicenceError::invalid(
-            format!("{sp}.id"),
-            format!("duplicate site {id:?} in tenant {tenant:?}"),
-        ));
-    }
     let licences = rs
         .licences
         .iter()

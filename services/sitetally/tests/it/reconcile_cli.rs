@@ -400,3 +400,38 @@ async fn straddling_sites_are_recounted_from_storage_when_given() {
         "{line}"
     );
 }
+
+/// Issue 16: a tenant with 100,000 sites in the licence file is decided in full, every
+/// site once, without aborting (the sites alternate within tier and over it).
+#[test]
+fn a_tenant_with_a_hundred_thousand_sites_is_decided_in_full() {
+    const SITES: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut licences = String::from("[[tenants]]\nid = \"big\"\n");
+    let mut counts = String::from("tenant,site,category,count\n");
+    for i in 0..SITES {
+        licences.push_str(&format!(
+            "[[tenants.sites]]\nid = \"s{i}\"\n[[tenants.sites.licences]]\ntier = \"M\"\nkind = \"paid\"\nstart = \"2025-01-01\"\n"
+        ));
+        // M covers 500 devices: even sites are within it, odd ones need an L.
+        let devices = if i % 2 == 0 { 120 } else { 700 };
+        counts.push_str(&format!("big,s{i},OT,{devices}\n"));
+    }
+    let l = write(dir.path(), "licences.toml", &licences);
+    let r = reconcile(dir.path(), &l, &counts, &["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let decisions: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let sites: Vec<&serde_json::Value> = decisions
+        .as_array()
+        .or_else(|| decisions["decisions"].as_array())
+        .expect("a list of decisions")
+        .iter()
+        .filter(|d| d.to_string().contains("\"big\""))
+        .collect();
+    assert_eq!(sites.len(), SITES, "every site decided once");
+    let over = sites
+        .iter()
+        .filter(|d| d.to_string().contains("OVER_TIER"))
+        .count();
+    assert_eq!(over, SITES / 2);
+}
