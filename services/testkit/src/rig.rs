@@ -77,8 +77,13 @@ pub fn store(database: &str) -> ClickHouseStore {
 }
 
 pub async fn create_topics(names: &[&str], partitions: i32) {
+    create_topics_on(&brokers(), names, partitions).await
+}
+
+/// [`create_topics`] on the broker at `bootstrap` (a test's own broker).
+pub async fn create_topics_on(bootstrap: &str, names: &[&str], partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
     let topics: Vec<NewTopic> = names
@@ -100,8 +105,12 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
 }
 
 pub fn producer() -> ThreadedProducer<DefaultProducerContext> {
+    producer_on(&brokers())
+}
+
+fn producer_on(bootstrap: &str) -> ThreadedProducer<DefaultProducerContext> {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "20")
@@ -112,7 +121,16 @@ pub fn producer() -> ThreadedProducer<DefaultProducerContext> {
 
 /// Produces (key, payload) pairs and waits until all are acknowledged.
 pub fn produce(topic: &str, messages: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> usize {
-    let p = producer();
+    produce_on(&brokers(), topic, messages)
+}
+
+/// [`produce`] to the broker at `bootstrap`.
+pub fn produce_on(
+    bootstrap: &str,
+    topic: &str,
+    messages: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> usize {
+    let p = producer_on(bootstrap);
     let mut n = 0;
     for (key, payload) in messages {
         let mut record = BaseRecord::to(topic).key(&key).payload(&payload);

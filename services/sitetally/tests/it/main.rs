@@ -4,6 +4,7 @@
 //! - [`api_clickhouse`]: the API over data written by ingest into the rig's ClickHouse;
 //! - [`demo`]: `sitetally demo`, its summary against the simulator's truth and the API;
 //! - [`process`], [`outage`]: ingest as a process: kill -9, rebalance, ClickHouse down;
+//! - [`faults`]: the fault suite's short form: SIGTERM under load, broker restarted;
 //! - [`reconcile_cli`]: `reconcile` offline as users run it (RUST_BACKTRACE=1): exit
 //!   codes, one-line errors naming file and line or field;
 //! - [`compose_config`]: docker-compose.yml as written;
@@ -21,6 +22,7 @@ mod api_support;
 mod compose_config;
 mod dashboard_metrics;
 mod demo;
+mod faults;
 mod outage;
 mod process;
 mod process_support;

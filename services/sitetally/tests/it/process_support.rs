@@ -19,6 +19,20 @@ pub struct IngestProcess {
 
 impl IngestProcess {
     pub fn start(topic: &str, db: &str, group: &str) -> Self {
+        Self::start_with(topic, db, group, &brokers())
+    }
+
+    /// [`IngestProcess::start`] against the broker at `bootstrap`.
+    pub fn start_with(topic: &str, db: &str, group: &str, bootstrap: &str) -> Self {
+        Self::spawn(topic, db, group, bootstrap, &clickhouse_url())
+    }
+
+    /// [`IngestProcess::start`] writing to the ClickHouse at `url` (e.g. a proxy).
+    pub fn start_with_clickhouse(topic: &str, db: &str, group: &str, url: &str) -> Self {
+        Self::spawn(topic, db, group, &brokers(), url)
+    }
+
+    fn spawn(topic: &str, db: &str, group: &str, bootstrap: &str, clickhouse: &str) -> Self {
         // Short group timeouts: after a kill -9 the broker may hold a rebalance until the
         // dead member's session expires (or, in Tansu, up to the rebalance timeout, which
         // librdkafka sets to max.poll.interval.ms: 300 s by default).
@@ -34,13 +48,13 @@ impl IngestProcess {
             .arg(&config)
             .args([
                 "--kafka-brokers",
-                &brokers(),
+                bootstrap,
                 "--topic",
                 topic,
                 "--group",
                 group,
             ])
-            .args(["--clickhouse-url", &clickhouse_url(), "--database", db])
+            .args(["--clickhouse-url", clickhouse, "--database", db])
             .env("SITETALLY_INGEST__BATCH__MAX_INTERVAL_MS", "300")
             // Small batches: ingest reads a whole Tansu fetch in milliseconds, so many small
             // synchronous flushes are what spread its commits over the stream and let a
@@ -167,4 +181,50 @@ pub async fn produce_async(topic: String, msgs: Vec<(Vec<u8>, Vec<u8>)>) -> usiz
     tokio::task::spawn_blocking(move || produce(&topic, msgs))
         .await
         .unwrap()
+}
+
+/// The end of a fault scenario: per-site exact and sketch counts against the truth, in
+/// Jepsen's words (lost: true devices not counted; unexpected: counted beyond the truth),
+/// printed as one `FAULT-REPORT` line for load-tests/RESULTS.md. Returns (lost,
+/// unexpected) summed over sites.
+pub async fn fault_report(
+    scenario: &str,
+    db: &str,
+    truth: &HashMap<String, u64>,
+    sent: usize,
+    recovery: std::time::Duration,
+) -> (u64, u64) {
+    let s = store(db);
+    let day = sitetally_core::day_of(now_ms());
+    let days = DayRange {
+        from: day - 1,
+        to: day + 1,
+    };
+    let sketch: HashMap<String, u64> = s
+        .site_counts(Some("acme"), days, &CountFilter::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.site, c.count.value))
+        .collect();
+    let (mut lost, mut unexpected, mut counted) = (0u64, 0u64, 0u64);
+    for (site, &want) in truth {
+        let exact = s
+            .exact_site_count("acme", site, days, &CountFilter::all())
+            .await
+            .unwrap();
+        counted += exact;
+        lost += want.saturating_sub(exact);
+        unexpected += exact.saturating_sub(want);
+        let est = sketch.get(site).copied().unwrap_or(0);
+        lost += want.saturating_sub(est);
+        unexpected += est.saturating_sub(want);
+    }
+    let rows = s.sighting_rows().await.unwrap();
+    println!(
+        "FAULT-REPORT | {scenario} | {sent} | {} | {counted} | {lost} | {unexpected} | {rows} | {:.1} |",
+        truth.values().sum::<u64>(),
+        recovery.as_secs_f64()
+    );
+    (lost, unexpected)
 }
