@@ -238,3 +238,179 @@ async fn slow_clickhouse_answers_lose_nothing() {
         fault_report("ClickHouse answering slowly", &db, &truth, sent, took).await;
     assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", ingest.dump());
 }
+
+/// Where in a batch `kill -9` lands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KillPoint {
+    /// Messages fetched and held in the batch, nothing written yet.
+    AfterFetch,
+    /// The insert reached ClickHouse, its answer withheld: ingest never sees the ack.
+    InsertSentBeforeAck,
+    /// The insert's ack delivered, then killed at once: races the offset commit, which
+    /// follows the ack by microseconds; either outcome must count the same.
+    AfterAck,
+}
+
+/// A proxy to ClickHouse that, on the answer to the first insert into `sightings`, tells
+/// `tripped` and then (for [`KillPoint::InsertSentBeforeAck`]) withholds the answer or
+/// (for [`KillPoint::AfterAck`]) forwards it first.
+async fn insert_tripwire(
+    upstream: String,
+    point: KillPoint,
+) -> (String, tokio::sync::mpsc::Receiver<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, tx, armed) = (upstream.clone(), tx.clone(), armed.clone());
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let insert = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let saw_insert = insert.clone();
+                let requests = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        let chunk = String::from_utf8_lossy(&buf[..n]);
+                        if chunk.contains("INSERT") && chunk.contains("sightings") {
+                            saw_insert.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let trip = insert.load(std::sync::atomic::Ordering::SeqCst)
+                        && armed.swap(false, std::sync::atomic::Ordering::SeqCst);
+                    if trip && point == KillPoint::InsertSentBeforeAck {
+                        let _ = tx.send(()).await;
+                        requests.abort();
+                        return; // the answer never reaches ingest
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if trip {
+                        let _ = tx.send(()).await;
+                    }
+                }
+                requests.abort();
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// kill -9 at `point` of a batch, then a second member on the same group finishes.
+async fn killed_at(point: KillPoint) {
+    let name = format!("kill{point:?}").to_lowercase();
+    let (topic, db) = (unique(&name), unique(&name));
+    let group = format!("{topic}-g");
+    create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
+    let (msgs, truth) = workload(4, 1500, 2);
+    let sent = produce_async(topic.clone(), msgs).await;
+    let b = brokers();
+    let upstream = clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let (proxy, mut tripped) = insert_tripwire(upstream, point).await;
+    let proxy_url = format!("http://{proxy}");
+    let metrics = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    // After fetch: batches that only flush after 10 minutes, so the messages are held.
+    let hold = [
+        ("SITETALLY_INGEST__BATCH__MAX_INTERVAL_MS", "600000"),
+        ("SITETALLY_INGEST__BATCH__MAX_ROWS", "1000000"),
+        ("SITETALLY_INGEST__BATCH__IDLE_FLUSH_MS", "0"),
+        ("SITETALLY_INGEST__METRICS_LISTEN", metrics.as_str()),
+    ];
+    let env: &[(&str, &str)] = if point == KillPoint::AfterFetch {
+        &hold
+    } else {
+        &[]
+    };
+    let mut first = IngestProcess::spawn_with_env(&topic, &db, &group, &b, &proxy_url, env);
+    if point == KillPoint::AfterFetch {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let m = std::panic::catch_unwind(|| {
+                crate::api_support::http_get(&metrics, "/metrics", None, None).body
+            })
+            .unwrap_or_default();
+            let consumed = m
+                .lines()
+                .find(|l| l.starts_with("sitetally_ingest_messages_consumed_total "))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if consumed > 0.0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ingest fetched nothing in 120 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    } else {
+        tokio::time::timeout(Duration::from_secs(120), tripped.recv())
+            .await
+            .expect("no insert reached ClickHouse in 120 s");
+    }
+    let killed = Instant::now();
+    first.kill_hard();
+    let at_kill = committed_total(&b, &group, &topic, 2);
+    assert!(
+        at_kill < sent as i64,
+        "killed after the end: proved nothing"
+    );
+    if point != KillPoint::AfterAck {
+        assert_eq!(at_kill, 0, "nothing could have been committed at {point:?}");
+    }
+    // A restarted member gets the partitions once the dead one's session (10 s) ends.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut second = IngestProcess::start(&topic, &db, &group);
+    wait_until(
+        "the restarted member to commit everything",
+        Duration::from_secs(240),
+        || committed_total(&b, &group, &topic, 2) == sent as i64,
+    )
+    .await;
+    let recovery = killed.elapsed();
+    second.terminate();
+    let scenario = format!("kill -9 {point:?}");
+    let (lost, unexpected) = fault_report(&scenario, &db, &truth, sent, recovery).await;
+    assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", second.dump());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
+async fn kill_9_after_fetch_loses_nothing() {
+    killed_at(KillPoint::AfterFetch).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
+async fn kill_9_after_the_insert_before_its_ack_loses_nothing() {
+    killed_at(KillPoint::InsertSentBeforeAck).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
+async fn kill_9_after_the_ack_before_the_commit_loses_nothing() {
+    killed_at(KillPoint::AfterAck).await;
+}

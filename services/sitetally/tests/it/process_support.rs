@@ -33,6 +33,18 @@ impl IngestProcess {
     }
 
     fn spawn(topic: &str, db: &str, group: &str, bootstrap: &str, clickhouse: &str) -> Self {
+        Self::spawn_with_env(topic, db, group, bootstrap, clickhouse, &[])
+    }
+
+    /// A child with extra environment (`SITETALLY_INGEST__...` settings).
+    pub fn spawn_with_env(
+        topic: &str,
+        db: &str,
+        group: &str,
+        bootstrap: &str,
+        clickhouse: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         // Short group timeouts: after a kill -9 the broker may hold a rebalance until the
         // dead member's session expires (or, in Tansu, up to the rebalance timeout, which
         // librdkafka sets to max.poll.interval.ms: 300 s by default).
@@ -62,6 +74,7 @@ impl IngestProcess {
             .env("SITETALLY_INGEST__BATCH__MAX_ROWS", "300")
             .env("SITETALLY_INGEST__BATCH__MAX_BACKOFF_MS", "1000")
             .env("SITETALLY_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
