@@ -102,10 +102,7 @@ fn task_err(e: tokio::task::JoinError) -> DemoError {
 fn window(settings: &Settings) -> DayRange {
     let now = Utc::now();
     let start = now - chrono::Duration::days(i64::from(settings.ot_window_days));
-    DayRange {
-        from: sitetally_core::day_of(start.timestamp_millis()),
-        to: sitetally_core::day_of(now.timestamp_millis()),
-    }
+    DayRange::window(start.timestamp_millis(), now.timestamp_millis())
 }
 
 async fn counts(store: &Arc<dyn Store>, settings: &Settings) -> Result<Vec<SiteCount>, DemoError> {

@@ -466,7 +466,12 @@ impl Store for ClickHouseStore {
                 by_tenant: tenant.is_some(),
             }
             .sql(self.db(), filter);
-            let mut q = self.client.query(&sql).bind(days.from).bind(days.to);
+            let ((from, to), (edge, since)) = (days.whole_days(), days.boundary_seconds());
+            let mut q = self.client.query(&sql).bind(from).bind(to);
+            if let Some(t) = tenant {
+                q = q.bind(t);
+            }
+            q = q.bind(edge).bind(since);
             if let Some(t) = tenant {
                 q = q.bind(t);
             }
@@ -492,12 +497,15 @@ impl Store for ClickHouseStore {
     ) -> Result<u64, StoreError> {
         self.bounded("exact site count", async move {
             let sql = Query::ExactSiteCount.sql(self.db(), filter);
+            let ((from, to), (edge, since)) = (days.whole_days(), days.boundary_seconds());
             self.client
                 .query(&sql)
                 .bind(tenant)
                 .bind(site)
-                .bind(days.from)
-                .bind(days.to)
+                .bind(from)
+                .bind(to)
+                .bind(edge)
+                .bind(since)
                 .fetch_one()
                 .await
                 .map_err(classify)
@@ -513,12 +521,16 @@ impl Store for ClickHouseStore {
     ) -> Result<Option<Count>, StoreError> {
         self.bounded("tenant count", async move {
             let sql = Query::TenantCount.sql(self.db(), filter);
+            let ((from, to), (edge, since)) = (days.whole_days(), days.boundary_seconds());
             let count: u64 = self
                 .client
                 .query(&sql)
                 .bind(tenant)
-                .bind(days.from)
-                .bind(days.to)
+                .bind(from)
+                .bind(to)
+                .bind(tenant)
+                .bind(edge)
+                .bind(since)
                 .fetch_one()
                 .await
                 .map_err(classify)?;
@@ -535,12 +547,15 @@ impl Store for ClickHouseStore {
     ) -> Result<Option<u64>, StoreError> {
         self.bounded("exact tenant count", async move {
             let sql = Query::ExactTenantCount.sql(self.db(), filter);
+            let ((from, to), (edge, since)) = (days.whole_days(), days.boundary_seconds());
             let count = self
                 .client
                 .query(&sql)
                 .bind(tenant)
-                .bind(days.from)
-                .bind(days.to)
+                .bind(from)
+                .bind(to)
+                .bind(edge)
+                .bind(since)
                 .fetch_one()
                 .await
                 .map_err(classify)?;
@@ -604,7 +619,15 @@ mod tests {
         assert!(e.is_retryable(), "{e}");
         assert!(e.to_string().contains("did not answer within 200ms"), "{e}");
         let e = store
-            .site_counts(None, DayRange { from: 0, to: 1 }, &CountFilter::all())
+            .site_counts(
+                None,
+                DayRange {
+                    from: 0,
+                    to: 1,
+                    since_ms: None,
+                },
+                &CountFilter::all(),
+            )
             .await
             .unwrap_err();
         assert!(e.is_retryable(), "{e}");

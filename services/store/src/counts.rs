@@ -30,14 +30,12 @@ impl StoreCounts {
     }
 }
 
-/// The store's day range of a count window.
+/// The store's day range of a count window: exact at the window's start.
 pub fn window_days(query: &CountQuery) -> DayRange {
-    let day = |t: chrono::DateTime<chrono::Utc>| sitetally_core::day_of(t.timestamp_millis());
-    // The window is [start, end): a device seen on the end day up to `end` counts.
-    DayRange {
-        from: day(query.window.start),
-        to: day(query.window.end),
-    }
+    DayRange::window(
+        query.window.start.timestamp_millis(),
+        query.window.end.timestamp_millis(),
+    )
 }
 
 /// The store filter of a count query over `categories`.

@@ -500,16 +500,17 @@ fn site_counts_blocking(
     days: DayRange,
     filter: CountFilter,
 ) -> Result<Vec<SiteCount>, StoreError> {
+    let (from, to) = days.whole_days();
     let mut params = vec![
-        Value::Integer(i64::from(days.from)),
-        Value::Integer(i64::from(days.to)),
+        Value::Integer(i64::from(from)),
+        Value::Integer(i64::from(to)),
     ];
     let mut sql = String::from(
         "SELECT tenant, site, id, rev FROM site_devices_daily WHERE day >= ? AND day <= ?",
     );
-    if let Some(t) = tenant {
+    if let Some(t) = &tenant {
         sql.push_str(" AND tenant = ?");
-        params.push(Value::Text(t));
+        params.push(Value::Text(t.clone()));
     }
     sql.push_str(&filter_sql(&filter, &mut params));
     sql.push_str(" ORDER BY tenant, site");
@@ -520,7 +521,11 @@ fn site_counts_blocking(
     let refs = select_refs(&tx, &sql, params, |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
     })?;
-    let groups = merge_groups(&tx, cache, refs)?;
+    let mut groups: BTreeMap<(String, String), SiteSketch> =
+        merge_groups(&tx, cache, refs)?.into_iter().collect();
+    for (group, edge) in boundary_sketches(&tx, tenant.as_deref(), days, &filter)? {
+        groups.entry(group).or_default().merge(&edge);
+    }
     groups
         .into_iter()
         .map(|((tenant, site), sketch)| {
@@ -540,6 +545,45 @@ fn site_counts_blocking(
             })
         })
         .collect()
+}
+
+/// The billing window's boundary day (`days.since_ms`): a sketch per (tenant, site) of
+/// the devices seen on day `days.from` at or after the boundary instant, from sightings
+/// (which keep `seen_at`), to merge with the whole days' sketches.
+fn boundary_sketches(
+    conn: &Connection,
+    tenant: Option<&str>,
+    days: DayRange,
+    filter: &CountFilter,
+) -> Result<BTreeMap<(String, String), SiteSketch>, StoreError> {
+    let mut out: BTreeMap<(String, String), SiteSketch> = BTreeMap::new();
+    let Some(since) = days.since_ms else {
+        return Ok(out);
+    };
+    let mut params = vec![Value::Integer(i64::from(days.from)), Value::Integer(since)];
+    let mut sql = String::from(
+        "SELECT tenant, site, device_key FROM sightings WHERE day = ? AND seen_at_ms >= ?",
+    );
+    if let Some(t) = tenant {
+        sql.push_str(" AND tenant = ?");
+        params.push(Value::Text(t.to_string()));
+    }
+    sql.push_str(&filter_sql(filter, &mut params));
+    let mut st = conn.prepare_cached(&sql).map_err(classify)?;
+    let rows = st
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(classify)?;
+    for row in rows {
+        let (tenant, site, key) = row.map_err(classify)?;
+        out.entry((tenant, site)).or_default().insert(key as u64);
+    }
+    Ok(out)
 }
 
 /// Counts are exact up to [`SKETCH_EXACT_LIMIT`] devices, as ClickHouse's `uniqCombined`
@@ -568,10 +612,11 @@ fn tenant_count_blocking(
     days: DayRange,
     filter: CountFilter,
 ) -> Result<Count, StoreError> {
+    let (from, to) = days.whole_days();
     let mut params = vec![
         Value::Text(tenant.clone()),
-        Value::Integer(i64::from(days.from)),
-        Value::Integer(i64::from(days.to)),
+        Value::Integer(i64::from(from)),
+        Value::Integer(i64::from(to)),
     ];
     let mut sql = String::from(
         "SELECT tenant, id, rev FROM site_devices_daily WHERE tenant = ? AND day >= ? AND day <= ?",
@@ -580,10 +625,15 @@ fn tenant_count_blocking(
     let Inner { conn, cache } = inner;
     let tx = conn.transaction().map_err(classify)?;
     let refs = select_refs(&tx, &sql, params, |r| r.get::<_, String>(0))?;
-    let groups = merge_groups(&tx, cache, refs)?;
-    let estimate = groups
-        .first()
-        .map_or(Count::exact(0), |(_, sketch)| sketch.estimate());
+    let mut merged = merge_groups(&tx, cache, refs)?
+        .into_iter()
+        .next()
+        .map(|(_, sketch)| sketch)
+        .unwrap_or_default();
+    for edge in boundary_sketches(&tx, Some(&tenant), days, &filter)?.values() {
+        merged.merge(edge);
+    }
+    let estimate = merged.estimate();
     exact_below_limit(estimate, || {
         exact_count_blocking(&tx, tenant.clone(), None, days, filter.clone())
     })
@@ -597,14 +647,17 @@ fn exact_count_blocking(
     days: DayRange,
     filter: CountFilter,
 ) -> Result<u64, StoreError> {
+    let ((from, to), (edge, _)) = (days.whole_days(), days.boundary_seconds());
     let mut params = vec![
         Value::Text(tenant),
-        Value::Integer(i64::from(days.from)),
-        Value::Integer(i64::from(days.to)),
+        Value::Integer(i64::from(from)),
+        Value::Integer(i64::from(to)),
+        Value::Integer(i64::from(edge)),
+        Value::Integer(days.since_ms.unwrap_or(0)),
     ];
     let mut sql = String::from(
         "SELECT COUNT(DISTINCT device_key) FROM sightings \
-         WHERE tenant = ? AND day >= ? AND day <= ?",
+         WHERE tenant = ? AND ((day >= ? AND day <= ?) OR (day = ? AND seen_at_ms >= ?))",
     );
     if let Some(site) = site {
         sql.push_str(" AND site = ?");
@@ -652,7 +705,11 @@ fn daily_counts_blocking(
                     categories: vec![category],
                     include_agent_managed: filter.include_agent_managed,
                 };
-                let day_only = DayRange { from: day, to: day };
+                let day_only = DayRange {
+                    from: day,
+                    to: day,
+                    since_ms: None,
+                };
                 exact_count_blocking(&tx, tenant.clone(), Some(site.clone()), day_only, one)
             })?;
             Ok(DailyCount {

@@ -44,11 +44,15 @@ impl StoreError {
     }
 }
 
-/// Days since 1970-01-01 UTC, inclusive range.
+/// Days since 1970-01-01 UTC, inclusive range; with `since_ms`, the first day counts
+/// only the devices seen at or after that instant (the billing window's boundary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayRange {
     pub from: u16,
     pub to: u16,
+    /// On day `from`, only sightings with `seen_at >= since_ms` count (full days come
+    /// from the sketches, the boundary day from the sightings, which keep `seen_at`).
+    pub since_ms: Option<i64>,
 }
 
 impl DayRange {
@@ -57,6 +61,41 @@ impl DayRange {
         Self {
             from: last_day.saturating_sub(days.saturating_sub(1)),
             to: last_day,
+            since_ms: None,
+        }
+    }
+
+    /// The billing window `[start_ms, end_ms]`, exact at its start: the one definition
+    /// the reconciler, the API, the CLI and the demo count with (the README's SQL spells
+    /// the same). A device counts when a sighting of it falls in the window; on the
+    /// boundary day that is its first sighting of the day, the one a sightings row keeps.
+    pub fn window(start_ms: i64, end_ms: i64) -> Self {
+        let from = sitetally_core::day_of(start_ms);
+        let at_midnight = start_ms.rem_euclid(sitetally_core::MS_PER_DAY) == 0;
+        Self {
+            from,
+            to: sitetally_core::day_of(end_ms),
+            since_ms: (!at_midnight).then_some(start_ms),
+        }
+    }
+
+    /// The days read whole from the sketches: from the day after a boundary day.
+    pub fn whole_days(&self) -> (u16, u16) {
+        match self.since_ms {
+            Some(_) => (self.from.saturating_add(1), self.to),
+            None => (self.from, self.to),
+        }
+    }
+
+    /// The boundary slice as (day, since in seconds): day 0 and 0 (nothing stored that
+    /// early) when the range has no boundary, so one SQL text serves both.
+    pub fn boundary_seconds(&self) -> (u16, u32) {
+        match self.since_ms {
+            Some(ms) => (
+                self.from,
+                (ms.div_euclid(1000)).clamp(0, u32::MAX as i64) as u32,
+            ),
+            None => (0, 0),
         }
     }
 }
@@ -158,4 +197,28 @@ pub trait Store: Send + Sync {
 
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DayRange;
+    use sitetally_core::MS_PER_DAY;
+
+    #[test]
+    fn a_window_is_exact_at_its_start_unless_it_starts_at_midnight() {
+        let noon = 20_000 * MS_PER_DAY + MS_PER_DAY / 2;
+        let w = DayRange::window(noon - 60 * MS_PER_DAY, noon);
+        assert_eq!((w.from, w.to), (19_940, 20_000));
+        assert_eq!(w.since_ms, Some(noon - 60 * MS_PER_DAY));
+        assert_eq!(w.whole_days(), (19_941, 20_000));
+        assert_eq!(
+            w.boundary_seconds(),
+            (19_940, ((noon - 60 * MS_PER_DAY) / 1000) as u32)
+        );
+        let midnight = 20_000 * MS_PER_DAY;
+        let w = DayRange::window(midnight - 60 * MS_PER_DAY, midnight);
+        assert_eq!(w.since_ms, None, "a whole first day needs no boundary");
+        assert_eq!(w.whole_days(), (19_940, 20_000));
+        assert_eq!(w.boundary_seconds(), (0, 0));
+    }
 }

@@ -41,6 +41,7 @@ impl Planner {
                 DayRange {
                     from: d_from,
                     to: d_to,
+                    since_ms: None,
                 },
                 &self.daily_filter(),
             )
@@ -76,7 +77,11 @@ impl Planner {
                     for (_, v) in by_day.range(ps..=pe) {
                         cats.extend(v.iter().map(|(c, _)| (c.code(), *c)));
                     }
-                    let range = DayRange { from: ps, to: pe };
+                    let range = DayRange {
+                        from: ps,
+                        to: pe,
+                        since_ms: None,
+                    };
                     for cat in cats.values() {
                         let filter = CountFilter {
                             categories: vec![*cat],

@@ -83,6 +83,7 @@ async fn three_hundred_thousand_events_over_a_hundred_sites() {
     let days = DayRange {
         from: day - 1,
         to: day,
+        since_ms: None,
     };
     let counted: HashMap<(String, String), u64> = store
         .site_counts(None, days, &CountFilter::all())

@@ -147,7 +147,11 @@ async fn counts_dedup_and_dead_letters_end_to_end() {
 
     let s = store(&db);
     let day = sitetally_core::day_of(now);
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     let counts = s
         .site_counts(Some("acme"), days, &CountFilter::all())
         .await
@@ -291,7 +295,11 @@ async fn registry_outage_pauses_and_retries_without_dead_lettering() {
     .await;
     let s = store(&db);
     let day = sitetally_core::day_of(now);
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     assert_eq!(
         s.exact_site_count("acme", "site-a", days, &CountFilter::all())
             .await
@@ -343,7 +351,11 @@ async fn caught_up_ingest_flushes_without_waiting_for_the_interval() {
     .await;
     let s = store(&db);
     let day = sitetally_core::day_of(now);
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     assert_eq!(
         s.exact_site_count("acme", "site-idle", days, &CountFilter::all())
             .await

@@ -164,6 +164,7 @@ pub async fn assert_counts(db: &str, truth: &HashMap<String, u64>) {
     let days = DayRange {
         from: day - 1,
         to: day + 1,
+        since_ms: None,
     };
     let counts = s
         .site_counts(Some("acme"), days, &CountFilter::all())
@@ -212,6 +213,7 @@ pub async fn fault_report(
     let days = DayRange {
         from: day - 1,
         to: day + 1,
+        since_ms: None,
     };
     let sketch: HashMap<String, u64> = s
         .site_counts(Some("acme"), days, &CountFilter::all())

@@ -111,24 +111,39 @@ impl Query {
             Query::Version => "SELECT version()".into(),
             Query::DedupProbe => "SELECT count() FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'".into(),
             Query::Ping => "SELECT 1".into(),
-            Query::SiteCounts { by_tenant } => format!(
-                "SELECT tenant, site, toUInt64(uniqCombinedMerge(devices)) AS count FROM {db}.site_devices_daily \
-                 WHERE day >= toDate(?) AND day <= toDate(?) {} {f} GROUP BY tenant, site ORDER BY tenant, site",
-                if by_tenant { "AND tenant = ?" } else { "" },
-            ),
+            // Whole days from the sketches, plus the billing window's boundary day from the
+            // sightings seen since its start instant, as a state that merges with them
+            // (DayRange::window). Binds: whole days, [tenant], boundary day and second,
+            // [tenant]; a range without a boundary binds day 0 (nothing stored).
+            Query::SiteCounts { by_tenant } => {
+                let t = if by_tenant { "AND tenant = ?" } else { "" };
+                format!(
+                    "SELECT tenant, site, toUInt64(uniqCombinedMerge(devices)) AS count FROM (\
+                     SELECT tenant, site, devices FROM {db}.site_devices_daily \
+                     WHERE day >= toDate(?) AND day <= toDate(?) {t} {f} \
+                     UNION ALL SELECT tenant, site, uniqCombinedState(device_key) AS devices FROM {db}.sightings \
+                     WHERE day = toDate(?) AND seen_at >= toDateTime(?) {t} {f} GROUP BY tenant, site\
+                     ) GROUP BY tenant, site ORDER BY tenant, site"
+                )
+            }
             Query::ExactSiteCount => format!(
                 "SELECT toUInt64(uniqExact(device_key)) FROM {db}.sightings \
-                 WHERE tenant = ? AND site = ? AND day >= toDate(?) AND day <= toDate(?) {f}"
+                 WHERE tenant = ? AND site = ? AND ((day >= toDate(?) AND day <= toDate(?)) \
+                 OR (day = toDate(?) AND seen_at >= toDateTime(?))) {f}"
             ),
             // The device key does not include the site: merging every site's sketch counts a
             // device seen at several sites once.
             Query::TenantCount => format!(
-                "SELECT toUInt64(uniqCombinedMerge(devices)) FROM {db}.site_devices_daily \
-                 WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {f}"
+                "SELECT toUInt64(uniqCombinedMerge(devices)) FROM (\
+                 SELECT devices FROM {db}.site_devices_daily \
+                 WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {f} \
+                 UNION ALL SELECT uniqCombinedState(device_key) AS devices FROM {db}.sightings \
+                 WHERE tenant = ? AND day = toDate(?) AND seen_at >= toDateTime(?) {f})"
             ),
             Query::ExactTenantCount => format!(
                 "SELECT toUInt64(uniqExact(device_key)) FROM {db}.sightings \
-                 WHERE tenant = ? AND day >= toDate(?) AND day <= toDate(?) {f}"
+                 WHERE tenant = ? AND ((day >= toDate(?) AND day <= toDate(?)) \
+                 OR (day = toDate(?) AND seen_at >= toDateTime(?))) {f}"
             ),
             // The sketch table keeps agent-managed devices in their own sketches, so excluding
             // them is a filter on the key, not a recount.

@@ -20,6 +20,7 @@ D = TODAY - 5  # a day every TTL keeps
 OLD = TODAY - 500  # older than the sightings TTL (400 days), newer than the sketch TTL (800)
 CATEGORIES = ["UNKNOWN", "OT", "IOT", "NETWORK", "COMPUTERS_MOBILE"]
 FILTER = {"OT", "IOT"}  # what the `:filtered` renderings keep, agent-managed devices excluded
+SEEN = 1700000000  # the seen_at second of every test sighting
 failures = []
 
 
@@ -87,7 +88,7 @@ BACKFILL = [sighting("acme", "old", OLD, k) for k in range(30)]
 
 def insert(session, rows_):
     values = ", ".join(
-        f"({literal(t)}, {literal(s)}, {literal(date(d))}, {k}, 'dev-{k}', {literal(c)}, {a}, 'sensor-1', 1700000000)"
+        f"({literal(t)}, {literal(s)}, {literal(date(d))}, {k}, 'dev-{k}', {literal(c)}, {a}, 'sensor-1', {SEEN})"
         for t, s, d, k, c, a in rows_)
     session.query(f"INSERT INTO {DB}.sightings (tenant, site, day, device_key, device_label, category, "
                   f"agent_managed, sensor, seen_at) VALUES {values}")
@@ -117,11 +118,12 @@ def expected(name, modern):
         "version": ([], None),
         "dedup_probe": ([], [["1"]]),
         "ping": ([], [["1"]]),
-        "site_counts": (list(rng), site_rows({"acme", "beta"})),
-        "site_counts_of_tenant": (list(rng) + ["acme"], site_rows({"acme"})),
-        "exact_site_count": (["acme", "plant", *rng], [[str(plant)]]),
-        "tenant_count": (["acme", *rng], [[str(acme)]]),
-        "exact_tenant_count": (["acme", *rng], [[str(acme)]]),
+        # Count binds: whole days, then the boundary day and second (day 0: no boundary).
+        "site_counts": (list(rng) + [0, 0], site_rows({"acme", "beta"})),
+        "site_counts_of_tenant": (list(rng) + ["acme", 0, 0, "acme"], site_rows({"acme"})),
+        "exact_site_count": (["acme", "plant", *rng, 0, 0], [[str(plant)]]),
+        "tenant_count": (["acme", *rng, "acme", 0, 0], [[str(acme)]]),
+        "exact_tenant_count": (["acme", *rng, 0, 0], [[str(acme)]]),
         "daily_counts": (["acme", "plant", *rng], [[str(d), str(c), str(distinct(
             lambda t, s, d2, k, c2, a: s == "plant" and d2 == d and CATEGORIES.index(c2) == c and f(c2, a)))]
             for d, c in daily]),
@@ -200,17 +202,30 @@ def run(binary, version, modern, catalogue):
         check(f"{version}: {name}", got if want is not None else bool(got), want if want is not None else True)
     # A back-fill older than the sightings TTL reaches only the sketches on a current server.
     old = (OLD - 1, OLD + 1)
-    check(f"{version}: back-fill, exact", rows(session, bind(q["exact_site_count"], ["acme", "old", *old])),
+    check(f"{version}: back-fill, exact", rows(session, bind(q["exact_site_count"], ["acme", "old", *old, 0, 0])),
           [["0" if modern else "30"]])
-    check(f"{version}: back-fill, sketch", rows(session, bind(q["site_counts_of_tenant"], [*old, "acme"])),
+    check(f"{version}: back-fill, sketch", rows(session, bind(q["site_counts_of_tenant"], [*old, "acme", 0, 0, "acme"])),
           [["acme", "old", "30"]])
+    # The billing window's boundary day (D - 1, every row seen at SEEN): counted from the
+    # sightings seen since the boundary second, merged with the whole day D's sketches.
+    # Tenant-wide: plant's devices and yard's 480..519 (yard shares 480..499 with plant).
+    for since, plant_want, tenant_want in [(SEEN, 500, 520), (SEEN + 1, 250, 280)]:
+        bounds = [D, D, D - 1, since]
+        check(f"{version}: boundary at {since}, exact",
+              rows(session, bind(q["exact_site_count"], ["acme", "plant", *bounds])), [[str(plant_want)]])
+        check(f"{version}: boundary at {since}, sketch",
+              rows(session, bind(q["site_counts_of_tenant"], [D, D, "acme", D - 1, since, "acme"])),
+              [["acme", "plant", str(plant_want)], ["acme", "yard", "40"]])
+        check(f"{version}: boundary at {since}, tenant",
+              rows(session, bind(q["tenant_count"], ["acme", D, D, "acme", D - 1, since])),
+              [[str(tenant_want)]])
     # A retried batch: deduplicated (sightings and sketch rows) only where the server can.
     sketch_rows = lambda: rows(session, f"SELECT count() FROM {DB}.site_devices_daily")
     before = sketch_rows()
     insert(session, SIGHTINGS)
     check(f"{version}: retried batch adds no sketch rows", sketch_rows() == before, modern)
     check(f"{version}: counts unchanged by the retry",
-          rows(session, bind(q["exact_tenant_count"], ["acme", D - 10, D])), [["520"]])
+          rows(session, bind(q["exact_tenant_count"], ["acme", D - 10, D, 0, 0])), [["520"]])
     history(session, q)
     session.close()
 

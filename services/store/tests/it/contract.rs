@@ -57,6 +57,7 @@ pub async fn migrations_are_idempotent_and_counts_survive_retries(s: &impl Engin
     let days = DayRange {
         from: day,
         to: day + 1,
+        since_ms: None,
     };
     let counts = s
         .site_counts(Some("acme"), days, &CountFilter::all())
@@ -83,13 +84,22 @@ pub async fn migrations_are_idempotent_and_counts_survive_retries(s: &impl Engin
     assert_eq!(sketched(iot_no_agents.clone()).await, both);
 
     let one_day = s
-        .site_counts(None, DayRange { from: day, to: day }, &CountFilter::all())
+        .site_counts(
+            None,
+            DayRange {
+                from: day,
+                to: day,
+                since_ms: None,
+            },
+            &CountFilter::all(),
+        )
         .await
         .unwrap();
     assert_eq!(one_day[0].count.value, 250);
     let later = DayRange {
         from: day + 2,
         to: day + 9,
+        since_ms: None,
     };
     assert!(s
         .site_counts(None, later, &CountFilter::all())
@@ -168,7 +178,11 @@ pub async fn sites_and_tenants_are_counted_apart(s: &impl Engine) {
         ..row("a", day, hashed(k), DeviceCategory::Ot)
     }));
     s.write_sightings(&rows).await.unwrap();
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     let all = s
         .site_counts(None, days, &CountFilter::all())
         .await
@@ -205,6 +219,7 @@ pub async fn tenant_text_is_bound_not_spliced(s: &impl Engine) {
     let all_days = DayRange {
         from: 0,
         to: day() + 10,
+        since_ms: None,
     };
     let all = CountFilter::all();
     assert!(s
@@ -236,7 +251,11 @@ pub async fn a_device_at_two_sites_counts_once_tenant_wide(s: &impl Engine) {
         .collect();
     rows.extend((40..90u64).map(|k| row("b", day, k, DeviceCategory::Iot)));
     s.write_sightings(&rows).await.unwrap();
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     let all = CountFilter::all();
     let per_site: u64 = s
         .site_counts(Some("acme"), days, &all)
@@ -278,7 +297,11 @@ pub async fn counts_are_exact_up_to_the_exact_limit(s: &impl Engine) {
     for chunk in rows.chunks(2_500) {
         s.write_sightings(chunk).await.unwrap();
     }
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     let all = CountFilter::all();
     let site = s.site_counts(Some("acme"), days, &all).await.unwrap();
     assert_eq!(site[0].count, Count::exact(5_000));
@@ -459,6 +482,68 @@ pub async fn licence_documents_keep_the_newest_import_per_tenant(s: &impl Engine
     );
 }
 
+/// Issue 13: the billing window is exact at its start instant. A device last seen
+/// 59 d 23 h before now counts, one seen 60 d 1 h before does not, though both were seen
+/// on the window's first day; the sketch, exact, site and tenant paths all agree.
+pub async fn the_billing_window_is_exact_at_its_start(s: &impl Engine) {
+    s.migrate().await.unwrap();
+    const HOUR: i64 = 3_600_000;
+    let day_ms = sitetally_core::MS_PER_DAY;
+    let today = sitetally_core::day_of(chrono::Utc::now().timestamp_millis());
+    // Noon, so that 60 d 1 h and 59 d 23 h before it fall on the same day.
+    let now = i64::from(today) * day_ms + 12 * HOUR;
+    let seen = |key: u64, ago_ms: i64| {
+        let at = now - ago_ms;
+        Sighting {
+            seen_at_ms: at,
+            ..row(
+                "edge",
+                sitetally_core::day_of(at),
+                hashed(key),
+                DeviceCategory::Ot,
+            )
+        }
+    };
+    let rows = vec![
+        seen(1, 59 * day_ms + 23 * HOUR), // in the window
+        seen(2, 60 * day_ms + HOUR),      // 1 h too old, on the same day
+        seen(3, 30 * day_ms),             // a whole day inside
+        seen(4, 61 * day_ms),             // a day before the window
+        seen(5, 0),                       // now
+    ];
+    assert_eq!(
+        rows[0].day, rows[1].day,
+        "the test's boundary cases share a day"
+    );
+    s.write_sightings(&rows).await.unwrap();
+    let window = DayRange::window(now - 60 * day_ms, now);
+    let all = CountFilter::all();
+    let sketch = s.site_counts(Some("acme"), window, &all).await.unwrap();
+    assert_eq!(sketch.len(), 1);
+    assert_eq!(sketch[0].count.value, 3, "sketch path: {sketch:?}");
+    assert_eq!(
+        s.exact_site_count("acme", "edge", window, &all)
+            .await
+            .unwrap(),
+        3
+    );
+    let tenant = s.tenant_count("acme", window, &all).await.unwrap();
+    assert_eq!(tenant.map(|c| c.value), Some(3));
+    let exact_tenant = s.exact_tenant_count("acme", window, &all).await.unwrap();
+    assert_eq!(exact_tenant, Some(3));
+    // Whole days, as the window was counted before: the device seen 60 d 1 h ago counts.
+    let whole_days = DayRange {
+        since_ms: None,
+        ..window
+    };
+    assert_eq!(
+        s.exact_site_count("acme", "edge", whole_days, &all)
+            .await
+            .unwrap(),
+        4
+    );
+}
+
 /// One test per contract function and engine: the embedded store always, ClickHouse on
 /// the rig.
 macro_rules! engines {
@@ -496,4 +581,5 @@ engines!(
     alert_log_filters_orders_limits_and_lists_each_alert_once,
     latest_decisions_are_per_tenant_and_replaced_by_a_later_run,
     licence_documents_keep_the_newest_import_per_tenant,
+    the_billing_window_is_exact_at_its_start,
 );

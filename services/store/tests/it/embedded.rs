@@ -49,6 +49,7 @@ async fn reopening_the_directory_continues_where_the_last_run_stopped() {
     let days = DayRange {
         from: day,
         to: day + 1,
+        since_ms: None,
     };
     {
         let s = store(dir.path()).await;
@@ -103,7 +104,11 @@ async fn two_handles_on_one_directory_never_serve_stale_sketches() {
     let dir = tempfile::tempdir().unwrap();
     let a = store(dir.path()).await;
     let b = EmbeddedStore::open(dir.path()).unwrap();
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     write_range(&a, 0..100).await;
     assert_eq!(
         b.site_counts(None, days, &CountFilter::all())
@@ -160,6 +165,7 @@ async fn small_sites_are_exact_and_large_sites_within_the_error_bound() {
     let days = DayRange {
         from: day,
         to: day + 2,
+        since_ms: None,
     };
     let counts = s
         .site_counts(Some("acme"), days, &CountFilter::all())

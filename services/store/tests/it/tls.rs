@@ -35,7 +35,11 @@ async fn migrates_writes_and_counts_over_https_trusting_the_rig_ca() {
         .map(|i| row("over-tls", day, hashed(i), DeviceCategory::Ot))
         .collect();
     store.write_sightings(&rows).await.unwrap();
-    let days = DayRange { from: day, to: day };
+    let days = DayRange {
+        from: day,
+        to: day,
+        since_ms: None,
+    };
     let counts = store
         .site_counts(Some("acme"), days, &CountFilter::all())
         .await
