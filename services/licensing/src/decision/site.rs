@@ -309,6 +309,14 @@ impl SiteCount<'_, '_> {
         let (s, now) = (self.ctx.settings, self.ctx.now);
         let retention_end = plus_days(grace_end, s.retention_days);
         let retention_left = days_left(retention_end, now);
+        if now >= retention_end {
+            let notes = vec![format!(
+                "service stopped {}; retention ended {}: the data has been deleted",
+                grace_end.to_rfc3339(),
+                retention_end.to_rfc3339()
+            )];
+            return self.outcome(Status::RetentionOver, Coverage::None, None, false, notes);
+        }
         let notes = vec![format!(
             "service stopped {}; data retained until {}",
             grace_end.to_rfc3339(),
@@ -496,8 +504,8 @@ mod tests {
 
     #[test]
     fn grace_service_stopped_and_retention_day_counting() {
-        // Paid licence 2025-01-01 .. 2026-01-01.
-        let b = book(&site_doc(&lic("L", "paid", "")));
+        // Paid licence 2025-01-01 .. 2026-01-01, recurring billing off.
+        let b = book(&site_doc(&lic("L", "paid", "recurring_billing = false")));
         let at = |s| decide(&b, 100, s, None).status;
         assert_eq!(at("2025-12-31T23:59:59Z"), Status::WithinTier);
         assert_eq!(
@@ -535,8 +543,77 @@ mod tests {
             Status::RetentionEnding { days_left: 15 }
         );
         assert_eq!(
-            at("2026-05-01T00:00:00Z"),
-            Status::RetentionEnding { days_left: 0 }
+            at("2026-04-30T23:00:00Z"),
+            Status::RetentionEnding { days_left: 1 }
+        );
+        // Retention over: the data is deleted, and it stays so (never "0 days" forever).
+        assert_eq!(at("2026-05-01T00:00:00Z"), Status::RetentionOver);
+        assert_eq!(at("2027-06-01T00:00:00Z"), Status::RetentionOver);
+    }
+
+    /// Issue 13: a paid licence without an end renews every year while recurring billing
+    /// is on (the default), so it never expires.
+    #[test]
+    fn a_paid_licence_renews_unless_recurring_billing_is_off() {
+        let b = book(&site_doc(&lic("L", "paid", "")));
+        for now in [
+            "2025-12-31T23:59:59Z",
+            "2026-01-01T00:00:00Z",
+            "2031-06-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                decide(&b, 100, now, None).status,
+                Status::WithinTier,
+                "{now}"
+            );
+        }
+        let l = &b.tenants[0].sites[0].licences[0];
+        assert_eq!(
+            l.next_renewal(t("2026-03-01T00:00:00Z")),
+            Some(t("2027-01-01T00:00:00Z"))
+        );
+        let off = book(&site_doc(&lic("L", "paid", "recurring_billing = false")));
+        assert_eq!(
+            decide(&off, 100, "2026-01-01T00:00:00Z", None).status,
+            Status::GracePeriod { days_left: 30 }
+        );
+        assert_eq!(
+            off.tenants[0].sites[0].licences[0].next_renewal(t("2025-03-01T00:00:00Z")),
+            None
+        );
+    }
+
+    /// Issue 13: cancelled within seven days of the start, the licence ends one hour after
+    /// the confirmation with a prorated refund; later, it runs to the end of its term.
+    #[test]
+    fn cancellation_refunds_within_seven_days_and_runs_to_term_end_after() {
+        let early = book(&site_doc(&lic(
+            "L",
+            "cancelled",
+            "cancelled_at = \"2025-01-03T00:00:00Z\"",
+        )));
+        let l = &early.tenants[0].sites[0].licences[0];
+        let hour = chrono::Duration::hours(1);
+        assert_eq!(l.effective_until(hour), t("2025-01-03T01:00:00Z"));
+        let refund = l.refund_fraction(hour).unwrap();
+        // 2 days and 1 hour of a 365-day term used.
+        let want = 1.0 - (2.0 * 24.0 + 1.0) / (365.0 * 24.0);
+        assert!((refund - want).abs() < 1e-9, "{refund} vs {want}");
+        assert_eq!(
+            decide(&early, 100, "2025-01-03T02:00:00Z", None).status,
+            Status::GracePeriod { days_left: 30 }
+        );
+        let late = book(&site_doc(&lic(
+            "L",
+            "cancelled",
+            "cancelled_at = \"2025-03-01T00:00:00Z\"",
+        )));
+        let l = &late.tenants[0].sites[0].licences[0];
+        assert_eq!(l.refund_fraction(hour), None);
+        assert_eq!(l.effective_until(hour), t("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            decide(&late, 100, "2025-12-31T00:00:00Z", None).status,
+            Status::WithinTier
         );
     }
 
@@ -544,7 +621,7 @@ mod tests {
     fn grace_is_per_tenant_from_the_last_licence() {
         let doc = format!(
             "{}[[tenants.sites]]\nid = \"p2\"\n{}",
-            site_doc(&lic("L", "paid", "")),
+            site_doc(&lic("L", "paid", "recurring_billing = false")),
             lic("M", "paid", "end = \"2026-03-01T00:00:00Z\"")
         );
         let b = book(&doc);

@@ -44,6 +44,9 @@ pub enum Status {
     /// Final days of data retention after the service stopped (0 = data is due for
     /// deletion).
     RetentionEnding { days_left: i64 },
+    /// Retention is over: the tenant's data has been deleted (90 days after the service
+    /// stopped, by default).
+    RetentionOver,
     /// Enterprise IoT: more IoT devices than 5 x E5 + standalone licences cover.
     StandaloneNeeded { licences_to_buy: u64 },
     /// Legacy plan: detected devices exceed the committed number: raise the commitment.
@@ -52,7 +55,7 @@ pub enum Status {
 
 impl Status {
     /// Every [`Status::code`], e.g. to start a metric series per status at zero.
-    pub const CODES: [&'static str; 12] = [
+    pub const CODES: [&'static str; 13] = [
         "WITHIN_TIER",
         "NEAR_LIMIT",
         "OVER_TIER",
@@ -63,6 +66,7 @@ impl Status {
         "GRACE_PERIOD",
         "SERVICE_STOPPED",
         "RETENTION_ENDING",
+        "RETENTION_OVER",
         "STANDALONE_NEEDED",
         "COMMITMENT_EXCEEDED",
     ];
@@ -80,6 +84,7 @@ impl Status {
             Status::GracePeriod { .. } => "GRACE_PERIOD",
             Status::ServiceStopped { .. } => "SERVICE_STOPPED",
             Status::RetentionEnding { .. } => "RETENTION_ENDING",
+            Status::RetentionOver => "RETENTION_OVER",
             Status::StandaloneNeeded { .. } => "STANDALONE_NEEDED",
             Status::CommitmentExceeded { .. } => "COMMITMENT_EXCEEDED",
         }
@@ -208,6 +213,7 @@ mod tests {
                 retention_days_left: 3,
             },
             Status::RetentionEnding { days_left: 3 },
+            Status::RetentionOver,
             Status::StandaloneNeeded { licences_to_buy: 3 },
             Status::CommitmentExceeded { committed: 3 },
         ];
@@ -223,6 +229,7 @@ mod tests {
                 | Status::GracePeriod { .. }
                 | Status::ServiceStopped { .. }
                 | Status::RetentionEnding { .. }
+                | Status::RetentionOver
                 | Status::StandaloneNeeded { .. }
                 | Status::CommitmentExceeded { .. } => {}
             }

@@ -37,8 +37,13 @@ pub struct OtLicence {
     pub end: DateTime<Utc>,
     /// When the purchase or plan change was confirmed; effective one hour later.
     pub confirmed_at: DateTime<Utc>,
-    /// When a cancellation was confirmed (kind = cancelled); effective one hour later.
+    /// When a cancellation was confirmed (kind = cancelled): within seven days of the
+    /// start the licence ends one hour later (prorated refund), after that it runs to the
+    /// end of its current term (recurring billing off).
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// A paid licence without an `end` renews every year from its start while recurring
+    /// billing is on (the default): it does not expire.
+    pub renews: bool,
     /// Trial length in days (trials only).
     pub trial_days: Option<u32>,
     pub extensions: Vec<TrialExtension>,
@@ -57,13 +62,50 @@ impl OtLicence {
         Duration::try_days(extra).map_or(DateTime::<Utc>::MAX_UTC, |d| plus(self.end, d))
     }
 
-    /// First instant the licence no longer counts: the term end, or one hour after a
-    /// cancellation was confirmed, whichever comes first.
+    /// The end of the term in force at `t`: for a renewing licence the first yearly
+    /// anniversary of its start after `t`, else the term end.
+    pub fn term_end_at(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        if !self.renews {
+            return self.term_end();
+        }
+        let mut end = self.term_end();
+        // Whole years: at most 9,999 steps (dates stay within years 1..9999).
+        while end <= t {
+            match end.checked_add_months(chrono::Months::new(12)) {
+                Some(next) => end = next,
+                None => return DateTime::<Utc>::MAX_UTC,
+            }
+        }
+        end
+    }
+
+    /// The renewal date after `now` of a renewing licence that has not been cancelled.
+    pub fn next_renewal(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (self.renews && self.cancelled_at.is_none()).then(|| self.term_end_at(now))
+    }
+
+    /// First instant the licence no longer counts: never for a renewing licence; the term
+    /// end; or, once cancelled, one hour after the confirmation (within seven days of the
+    /// start) or the end of the term in force at the cancellation (after).
     pub fn effective_until(&self, delay: Duration) -> DateTime<Utc> {
         match self.cancelled_at {
-            Some(c) => self.term_end().min(plus(c, delay)),
+            Some(c) if self.refund_eligible() => self.term_end_at(c).min(plus(c, delay)),
+            Some(c) => self.term_end_at(c),
+            None if self.renews => DateTime::<Utc>::MAX_UTC,
             None => self.term_end(),
         }
+    }
+
+    /// The share of the term refunded for a cancellation within seven days of the start:
+    /// the part of the term after the licence ended (prorated), in 0..=1.
+    pub fn refund_fraction(&self, delay: Duration) -> Option<f64> {
+        let c = self.cancelled_at.filter(|_| self.refund_eligible())?;
+        let term_end = self.term_end_at(c);
+        let term = (term_end - self.start).num_seconds().max(1) as f64;
+        let unused = (term_end - self.effective_until(delay))
+            .num_seconds()
+            .max(0) as f64;
+        Some((unused / term).clamp(0.0, 1.0))
     }
 
     /// Whether the licence covers the site at `now`.

@@ -79,6 +79,7 @@ pub(super) struct RawLicence {
     pub(super) end: Option<RawTime>,
     pub(super) confirmed_at: Option<RawTime>,
     pub(super) cancelled_at: Option<RawTime>,
+    pub(super) recurring_billing: Option<bool>,
     pub(super) trial_days: Option<u32>,
     #[serde(default)]
     pub(super) extensions: Vec<RawExtension>,

@@ -30,6 +30,7 @@ pub(super) fn validate_licence(
     };
     let (end, trial_days) = licence_term(rl, kind, start, lp)?;
     let cancelled_at = cancellation(rl, kind, lp)?;
+    let renews = renewal(rl, kind, lp)?;
     let mut lic = OtLicence {
         id: rl.id.clone(),
         tier,
@@ -39,6 +40,7 @@ pub(super) fn validate_licence(
         end,
         confirmed_at,
         cancelled_at,
+        renews,
         trial_days,
         extensions: Vec::new(),
     };
@@ -183,6 +185,25 @@ fn cancellation(
     }
 }
 
+/// Whether a paid licence renews: without an `end` it does unless `recurring_billing =
+/// false` (the documents: a licence renews automatically unless recurring billing is
+/// turned off). A fixed `end` and trials never renew.
+fn renewal(rl: &RawLicence, kind: LicenceKind, lp: &str) -> Result<bool, LicenceError> {
+    let path = format!("{lp}.recurring_billing");
+    match (rl.recurring_billing, kind, rl.end.is_some()) {
+        (Some(_), LicenceKind::Trial, _) => Err(LicenceError::invalid(
+            path,
+            "trials do not renew; remove recurring_billing",
+        )),
+        (Some(true), _, true) => Err(LicenceError::invalid(
+            path,
+            "a licence that renews has no `end`; remove one of them",
+        )),
+        (_, LicenceKind::Trial, _) | (_, _, true) => Ok(false),
+        (setting, _, false) => Ok(setting.unwrap_or(true)),
+    }
+}
+
 /// A trial extension, which must be requested in the final days of `lic` as extended
 /// so far.
 fn validate_extension(
@@ -258,8 +279,13 @@ pub(super) fn check_single_non_xl(
                 return Err(LicenceError::invalid(
                     format!("{site_path}.licences[{j}]"),
                     format!(
-                        "overlaps licences[{i}] with the same tier {}: only XL licences may be stacked on one site",
-                        a.tier
+                        "overlaps licences[{i}] with the same tier {}: only XL licences may be stacked on one site{}",
+                        a.tier,
+                        if a.renews {
+                            " (licences[{i}] has no `end`, so it renews every year: give it an `end` or set recurring_billing = false)".replace("{i}", &i.to_string())
+                        } else {
+                            String::new()
+                        }
                     ),
                 ));
             }

@@ -220,7 +220,7 @@ async fn time_driven_transitions_alert_once_per_status() {
     counts.set("p1", 100, 0.0);
     let sink = Arc::new(MemorySink::new("mem"));
     let book = sitetally_reconciler::LicenceBook::from_toml_str(
-        "[[tenants]]\nid = \"acme\"\n[[tenants.sites]]\nid = \"p1\"\n[[tenants.sites.licences]]\ntier = \"L\"\nkind = \"paid\"\nstart = \"2025-01-01\"\n",
+        "[[tenants]]\nid = \"acme\"\n[[tenants.sites]]\nid = \"p1\"\n[[tenants.sites.licences]]\ntier = \"L\"\nkind = \"paid\"\nstart = \"2025-01-01\"\nrecurring_billing = false\n",
         &Settings::default(),
     )
     .unwrap();
@@ -239,13 +239,20 @@ async fn time_driven_transitions_alert_once_per_status() {
         "2026-02-01",
         "2026-02-02",
         "2026-04-20",
+        "2026-05-01",
+        "2026-06-01",
     ] {
         r.run_once(t(&format!("{day}T12:00:00Z"))).await.unwrap();
     }
     let statuses: Vec<String> = sink.alerts().iter().map(|a| a.new_status.clone()).collect();
     assert_eq!(
         statuses,
-        vec!["GRACE_PERIOD", "SERVICE_STOPPED", "RETENTION_ENDING"]
+        vec![
+            "GRACE_PERIOD",
+            "SERVICE_STOPPED",
+            "RETENTION_ENDING",
+            "RETENTION_OVER"
+        ]
     );
     assert!(matches!(
         sink.alerts()[0].new_status_detail,
