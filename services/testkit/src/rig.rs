@@ -68,8 +68,13 @@ pub fn ingest_config(topic: &str, database: &str) -> IngestConfig {
 }
 
 pub fn store(database: &str) -> ClickHouseStore {
+    store_at(&clickhouse_url(), database)
+}
+
+/// A store on the ClickHouse at `url` (a test's own server).
+pub fn store_at(url: &str, database: &str) -> ClickHouseStore {
     ClickHouseStore::new(&ClickHouseConfig {
-        url: clickhouse_url(),
+        url: url.to_string(),
         database: database.to_string(),
         ..Default::default()
     })

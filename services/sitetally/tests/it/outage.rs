@@ -1,9 +1,61 @@
 //! ClickHouse stopped for 20 s mid-stream: ingest pauses, says so, resumes, loses nothing.
-//! Its own test binary: it stops the shared ClickHouse, which no other test may see.
+//! The test runs a ClickHouse of its own (scripts/rig-clickhouse.sh new): stopping the
+//! rig's shared server failed the tests running beside it.
 
 use crate::process_support::*;
 use std::process::Command;
 use std::time::Duration;
+
+/// A ClickHouse server of one test, stopped when dropped.
+struct OwnClickHouse {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnClickHouse {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Self::ctl(dir.path(), "new");
+        let url = String::from_utf8(out).unwrap().trim().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "no server URL: {url:?}"
+        );
+        OwnClickHouse { dir, url }
+    }
+
+    fn ctl(dir: &std::path::Path, cmd: &str) -> Vec<u8> {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/rig-clickhouse.sh"
+        );
+        let out = Command::new(script)
+            .arg(cmd)
+            .env("SITETALLY_TEST_RIG_DIR", dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rig-clickhouse.sh {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn stop(&self) {
+        Self::ctl(self.dir.path(), "stop");
+    }
+
+    fn start_again(&self) {
+        Self::ctl(self.dir.path(), "start");
+    }
+}
+
+impl Drop for OwnClickHouse {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
@@ -21,26 +73,16 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
     let first_half: Vec<_> = first_half.into_iter().map(|(_, m)| m).collect();
     let second_half: Vec<_> = second_half.into_iter().map(|(_, m)| m).collect();
     let b = brokers();
+    let clickhouse = OwnClickHouse::start();
 
-    let mut ingest = IngestProcess::start(&topic, &db, &group);
+    let mut ingest = IngestProcess::start_with_clickhouse(&topic, &db, &group, &clickhouse.url);
     let produced = produce_async(topic.clone(), first_half).await as i64;
     wait_until("the first half committed", Duration::from_secs(120), || {
         committed_total(&b, &group, &topic, 2) == produced
     })
     .await;
 
-    let rig = std::env::var("SITETALLY_TEST_RIG_DIR")
-        .expect("SITETALLY_TEST_RIG_DIR: run scripts/test.sh");
-    let ctl = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/rig-clickhouse.sh"
-    );
-    let stop = Command::new(ctl)
-        .arg("stop")
-        .env("SITETALLY_TEST_RIG_DIR", &rig)
-        .status()
-        .unwrap();
-    assert!(stop.success());
+    clickhouse.stop();
     let total = produced + produce_async(topic.clone(), second_half).await as i64;
     let waited = tokio::time::timeout(Duration::from_secs(60), async {
         while !ingest.logged("consumption paused") {
@@ -60,12 +102,7 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
         "nothing may be committed while ClickHouse is down"
     );
 
-    let start = Command::new(ctl)
-        .arg("start")
-        .env("SITETALLY_TEST_RIG_DIR", &rig)
-        .status()
-        .unwrap();
-    assert!(start.success());
+    clickhouse.start_again();
     wait_until(
         "ingest to resume and commit everything",
         Duration::from_secs(180),
@@ -78,5 +115,5 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
         ingest.dump()
     );
     ingest.terminate();
-    assert_counts(&db, &truth).await;
+    assert_counts_at(&clickhouse.url, &db, &truth).await;
 }

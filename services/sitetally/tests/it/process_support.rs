@@ -159,7 +159,12 @@ pub fn workload(sites: u32, size: u32, reports: u32) -> (Vec<KeyedMessage>, Hash
 }
 
 pub async fn assert_counts(db: &str, truth: &HashMap<String, u64>) {
-    let s = store(db);
+    assert_counts_at(&clickhouse_url(), db, truth).await
+}
+
+/// [`assert_counts`] on the ClickHouse at `url`.
+pub async fn assert_counts_at(url: &str, db: &str, truth: &HashMap<String, u64>) {
+    let s = store_at(url, db);
     let day = sitetally_core::day_of(now_ms());
     let days = DayRange {
         from: day - 1,
