@@ -9,6 +9,8 @@
 //!   licensing documents, each with its documented default;
 //! - [`licence`]  tenants, sites, OT licences, Enterprise IoT coverage, legacy plans, and
 //!   the validated TOML/JSON licence document (one submodule each);
+//! - [`calendar`] the dates ahead per tenant (trial ends, renewals, service stop,
+//!   retention end), from the same licence data as the decisions;
 //! - [`count`]    count windows and queries, per-category counts, and the
 //!   [`count::CountSource`] trait that storage (or a counts file) answers;
 //! - [`counts_csv`] the counts CSV of offline runs (text in, a count source out; fuzzed);
@@ -22,6 +24,7 @@
 //! - [`forecast`] least-squares trend and boundary crossing with a 95% range.
 
 pub mod alert;
+pub mod calendar;
 pub mod count;
 pub mod counts_csv;
 pub mod decision;

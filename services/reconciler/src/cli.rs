@@ -200,7 +200,22 @@ pub struct ReconcileArgs {
     pub delivery_log: Option<PathBuf>,
 }
 
-fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+/// The reconciler settings from a TOML file, or the defaults without one.
+pub fn read_settings(path: Option<&std::path::Path>) -> Result<Settings, ReconcileError> {
+    match path {
+        None => Ok(Settings::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ReconcileError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            Settings::from_toml_str(&text)
+                .map_err(|e| ReconcileError::Config(format!("{}: {e}", p.display())))
+        }
+    }
+}
+
+pub(crate) fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("expected RFC 3339 (2025-06-01T00:00:00Z): {e}"))
@@ -219,17 +234,7 @@ impl ReconcileArgs {
 
     /// Settings from --settings, or the defaults.
     pub fn load_settings(&self) -> Result<Settings, ReconcileError> {
-        match &self.settings {
-            None => Ok(Settings::default()),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ReconcileError::Io {
-                    path: p.display().to_string(),
-                    source,
-                })?;
-                Settings::from_toml_str(&text)
-                    .map_err(|e| ReconcileError::Config(format!("{}: {e}", p.display())))
-            }
-        }
+        read_settings(self.settings.as_deref())
     }
 
     /// Licences from --licences (an empty book when unset: every site is unlicensed).

@@ -14,6 +14,7 @@
 //! - [`offline`]    counts CSV in, table or JSON out (`--counts FILE`);
 //! - [`cli`]        [`cli::ReconcileArgs`], the flags of `sitetally reconcile`.
 
+pub mod calendar;
 pub mod cli;
 /// The counts CSV reader lives in the pure licensing crate (fuzzed there); re-exported
 /// where offline runs use it.

@@ -69,6 +69,9 @@ enum Command {
     /// with `--licences FILE --counts FILE`, or against storage (`--once` or periodic).
     #[command(long_about = sitetally_reconciler::cli::LONG_ABOUT)]
     Reconcile(Box<ReconcileCommand>),
+    /// The licence calendar: trial ends and extension windows, renewals, licence ends,
+    /// service stop and retention end, each with the day to alert, from a licence file.
+    Calendar(sitetally_reconciler::calendar::CalendarArgs),
     /// Produce realistic simulated sensor traffic to a Kafka topic (load, demos, tests).
     Simulate(sitetally_sensor_sim::SimulateArgs),
     /// Run the whole pipeline in one process with simulated sensors: nothing to install
@@ -456,6 +459,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             tracing::info!(server = %caps.version, ttl = caps.ttl, "migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { applied.join(", ") });
         }
         Command::Reconcile(cmd) => return reconcile(*cmd).await,
+        Command::Calendar(args) => {
+            print!("{}", args.run()?);
+        }
         Command::Simulate(args) => {
             let report = sitetally_sensor_sim::run_simulation(args, shutdown_signal()).await?;
             eprintln!(

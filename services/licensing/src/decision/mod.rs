@@ -25,7 +25,7 @@ mod site;
 mod status;
 mod subject;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use crate::time::{minus_days, plus_days};
 pub use eiot::{decide_eiot, eiot_covered, round_up_100};

@@ -435,3 +435,73 @@ fn a_tenant_with_a_hundred_thousand_sites_is_decided_in_full() {
         .count();
     assert_eq!(over, SITES / 2);
 }
+
+/// Issue 13: the licence calendar from the command line: the example file's dates in
+/// order with their alert days, one tenant's only, and an unknown tenant as a one-line
+/// error (exit 2).
+#[test]
+fn the_calendar_lists_the_dates_ahead_with_their_alert_days() {
+    let l = example_licences();
+    let l = l.to_str().unwrap();
+    let r = sitetally(&[
+        "calendar",
+        "--licences",
+        l,
+        "--now",
+        NOW,
+        "--alert-days",
+        "10",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lab = line_of(&r.stdout, "TRIAL_ENDS");
+    assert!(lab.contains("contoso") && lab.contains("lab"), "{lab}");
+    assert!(
+        lab.starts_with("2025-07-30") && lab.ends_with("2025-07-20"),
+        "{lab}"
+    );
+    let renewal = line_of(&r.stdout, "PO-1001");
+    assert!(
+        renewal.starts_with("2026-01-01") && renewal.contains("RENEWAL"),
+        "{renewal}"
+    );
+    let dates: Vec<&str> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("20"))
+        .map(|l| &l[..16])
+        .collect();
+    let mut sorted = dates.clone();
+    sorted.sort_unstable();
+    assert_eq!(dates, sorted, "in time order");
+    let one = sitetally(&[
+        "calendar",
+        "--licences",
+        l,
+        "--now",
+        NOW,
+        "--tenant",
+        "fabrikam",
+    ]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert!(!one.stdout.contains("contoso"), "{}", one.stdout);
+    let json = sitetally(&[
+        "calendar",
+        "--licences",
+        l,
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ]);
+    let entries: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "RENEWAL" && e["licence"] == "PO-1001"));
+    assert_input_error(
+        &sitetally(&["calendar", "--licences", l, "--tenant", "nope"]),
+        &["licences.toml", "no tenant \"nope\""],
+    );
+}
