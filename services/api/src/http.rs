@@ -78,6 +78,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         )
         .route("/api/v1/tenants/{tenant}/decisions", get(decisions))
         .route("/api/v1/tenants/{tenant}/alerts", get(alerts))
+        .route("/api/v1/tenants/{tenant}/calendar", get(calendar))
         .with_state(state.clone())
         .layer(crate::guard::rate_limit_layer(
             Arc::clone(&auth),
@@ -564,6 +565,59 @@ pub async fn alerts(
     ))
 }
 
+/// A licence-calendar query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CalendarParams {
+    /// How far ahead, in days (default 365, 1 to 3,650).
+    #[param(minimum = 1, maximum = 3650)]
+    pub days: Option<u32>,
+    /// Alert this many days before each date (default 14, 0 to 365).
+    #[param(maximum = 365)]
+    pub alert_days: Option<u32>,
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    pub format: Option<Format>,
+}
+
+/// The tenant's licence calendar: a trial's extension window and end, renewals, licence
+/// ends, service stop and retention end, each with the day to alert, from the licence
+/// book and the same rules the decisions use.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calendar", tag = "tenants",
+    params(TenantPath, CalendarParams), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Calendar", content((CalendarResponse = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "Token of another tenant", body = ErrorBody),
+        (status = 404, description = "Unknown tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit of the token exceeded (Retry-After says when to retry)", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ))]
+pub async fn calendar(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    accept: Accept,
+    PathParams(path): PathParams<TenantPath>,
+    Params(p): Params<CalendarParams>,
+) -> Result<Response, ApiError> {
+    who.check_tenant(&path.tenant)?;
+    let days = p.days.unwrap_or(365);
+    if !(1..=3650).contains(&days) {
+        return Err(ApiError::BadRequest("days must be 1 to 3650".into()));
+    }
+    let alert_days = p.alert_days.unwrap_or(14);
+    if alert_days > 365 {
+        return Err(ApiError::BadRequest("alert_days must be 0 to 365".into()));
+    }
+    Ok(respond(
+        "calendar",
+        p.format,
+        accept,
+        s.planner.calendar(&path.tenant, days, alert_days).await?,
+    ))
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Alive", body = HealthResponse)))]
@@ -653,11 +707,12 @@ impl utoipa::Modify for BearerAuth {
                        for capacity planners. JSON by default; CSV with `Accept: text/csv` or `?format=csv`. \
                        Errors are `{\"error\": {\"code\", \"message\"}}`."
     ),
-    paths(tenants, sites, counts, forecast, enterprise_iot, decisions, alerts, healthz, readyz, metrics, openapi),
+    paths(tenants, sites, counts, forecast, enterprise_iot, decisions, alerts, calendar, healthz, readyz, metrics, openapi),
     components(schemas(
         ErrorBody, ErrorDetail, TenantsResponse, SitesResponse, SiteRow, CountsResponse, PeriodCount,
         Granularity, ForecastResponse, Boundary, DayPoint, TrendView, CurrentView, EnterpriseIotResponse,
-        DecisionsResponse, DecisionRow, AlertsResponse, AlertRow, HealthResponse, Format
+        DecisionsResponse, DecisionRow, AlertsResponse, AlertRow, CalendarResponse, CalendarRow,
+        HealthResponse, Format
     )),
     modifiers(&BearerAuth),
     tags(

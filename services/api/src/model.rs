@@ -548,6 +548,54 @@ pub struct HealthResponse {
     pub status: String,
 }
 
+/// A tenant's licence calendar: the dates ahead, each with the day to alert.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CalendarResponse {
+    pub tenant: String,
+    /// The dates are after this instant (the server's now).
+    pub from: DateTime<Utc>,
+    /// How far ahead, in days.
+    pub days: u32,
+    /// Alerts fall this many days before each date (never before `from`).
+    pub alert_days: u32,
+    pub entries: Vec<CalendarRow>,
+}
+
+/// One date ahead.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CalendarRow {
+    pub at: DateTime<Utc>,
+    /// TRIAL_EXTENSION_OPENS, TRIAL_ENDS, RENEWAL, LICENCE_ENDS, SERVICE_STOPS,
+    /// RETENTION_ENDS or ENTERPRISE_IOT_TRIAL_ENDS.
+    pub event: String,
+    /// The site of a site licence's date; none for tenant-wide dates.
+    pub site: Option<String>,
+    /// The licence's reference, when the licence file gives one.
+    pub licence: Option<String>,
+    pub alert_at: DateTime<Utc>,
+}
+
+impl Tabular for CalendarResponse {
+    fn header(&self) -> Vec<&'static str> {
+        vec!["tenant", "at", "event", "site", "licence", "alert_at"]
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.entries
+            .iter()
+            .map(|e| {
+                vec![
+                    self.tenant.clone(),
+                    e.at.to_rfc3339(),
+                    e.event.clone(),
+                    e.site.clone().unwrap_or_default(),
+                    e.licence.clone().unwrap_or_default(),
+                    e.alert_at.to_rfc3339(),
+                ]
+            })
+            .collect()
+    }
+}
+
 /// Alerts the reconciler raised for a tenant.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AlertsResponse {

@@ -28,6 +28,21 @@ pub enum CalendarEvent {
     EnterpriseIotTrialEnds,
 }
 
+impl CalendarEvent {
+    /// The upper-case name used in output (as serialized).
+    pub fn code(self) -> &'static str {
+        match self {
+            CalendarEvent::TrialExtensionOpens => "TRIAL_EXTENSION_OPENS",
+            CalendarEvent::TrialEnds => "TRIAL_ENDS",
+            CalendarEvent::Renewal => "RENEWAL",
+            CalendarEvent::LicenceEnds => "LICENCE_ENDS",
+            CalendarEvent::ServiceStops => "SERVICE_STOPS",
+            CalendarEvent::RetentionEnds => "RETENTION_ENDS",
+            CalendarEvent::EnterpriseIotTrialEnds => "ENTERPRISE_IOT_TRIAL_ENDS",
+        }
+    }
+}
+
 /// One date ahead.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CalendarEntry {
@@ -156,6 +171,22 @@ mod tests {
             .iter()
             .map(|e| (e.at.to_rfc3339(), e.event))
             .collect()
+    }
+
+    #[test]
+    fn codes_are_the_serialized_names() {
+        use CalendarEvent::*;
+        for e in [
+            TrialExtensionOpens,
+            TrialEnds,
+            Renewal,
+            LicenceEnds,
+            ServiceStops,
+            RetentionEnds,
+            EnterpriseIotTrialEnds,
+        ] {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.code());
+        }
     }
 
     #[test]

@@ -88,10 +88,7 @@ fn table(entries: &[CalendarEntry], now: DateTime<Utc>, days: u32) -> String {
             };
             [
                 e.at.format("%Y-%m-%d %H:%M").to_string(),
-                serde_json::to_value(e.event)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                e.event.code().to_string(),
                 sitetally_core::text::printable(&e.tenant).into_owned(),
                 text(&e.site),
                 text(&e.licence),

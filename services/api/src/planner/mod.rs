@@ -16,6 +16,7 @@ mod decisions;
 mod forecast;
 mod request;
 
+use crate::model::{CalendarResponse, CalendarRow};
 use request::day_of_time;
 pub use request::{
     check_id, date_of, date_range, day_number, periods, CountsRequest, ForecastRequest, Page,
@@ -175,6 +176,42 @@ impl Planner {
     }
 
     /// 404 unless the tenant is in the licence book or has sightings.
+    /// The tenant's licence calendar for the next `days` days, alerts `alert_days` before
+    /// each date (the rules of `sitetally_licensing::calendar`).
+    pub async fn calendar(
+        &self,
+        tenant: &str,
+        days: u32,
+        alert_days: u32,
+    ) -> Result<CalendarResponse, ApiError> {
+        self.require_tenant(tenant).await?;
+        let from = self.now();
+        let entries = sitetally_licensing::calendar::calendar(
+            &self.licences,
+            &self.settings,
+            Some(tenant),
+            from,
+            days,
+            alert_days,
+        );
+        Ok(CalendarResponse {
+            tenant: tenant.to_string(),
+            from,
+            days,
+            alert_days,
+            entries: entries
+                .into_iter()
+                .map(|e| CalendarRow {
+                    at: e.at,
+                    event: e.event.code().to_string(),
+                    site: e.site,
+                    licence: e.licence,
+                    alert_at: e.alert_at,
+                })
+                .collect(),
+        })
+    }
+
     pub async fn require_tenant(&self, tenant: &str) -> Result<(), ApiError> {
         check_id("tenant", tenant)?;
         if self.licences.tenant(tenant).is_some() || !self.known_sites(tenant).await?.is_empty() {

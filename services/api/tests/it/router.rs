@@ -184,6 +184,7 @@ async fn openapi_documents_every_endpoint() {
         "/api/v1/tenants/{tenant}/sites/{site}/forecast",
         "/api/v1/tenants/{tenant}/enterprise-iot",
         "/api/v1/tenants/{tenant}/decisions",
+        "/api/v1/tenants/{tenant}/calendar",
         "/healthz",
         "/readyz",
         "/metrics",

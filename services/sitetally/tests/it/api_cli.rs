@@ -318,3 +318,52 @@ fn a_mistyped_data_dir_is_refused_not_created() {
     );
     assert!(!typo.exists(), "an empty store was created");
 }
+
+/// Issue 13: the licence calendar served by the API, from the licence file `serve` reads:
+/// the next renewal of a renewing licence, CSV too, and a tenant token reads only its
+/// own tenant's calendar.
+#[test]
+fn the_api_serves_the_licence_calendar() {
+    let dir = seeded();
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../reconciler/examples/licences.toml");
+    std::fs::copy(example, dir.path().join("licences.toml")).unwrap();
+    let server = serve(dir.path(), &[]);
+    let path = "/api/v1/tenants/contoso/calendar?days=3650&alert_days=7";
+    let r = server.get(path, Some(CONTOSO_TOKEN), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["alert_days"], 7);
+    let entries = v["entries"].as_array().unwrap();
+    let renewal = entries
+        .iter()
+        .find(|e| e["event"] == "RENEWAL" && e["licence"] == "PO-1001")
+        .unwrap_or_else(|| panic!("no renewal of PO-1001: {v}"));
+    let at = renewal["at"].as_str().unwrap();
+    assert!(
+        at.contains("-01-01T00:00:00"),
+        "renews on its start's anniversary: {at}"
+    );
+    let from = v["from"].as_str().unwrap();
+    assert!(at > from, "{at} is ahead of {from}");
+    let csv = server.get(path, Some(CONTOSO_TOKEN), Some("text/csv"));
+    assert!(
+        csv.body
+            .starts_with("tenant,at,event,site,licence,alert_at"),
+        "{}",
+        csv.body
+    );
+    assert!(csv.body.contains("RENEWAL"));
+    let other = server.get(
+        "/api/v1/tenants/fabrikam/calendar",
+        Some(CONTOSO_TOKEN),
+        None,
+    );
+    assert_eq!(other.status, 403, "{}", other.body);
+    let bad = server.get(
+        "/api/v1/tenants/contoso/calendar?days=0",
+        Some(CONTOSO_TOKEN),
+        None,
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
