@@ -505,3 +505,66 @@ fn the_calendar_lists_the_dates_ahead_with_their_alert_days() {
         &["licences.toml", "no tenant \"nope\""],
     );
 }
+
+/// Issue 13: the examples/ licence and counts files show every status, each where
+/// examples/README.md says.
+#[test]
+fn the_examples_show_every_status() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let (l, c) = (root.join("licences.toml"), root.join("counts.csv"));
+    let r = sitetally(&[
+        "reconcile",
+        "--licences",
+        l.to_str().unwrap(),
+        "--counts",
+        c.to_str().unwrap(),
+        "--now",
+        "2026-06-01T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let status_of = |tenant: &str, site: Option<&str>, scope: &str| -> String {
+        let d = v["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| {
+                let s = &d["subject"];
+                s["tenant"] == tenant
+                    && s["scope"] == scope
+                    && site.is_none_or(|site| s["site"] == site)
+            })
+            .unwrap_or_else(|| panic!("no decision for {tenant}/{site:?} ({scope})"));
+        d["status"]["status"].as_str().unwrap().to_string()
+    };
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut seen = Vec::new();
+    for (status, tenant, site, scope) in [
+        ("WITHIN_TIER", "contoso", Some("within"), "ot_site"),
+        ("NEAR_LIMIT", "contoso", Some("near"), "ot_site"),
+        ("OVER_TIER", "contoso", Some("over"), "ot_site"),
+        ("POSSIBLY_OVER", "contoso", Some("maybe"), "ot_site"),
+        ("UNLICENSED", "contoso", Some("annex"), "ot_site"),
+        ("TRIAL_OVER_ALLOWANCE", "contoso", Some("pilot"), "ot_site"),
+        ("TRIAL_ENDING", "contoso", Some("lab"), "ot_site"),
+        ("STANDALONE_NEEDED", "contoso", None, "enterprise_iot"),
+        ("COMMITMENT_EXCEEDED", "legacyco", None, "legacy_ot_plan"),
+        ("GRACE_PERIOD", "graceco", Some("depot"), "ot_site"),
+        ("SERVICE_STOPPED", "stoppedco", Some("yard"), "ot_site"),
+        ("RETENTION_ENDING", "retentionco", Some("dock"), "ot_site"),
+        ("RETENTION_OVER", "goneco", Some("shed"), "ot_site"),
+    ] {
+        assert_eq!(status_of(tenant, site, scope), status, "{tenant}/{site:?}");
+        assert!(
+            readme.contains(&format!("| {status} |")),
+            "{status} in the README"
+        );
+        seen.push(status);
+    }
+    let mut all = sitetally_licensing::Status::CODES.to_vec();
+    all.sort_unstable();
+    seen.sort_unstable();
+    assert_eq!(seen, all, "the examples show every status");
+}
