@@ -54,7 +54,8 @@ pub struct SiteRow {
     pub utilisation: Option<f64>,
     /// WITHIN_TIER, NEAR_LIMIT, OVER_TIER, POSSIBLY_OVER, UNLICENSED,
     /// TRIAL_OVER_ALLOWANCE, TRIAL_ENDING, GRACE_PERIOD, SERVICE_STOPPED,
-    /// RETENTION_ENDING, RETENTION_OVER.
+    /// RETENTION_ENDING, RETENTION_OVER, STANDALONE_NEEDED, COMMITMENT_EXCEEDED,
+    /// BILLED_NO_PLAN.
     pub status: String,
     /// The status with its detail, e.g. `OVER_TIER (buy XL)`.
     pub status_detail: String,

@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 // Severity order for sorting by status (most urgent first when descending).
 const SEVERITY = ["WITHIN_TIER", "TRIAL_ENDING", "NEAR_LIMIT", "TRIAL_OVER_ALLOWANCE", "GRACE_PERIOD",
-  "RETENTION_ENDING", "POSSIBLY_OVER", "UNLICENSED", "OVER_TIER", "SERVICE_STOPPED", "RETENTION_OVER"];
+  "RETENTION_ENDING", "POSSIBLY_OVER", "UNLICENSED", "OVER_TIER", "SERVICE_STOPPED", "RETENTION_OVER", "BILLED_NO_PLAN"];
 
 function message(text) { $("message").textContent = text || ""; }
 

@@ -43,6 +43,21 @@ pub fn decide_eiot(
         "{} E5 x {} + {} standalone = {covered} devices covered",
         eiot.e5_licences, s.devices_per_e5, eiot.standalone_licences
     )];
+    if tenant.eiot_plan_gone(now, s.effective_delay()) && covered > 0 {
+        notes.push(
+            "the Enterprise IoT (or OT) plan was cancelled in Azure: the service stopped, the E5 / standalone licences are still billed; cancel them in the Microsoft 365 admin center or restore the plan".into(),
+        );
+        return Outcome {
+            status: Status::BilledNoPlan,
+            coverage: Coverage::None,
+            licensed_tier: None,
+            licensed_capacity: Some(covered),
+            required_tier: None,
+            billed,
+            held_by_hysteresis: false,
+            notes,
+        };
+    }
     let prev_level = prev.and_then(Status::level);
     let trial = eiot
         .trial

@@ -46,6 +46,9 @@ pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> 
     // licence never makes a site more over).
     let paid_capacity = ctx.catalogue.capacity(holding(&paid, ctx.catalogue));
     let trial_covers_more = trial.is_some() && paid_capacity < ctx.settings.trial_allowance;
+    if !paid.is_empty() && ctx.tenant.is_some_and(|t| t.ot_plan_gone(ctx.now, delay)) {
+        return count.billed_no_plan("OT");
+    }
     if !paid.is_empty() && !trial_covers_more {
         return count.paid(&paid);
     }
@@ -191,6 +194,16 @@ impl SiteCount<'_, '_> {
         );
         out.required_tier = Some(need);
         out
+    }
+
+    /// Paid licences in effect while the plan that runs the service was cancelled in
+    /// Azure (the documents: cancelling the plan removes the services from the
+    /// subscription but does not cancel the Microsoft 365 licence, which stays billed).
+    fn billed_no_plan(&self, what: &str) -> Outcome {
+        let notes = vec![format!(
+            "the {what} plan was cancelled in Azure: monitoring stopped, the Microsoft 365 licence is still billed; cancel it in the Microsoft 365 admin center or restore the plan"
+        )];
+        self.outcome(Status::BilledNoPlan, Coverage::None, None, false, notes)
     }
 
     /// A trial in effect: its allowance, and whether it can be extended now.
@@ -549,6 +562,51 @@ mod tests {
         // Retention over: the data is deleted, and it stays so (never "0 days" forever).
         assert_eq!(at("2026-05-01T00:00:00Z"), Status::RetentionOver);
         assert_eq!(at("2027-06-01T00:00:00Z"), Status::RetentionOver);
+    }
+
+    /// Issue 13: cancelling the OT plan in Azure removes OT and Enterprise IoT from the
+    /// subscription while the M365 licences stay billed; cancelling only the Enterprise
+    /// IoT plan affects only Enterprise IoT.
+    #[test]
+    fn a_cancelled_azure_plan_leaves_licences_billed_without_service() {
+        let eiot = "[tenants.enterprise_iot]\ne5_licences = 10\n";
+        let doc = |plan: &str| {
+            format!(
+                "[[tenants]]\nid = \"acme\"\n{plan}\n[[tenants.sites]]\nid = \"p1\"\n{}{eiot}",
+                lic("L", "paid", "")
+            )
+        };
+        let settings = Settings::default();
+        let eiot_status = |b: &crate::licence::LicenceBook, now: &str| {
+            crate::decision::eiot::decide_eiot(&b.tenants[0], 20, None, &settings, t(now)).status
+        };
+        let ot = book(&doc("ot_plan_cancelled_at = \"2025-06-01T00:00:00Z\""));
+        // Effective one hour after the cancellation.
+        assert_eq!(
+            decide(&ot, 100, "2025-06-01T00:30:00Z", None).status,
+            Status::WithinTier
+        );
+        assert_eq!(
+            decide(&ot, 100, "2025-06-01T02:00:00Z", None).status,
+            Status::BilledNoPlan
+        );
+        assert_eq!(
+            eiot_status(&ot, "2025-06-01T02:00:00Z"),
+            Status::BilledNoPlan
+        );
+        let only_eiot = book(&doc("eiot_plan_cancelled_at = \"2025-06-01T00:00:00Z\""));
+        assert_eq!(
+            decide(&only_eiot, 100, "2025-06-01T02:00:00Z", None).status,
+            Status::WithinTier
+        );
+        assert_eq!(
+            eiot_status(&only_eiot, "2025-06-01T02:00:00Z"),
+            Status::BilledNoPlan
+        );
+        assert_eq!(
+            eiot_status(&only_eiot, "2025-05-31T00:00:00Z"),
+            Status::WithinTier
+        );
     }
 
     /// Issue 13: a paid licence without an end renews every year while recurring billing

@@ -51,11 +51,15 @@ pub enum Status {
     StandaloneNeeded { licences_to_buy: u64 },
     /// Legacy plan: detected devices exceed the committed number: raise the commitment.
     CommitmentExceeded { committed: u64 },
+    /// The Defender for IoT plan was cancelled in Azure: the service is gone from the
+    /// subscription, but the Microsoft 365 licence is still billed (cancel it there, or
+    /// restore the plan).
+    BilledNoPlan,
 }
 
 impl Status {
     /// Every [`Status::code`], e.g. to start a metric series per status at zero.
-    pub const CODES: [&'static str; 13] = [
+    pub const CODES: [&'static str; 14] = [
         "WITHIN_TIER",
         "NEAR_LIMIT",
         "OVER_TIER",
@@ -69,6 +73,7 @@ impl Status {
         "RETENTION_OVER",
         "STANDALONE_NEEDED",
         "COMMITMENT_EXCEEDED",
+        "BILLED_NO_PLAN",
     ];
 
     /// Upper-case name used in alerts and output.
@@ -87,6 +92,7 @@ impl Status {
             Status::RetentionOver => "RETENTION_OVER",
             Status::StandaloneNeeded { .. } => "STANDALONE_NEEDED",
             Status::CommitmentExceeded { .. } => "COMMITMENT_EXCEEDED",
+            Status::BilledNoPlan => "BILLED_NO_PLAN",
         }
     }
 
@@ -216,6 +222,7 @@ mod tests {
             Status::RetentionOver,
             Status::StandaloneNeeded { licences_to_buy: 3 },
             Status::CommitmentExceeded { committed: 3 },
+            Status::BilledNoPlan,
         ];
         for s in &all {
             match s {
@@ -231,7 +238,8 @@ mod tests {
                 | Status::RetentionEnding { .. }
                 | Status::RetentionOver
                 | Status::StandaloneNeeded { .. }
-                | Status::CommitmentExceeded { .. } => {}
+                | Status::CommitmentExceeded { .. }
+                | Status::BilledNoPlan => {}
             }
         }
         all

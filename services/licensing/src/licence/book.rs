@@ -17,6 +17,11 @@ pub struct Tenant {
     pub sites: Vec<Site>,
     pub enterprise_iot: Option<EnterpriseIot>,
     pub legacy_ot_plans: Vec<LegacyOtPlan>,
+    /// When the Defender for IoT OT plan was cancelled in Azure: OT and Enterprise IoT
+    /// services leave the subscription (one hour later), the M365 licences stay billed.
+    pub ot_plan_cancelled_at: Option<DateTime<Utc>>,
+    /// When only the Enterprise IoT plan was cancelled: Enterprise IoT only.
+    pub eiot_plan_cancelled_at: Option<DateTime<Utc>>,
     /// Site id → position in `sites`, built on the first lookup (`sites` do not change
     /// after validation). A linear search per site made a 100,000-site tenant quadratic:
     /// 196 s to reconcile in a debug build.
@@ -42,6 +47,20 @@ impl Tenant {
     }
 
     /// Whether any OT site licence of the tenant is in effect at `now`.
+    /// Whether the OT plan (and with it Enterprise IoT) is cancelled at `now`.
+    pub fn ot_plan_gone(&self, now: DateTime<Utc>, delay: Duration) -> bool {
+        self.ot_plan_cancelled_at
+            .is_some_and(|c| now >= crate::time::plus(c, delay))
+    }
+
+    /// Whether Enterprise IoT is cancelled at `now` (its own plan, or the OT plan).
+    pub fn eiot_plan_gone(&self, now: DateTime<Utc>, delay: Duration) -> bool {
+        self.ot_plan_gone(now, delay)
+            || self
+                .eiot_plan_cancelled_at
+                .is_some_and(|c| now >= crate::time::plus(c, delay))
+    }
+
     pub fn has_active_licence(&self, now: DateTime<Utc>, delay: Duration) -> bool {
         self.licences().any(|l| l.is_effective(now, delay))
     }

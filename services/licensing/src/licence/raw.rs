@@ -58,6 +58,8 @@ pub(super) struct RawTenant {
     pub(super) enterprise_iot: Option<RawEiot>,
     #[serde(default)]
     pub(super) legacy_ot_plans: Vec<RawLegacyOt>,
+    pub(super) ot_plan_cancelled_at: Option<RawTime>,
+    pub(super) eiot_plan_cancelled_at: Option<RawTime>,
 }
 
 #[derive(Debug, Deserialize)]

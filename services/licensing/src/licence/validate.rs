@@ -3,7 +3,7 @@
 //! field in every error (`tenants[0].sites[2].licences[0].tier`). One OT licence's own
 //! rules are in [`super::validate_ot`].
 
-use super::fields::{days_after, non_empty_id, req, req_time};
+use super::fields::{days_after, non_empty_id, parse_time, req, req_time};
 use super::raw::{RawBook, RawCommitment, RawEiot, RawEiotTrial, RawLegacyOt, RawSite, RawTenant};
 use super::validate_ot::{check_single_non_xl, check_xl_capacity, validate_licence};
 use super::{
@@ -73,8 +73,24 @@ fn validate_tenant(
         sites,
         enterprise_iot,
         legacy_ot_plans,
+        ot_plan_cancelled_at: optional_time(
+            &rt.ot_plan_cancelled_at,
+            &format!("{tp}.ot_plan_cancelled_at"),
+        )?,
+        eiot_plan_cancelled_at: optional_time(
+            &rt.eiot_plan_cancelled_at,
+            &format!("{tp}.eiot_plan_cancelled_at"),
+        )?,
         site_index: Default::default(),
     })
+}
+
+/// An optional time field, checked like every other (an error names `path`).
+fn optional_time(
+    t: &Option<super::raw::RawTime>,
+    path: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, LicenceError> {
+    t.as_ref().map(|t| parse_time(path, t)).transpose()
 }
 
 /// `base` with the sizes of `o` applied, if any.

@@ -551,6 +551,7 @@ fn the_examples_show_every_status() {
         ("TRIAL_ENDING", "contoso", Some("lab"), "ot_site"),
         ("STANDALONE_NEEDED", "contoso", None, "enterprise_iot"),
         ("COMMITMENT_EXCEEDED", "legacyco", None, "legacy_ot_plan"),
+        ("BILLED_NO_PLAN", "cancelledco", Some("works"), "ot_site"),
         ("GRACE_PERIOD", "graceco", Some("depot"), "ot_site"),
         ("SERVICE_STOPPED", "stoppedco", Some("yard"), "ot_site"),
         ("RETENTION_ENDING", "retentionco", Some("dock"), "ot_site"),
