@@ -71,8 +71,21 @@ pub fn decide_legacy_ot(
     s: &Settings,
     now: DateTime<Utc>,
 ) -> Option<Outcome> {
-    let c = commitment_at(&plan.commitments, now, s.effective_delay())?;
-    let notes = vec![format!("{value} devices detected; {} committed", c.devices)];
+    let delay = s.effective_delay();
+    let c = commitment_at(&plan.commitments, now, delay)?;
+    let (from, to) = plan.billing_period(now);
+    let so_far = crate::licence::charged_device_days(&plan.commitments, from, now, delay);
+    let whole = crate::licence::charged_device_days(&plan.commitments, from, to, delay);
+    let notes = vec![
+        format!("{value} devices detected; {} committed", c.devices),
+        format!(
+            "{:?} billing period {} to {}: {so_far:.1} device-days charged so far, {whole:.1} for the period at the commitments confirmed",
+            plan.term,
+            from.format("%Y-%m-%d"),
+            to.format("%Y-%m-%d")
+        )
+        .to_lowercase(),
+    ];
     Some(decide_commitment(value, c.devices, prev, s, notes))
 }
 
@@ -101,6 +114,57 @@ mod tests {
         };
         let o = decide_legacy_eiot(&b.tenants[0], 1_679, None, &exact, t(MID)).unwrap();
         assert_eq!(o.billed, 1_679);
+    }
+
+    /// Issue 13: each commitment is charged for the time it was in force (from one hour
+    /// after its confirmation), per billing period: a calendar month, or a year for
+    /// annual plans; only annual plans commit to a number of sites.
+    #[test]
+    fn legacy_plans_charge_device_days_per_billing_period() {
+        let doc = |term: &str| {
+            format!(
+                "[[tenants]]\nid = \"a\"\n[[tenants.legacy_ot_plans]]\nid = \"plan\"\n{term}\ncommitments = [{{ devices = 1000, confirmed_at = \"2025-01-01T00:00:00Z\" }}, {{ devices = 2000, confirmed_at = \"2025-06-10T23:00:00Z\" }}]\n"
+            )
+        };
+        let monthly = book(&doc(""));
+        let plan = &monthly.tenants[0].legacy_ot_plans[0];
+        let now = t("2025-06-20T00:00:00Z");
+        let (from, to) = plan.billing_period(now);
+        assert_eq!(
+            (from, to),
+            (t("2025-06-01T00:00:00Z"), t("2025-07-01T00:00:00Z"))
+        );
+        let hour = chrono::Duration::hours(1);
+        // 10 days at 1,000, then 20 days at 2,000 (in force from 2025-06-11 00:00).
+        let days = crate::licence::charged_device_days(&plan.commitments, from, to, hour);
+        assert!((days - 50_000.0).abs() < 1e-6, "{days}");
+        let o = decide_legacy_ot(plan, 1_500, None, &Settings::default(), now).unwrap();
+        assert!(
+            o.notes.iter().any(
+                |n| n.contains("monthly billing period 2025-06-01 to 2025-07-01")
+                    && n.contains("28000.0 device-days charged so far")
+                    && n.contains("50000.0 for the period")
+            ),
+            "{:?}",
+            o.notes
+        );
+        let annual = book(&doc("term = \"annual\"\ncommitted_sites = 4"));
+        let plan = &annual.tenants[0].legacy_ot_plans[0];
+        assert_eq!(plan.committed_sites, Some(4));
+        assert_eq!(
+            plan.billing_period(now),
+            (t("2025-01-01T00:00:00Z"), t("2026-01-01T00:00:00Z"))
+        );
+        let err = crate::licence::LicenceBook::from_toml_str(
+            &doc("committed_sites = 4"),
+            &Settings::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("committed_sites") && err.contains("annual"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,5 +30,5 @@ mod validate_ot;
 
 pub use book::{toml_error, LicenceBook, LicenceError, Tenant};
 pub use eiot::{EiotTrial, EnterpriseIot};
-pub use legacy::{commitment_at, Commitment, LegacyOtPlan};
+pub use legacy::{charged_device_days, commitment_at, Commitment, CommitmentTerm, LegacyOtPlan};
 pub use ot::{LicenceKind, OtLicence, Site, TrialExtension};

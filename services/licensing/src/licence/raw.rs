@@ -109,6 +109,8 @@ pub(super) struct RawLegacyOt {
     pub(super) sites: Vec<String>,
     #[serde(default)]
     pub(super) commitments: Vec<RawCommitment>,
+    pub(super) term: Option<String>,
+    pub(super) committed_sites: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

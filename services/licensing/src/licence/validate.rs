@@ -7,7 +7,8 @@ use super::fields::{days_after, non_empty_id, parse_time, req, req_time};
 use super::raw::{RawBook, RawCommitment, RawEiot, RawEiotTrial, RawLegacyOt, RawSite, RawTenant};
 use super::validate_ot::{check_single_non_xl, check_xl_capacity, validate_licence};
 use super::{
-    Commitment, EiotTrial, EnterpriseIot, LegacyOtPlan, LicenceBook, LicenceError, Site, Tenant,
+    Commitment, CommitmentTerm, EiotTrial, EnterpriseIot, LegacyOtPlan, LicenceBook, LicenceError,
+    Site, Tenant,
 };
 use crate::settings::Settings;
 use crate::tier::{CatalogueOverride, TierCatalogue};
@@ -189,10 +190,28 @@ fn validate_legacy_ot(rp: &RawLegacyOt, pp: &str) -> Result<LegacyOtPlan, Licenc
             "at least one commitment is required",
         ));
     }
+    let term = match rp.term.as_deref() {
+        None | Some("monthly") => CommitmentTerm::Monthly,
+        Some("annual") => CommitmentTerm::Annual,
+        Some(other) => {
+            return Err(LicenceError::invalid(
+                format!("{pp}.term"),
+                format!("unknown term {other:?} (known: monthly, annual)"),
+            ))
+        }
+    };
+    if rp.committed_sites.is_some() && term != CommitmentTerm::Annual {
+        return Err(LicenceError::invalid(
+            format!("{pp}.committed_sites"),
+            "only annual plans commit to a number of sites (set term = \"annual\")",
+        ));
+    }
     Ok(LegacyOtPlan {
         id,
         sites: rp.sites.clone(),
         commitments: commitments(&rp.commitments, &format!("{pp}.commitments"))?,
+        term,
+        committed_sites: rp.committed_sites,
     })
 }
 
