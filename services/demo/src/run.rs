@@ -319,6 +319,13 @@ pub async fn run(
         .await
         .map_err(task_err)?
         .map_err(|e| DemoError::Ingest(format!("{e:#}")))?;
+    if let (false, Some(error)) = (caught_up, &ingest_report.last_flush_error) {
+        // A summary of what is stored would claim counts the store never took.
+        return Err(DemoError::Ingest(format!(
+            "could not write to the store in {}: {error}; nothing unwritten was committed: free space (or fix the store) and run the demo again with the same --data-dir to continue",
+            args.data_dir.display()
+        )));
+    }
     let _ = stop_reconcile.send(true);
     reconcile_loop.await.map_err(task_err)?;
     let decisions = match reconciler.run_once(Utc::now()).await {

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{error, info, warn};
 
 /// What one run of ingest did (returned at shutdown; also in the metrics).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IngestReport {
     pub messages: u64,
     pub new_devices: u64,
@@ -55,6 +55,9 @@ pub struct IngestReport {
     pub taken_in_batches: u64,
     /// Milliseconds from start until the first message arrived (group join + first fetch).
     pub first_message_after_ms: Option<u64>,
+    /// Why the last flush failed, while no flush has succeeded since (e.g. the store's
+    /// disk is full): what a caller reports instead of a summary of what is stored.
+    pub last_flush_error: Option<String>,
 }
 
 /// Runs ingest against ClickHouse until `shutdown` resolves.
@@ -394,6 +397,7 @@ fn consume_loop(
                     std::thread::sleep(w.backoff);
                 }
                 Err(e) => {
+                    w.report.last_flush_error = Some(e.to_string());
                     error!(error = %e, messages = w.batch.messages,
                            "could not flush at shutdown; offsets left uncommitted, the batch will be re-read");
                     break;
@@ -403,7 +407,7 @@ fn consume_loop(
         w.publish_metrics();
     }
     consumer.unsubscribe();
-    let report = lock(&worker).report;
+    let report = lock(&worker).report.clone();
     // librdkafka's objects before the client they belong to (leaves the group).
     drop(messages);
     drop(queue);
@@ -577,6 +581,7 @@ impl Worker {
             }
             Err(e) => {
                 self.report.failed_flushes += 1;
+                self.report.last_flush_error = Some(e.to_string());
                 counter!(m::FLUSH_FAILURES).increment(1);
                 if !self.paused {
                     if let Ok(assignment) = consumer.assignment() {
@@ -628,6 +633,7 @@ impl Worker {
             }
         }
         self.report.flushes += 1;
+        self.report.last_flush_error = None;
         histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::debug!(elapsed = ?started.elapsed(), messages = self.batch.messages, dead_letters = self.batch.dead_letters.len(), "batch flushed");
         self.batch.clear();

@@ -414,3 +414,49 @@ fn demo_counts_match_the_simulator_and_a_second_run_continues() {
         "the second run logs nothing"
     );
 }
+
+/// Issue 16: the embedded store's disk fills up mid-demo (a 3 MB file-size limit: SQLite
+/// gets EFBIG as it would ENOSPC). The demo ends with one clear error naming the data
+/// directory and exit 2, prints no summary of counts it could not store, and the store
+/// is left whole: a second run with room continues and counts.
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_the_store_whole() {
+    let dir = DataDir::new();
+    let script = "trap '' XFSZ; ulimit -f 3000; exec \"$0\" \"$@\"";
+    let out = Command::new("bash")
+        .args(["-c", script, env!("CARGO_BIN_EXE_sitetally")])
+        .args([
+            "demo",
+            "--duration",
+            "8s",
+            "--sites",
+            "50",
+            "--drain-timeout",
+            "15s",
+        ])
+        .args(["--port", &free_port().to_string(), "--data-dir"])
+        .arg(&dir.0)
+        .env("SITETALLY_LOG", "warn,librdkafka=off,rdkafka=off")
+        .output()
+        .expect("run sitetally demo under a file-size limit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("could not write to the store in"),
+        "{last}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no summary: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // With room again the same store opens, takes the rest and counts.
+    let (summary, _, _) = demo(&dir.0, "3s");
+    let counted: u64 = sites(&summary)
+        .iter()
+        .map(|s| s["counted"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(counted > 0, "{summary}");
+}
