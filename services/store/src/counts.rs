@@ -128,36 +128,53 @@ mod tests {
     use sitetally_core::Sighting;
     use sitetally_licensing::count::CountWindow;
 
-    #[tokio::test]
-    async fn counts_per_category_and_exact_from_the_embedded_store() {
+    /// Device `k` of site t/s, seen at `at_ms`.
+    fn sighting(k: u64, category: DeviceCategory, at_ms: i64) -> Sighting {
+        Sighting {
+            tenant: "t".into(),
+            site: "s".into(),
+            day: sitetally_core::day_of(at_ms),
+            device_key: xxhash_rust::xxh3::xxh3_64(&k.to_le_bytes()),
+            device_label: format!("d{k}"),
+            category,
+            agent_managed: false,
+            sensor: "x".into(),
+            seen_at_ms: at_ms,
+        }
+    }
+
+    /// Counts over an embedded store holding `rows` (keep the directory alive).
+    async fn counts_of(rows: &[Sighting]) -> (StoreCounts, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         store.migrate().await.unwrap();
+        store.write_sightings(rows).await.unwrap();
+        (StoreCounts::new(Arc::new(store)), dir)
+    }
+
+    /// The OT query of the reconciler and the API: 60 days ending at `now`.
+    fn sixty_days_to(now: chrono::DateTime<chrono::Utc>) -> CountQuery {
+        CountQuery {
+            window: CountWindow::ending(now, 60),
+            include_agent_managed: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_per_category_and_exact_from_the_embedded_store() {
         let now = chrono::Utc::now();
-        let day = sitetally_core::day_of(now.timestamp_millis());
         let rows: Vec<Sighting> = (0..30u64)
-            .map(|k| Sighting {
-                tenant: "t".into(),
-                site: "s".into(),
-                day,
-                device_key: xxhash_rust::xxh3::xxh3_64(&k.to_le_bytes()),
-                device_label: format!("d{k}"),
-                category: if k < 10 {
+            .map(|k| {
+                let category = if k < 10 {
                     DeviceCategory::Iot
                 } else {
                     DeviceCategory::Ot
-                },
-                agent_managed: false,
-                sensor: "x".into(),
-                seen_at_ms: now.timestamp_millis(),
+                };
+                sighting(k, category, now.timestamp_millis())
             })
             .collect();
-        store.write_sightings(&rows).await.unwrap();
-        let source = StoreCounts::new(Arc::new(store));
-        let q = CountQuery {
-            window: CountWindow::ending(now, 60),
-            include_agent_managed: true,
-        };
+        let (source, _dir) = counts_of(&rows).await;
+        let q = sixty_days_to(now);
         let counts = source.site_counts(&q).await.unwrap();
         let get = |c| {
             counts
@@ -174,5 +191,33 @@ mod tests {
                 .unwrap(),
             30
         );
+    }
+
+    /// Issue 13 end to end: the reconciler's and the API's 60-day `CountWindow` counts a
+    /// device seen 59 d 23 h before now and not one seen 60 d 1 h before, the same day.
+    #[tokio::test]
+    async fn the_count_window_is_exact_at_its_start_instant() {
+        let hour = chrono::Duration::hours(1);
+        let today = sitetally_core::day_of(chrono::Utc::now().timestamp_millis());
+        let noon = i64::from(today) * sitetally_core::MS_PER_DAY + 12 * hour.num_milliseconds();
+        let now = chrono::DateTime::from_timestamp_millis(noon).unwrap();
+        let ago = [
+            chrono::Duration::days(59) + hour * 23,
+            chrono::Duration::days(60) + hour,
+        ];
+        let rows: Vec<Sighting> = (0..2u64)
+            .map(|k| {
+                let at = (now - ago[k as usize]).timestamp_millis();
+                sighting(k, DeviceCategory::Ot, at)
+            })
+            .collect();
+        assert_eq!(rows[0].day, rows[1].day, "both on the boundary day");
+        let (source, _dir) = counts_of(&rows).await;
+        let q = sixty_days_to(now);
+        let counts = source.site_counts(&q).await.unwrap();
+        let ot: u64 = counts.iter().map(|c| c.count.value).sum();
+        assert_eq!(ot, 1, "estimate path: {counts:?}");
+        let exact = source.exact_site_count("t", "s", &[DeviceCategory::Ot], &q);
+        assert_eq!(exact.await.unwrap(), 1);
     }
 }

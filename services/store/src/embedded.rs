@@ -3,9 +3,9 @@
 //! the demo continues where the first stopped.
 //!
 //! It mirrors the ClickHouse layout:
-//! - `sightings`: one row per (tenant, site, day, device_key); `INSERT OR IGNORE` makes a
-//!   retried batch or a redelivery change nothing (ClickHouse: ReplacingMergeTree + insert
-//!   deduplication);
+//! - `sightings`: one row per (tenant, site, day, device_key), keeping the day's latest
+//!   `seen_at`; a retried batch or a redelivery changes nothing (ClickHouse:
+//!   ReplacingMergeTree + insert deduplication; the window's filter matches any row);
 //! - `site_devices_daily`: one serialized [`SiteSketch`] per (tenant, site, day, category,
 //!   agent_managed), updated in the same transaction with the keys that were new in
 //!   `sightings` (ClickHouse: the materialized view into an AggregatingMergeTree).
@@ -412,6 +412,14 @@ fn write_blocking(inner: &mut Inner, rows: &[Sighting]) -> Result<(), StoreError
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(classify)?;
+        // A device-day keeps its latest sighting, so the window's boundary day counts a
+        // device seen after the start instant even if it was also seen before it.
+        let mut later = tx
+            .prepare_cached(
+                "UPDATE sightings SET seen_at_ms = ?5 WHERE tenant = ?1 AND site = ?2 \
+                 AND day = ?3 AND device_key = ?4 AND seen_at_ms < ?5",
+            )
+            .map_err(classify)?;
         for r in rows {
             let inserted = insert
                 .execute(params![
@@ -438,6 +446,16 @@ fn write_blocking(inner: &mut Inner, rows: &[Sighting]) -> Result<(), StoreError
                     ))
                     .or_default()
                     .push(r.device_key);
+            } else {
+                later
+                    .execute(params![
+                        r.tenant,
+                        r.site,
+                        r.day,
+                        r.device_key as i64,
+                        r.seen_at_ms
+                    ])
+                    .map_err(classify)?;
             }
         }
     }

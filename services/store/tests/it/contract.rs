@@ -482,28 +482,36 @@ pub async fn licence_documents_keep_the_newest_import_per_tenant(s: &impl Engine
     );
 }
 
+const HOUR: i64 = 3_600_000;
+
+/// Noon today, so that 60 d 1 h and 59 d 23 h before it fall on the same day.
+fn noon_today() -> i64 {
+    let today = sitetally_core::day_of(chrono::Utc::now().timestamp_millis());
+    i64::from(today) * sitetally_core::MS_PER_DAY + 12 * HOUR
+}
+
+/// An OT sighting at site "edge" of device `key`, `ago_ms` before `now`.
+fn seen_ago(now: i64, key: u64, ago_ms: i64) -> Sighting {
+    let at = now - ago_ms;
+    Sighting {
+        seen_at_ms: at,
+        ..row(
+            "edge",
+            sitetally_core::day_of(at),
+            hashed(key),
+            DeviceCategory::Ot,
+        )
+    }
+}
+
 /// Issue 13: the billing window is exact at its start instant. A device last seen
 /// 59 d 23 h before now counts, one seen 60 d 1 h before does not, though both were seen
 /// on the window's first day; the sketch, exact, site and tenant paths all agree.
 pub async fn the_billing_window_is_exact_at_its_start(s: &impl Engine) {
     s.migrate().await.unwrap();
-    const HOUR: i64 = 3_600_000;
     let day_ms = sitetally_core::MS_PER_DAY;
-    let today = sitetally_core::day_of(chrono::Utc::now().timestamp_millis());
-    // Noon, so that 60 d 1 h and 59 d 23 h before it fall on the same day.
-    let now = i64::from(today) * day_ms + 12 * HOUR;
-    let seen = |key: u64, ago_ms: i64| {
-        let at = now - ago_ms;
-        Sighting {
-            seen_at_ms: at,
-            ..row(
-                "edge",
-                sitetally_core::day_of(at),
-                hashed(key),
-                DeviceCategory::Ot,
-            )
-        }
-    };
+    let now = noon_today();
+    let seen = |key: u64, ago_ms: i64| seen_ago(now, key, ago_ms);
     let rows = vec![
         seen(1, 59 * day_ms + 23 * HOUR), // in the window
         seen(2, 60 * day_ms + HOUR),      // 1 h too old, on the same day
@@ -544,6 +552,32 @@ pub async fn the_billing_window_is_exact_at_its_start(s: &impl Engine) {
     );
 }
 
+/// Issue 13: on the window's boundary day a device counts by its latest sighting of the
+/// day: one seen 60 d 1 h ago and again 59 d 23 h ago is in the window, on every path.
+pub async fn the_boundary_day_counts_a_device_by_its_latest_sighting(s: &impl Engine) {
+    s.migrate().await.unwrap();
+    let day_ms = sitetally_core::MS_PER_DAY;
+    let now = noon_today();
+    let seen = |ago_ms: i64| seen_ago(now, 7, ago_ms);
+    // Before the instant first, then after it: the order ingest writes a day in.
+    s.write_sightings(&[seen(60 * day_ms + HOUR)])
+        .await
+        .unwrap();
+    s.write_sightings(&[seen(59 * day_ms + 23 * HOUR)])
+        .await
+        .unwrap();
+    let window = DayRange::window(now - 60 * day_ms, now);
+    let all = CountFilter::all();
+    let sketch = s.site_counts(Some("acme"), window, &all).await.unwrap();
+    assert_eq!(sketch.iter().map(|c| c.count.value).sum::<u64>(), 1);
+    let exact = s.exact_site_count("acme", "edge", window, &all).await;
+    assert_eq!(exact.unwrap(), 1);
+    let tenant = s.tenant_count("acme", window, &all).await.unwrap();
+    assert_eq!(tenant.map(|c| c.value), Some(1));
+    let exact_tenant = s.exact_tenant_count("acme", window, &all).await.unwrap();
+    assert_eq!(exact_tenant, Some(1));
+}
+
 /// One test per contract function and engine: the embedded store always, ClickHouse on
 /// the rig.
 macro_rules! engines {
@@ -582,4 +616,5 @@ engines!(
     latest_decisions_are_per_tenant_and_replaced_by_a_later_run,
     licence_documents_keep_the_newest_import_per_tenant,
     the_billing_window_is_exact_at_its_start,
+    the_boundary_day_counts_a_device_by_its_latest_sighting,
 );
