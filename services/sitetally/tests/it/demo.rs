@@ -174,7 +174,8 @@ fn demo(data_dir: &Path, duration: &str) -> (Value, Duration, ApiSeen) {
         stderr.contains(&format!("dashboard at http://127.0.0.1:{port}/")),
         "the dashboard URL is logged:\n{stderr}"
     );
-    // Off a terminal, progress is logged with how far along the known duration the run is.
+    // Off a terminal, progress is logged (every 5 s) with how far along the known duration
+    // the run is: runs shorter than that may log none.
     assert!(
         stderr.contains(&format!(
             "of {}s, ~",
@@ -453,7 +454,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_the_store_whole() {
         String::from_utf8_lossy(&out.stdout)
     );
     // With room again the same store opens, takes the rest and counts.
-    let (summary, _, _) = demo(&dir.0, "3s");
+    let (summary, _, _) = demo(&dir.0, "8s");
     let counted: u64 = sites(&summary)
         .iter()
         .map(|s| s["counted"].as_u64().unwrap_or(0))
