@@ -68,7 +68,8 @@ impl DayRange {
     /// The billing window `[start_ms, end_ms]`, exact at its start: the one definition
     /// the reconciler, the API, the CLI and the demo count with (the README's SQL spells
     /// the same). A device counts when a sighting of it falls in the window; on the
-    /// boundary day that is its first sighting of the day, the one a sightings row keeps.
+    /// boundary day, by the latest of its stored sightings of that day (ingest writes a
+    /// device-day once, on its first sighting; README "billing window").
     pub fn window(start_ms: i64, end_ms: i64) -> Self {
         let from = sitetally_core::day_of(start_ms);
         let at_midnight = start_ms.rem_euclid(sitetally_core::MS_PER_DAY) == 0;
