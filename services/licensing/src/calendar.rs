@@ -3,7 +3,7 @@
 //! retention end, an Enterprise IoT trial's end), each with the day to be alerted,
 //! read from the same licence data and rules the decisions use.
 
-use crate::licence::{LicenceBook, OtLicence, Tenant};
+use crate::licence::{LicenceBook, OtLicence};
 use crate::settings::Settings;
 use crate::time::{minus_days, plus_days};
 use chrono::{DateTime, Duration, Utc};
@@ -93,10 +93,12 @@ pub fn calendar(
                 }
             }
         }
-        if let Some(stop) = service_stop(t, settings, now, delay) {
+        // While a licence renews its end is the far future, past any horizon.
+        if let Some(end) = t.last_licence_end(delay) {
+            let stop = settings.service_stop(end);
             add(stop, CalendarEvent::ServiceStops, None, None);
             add(
-                plus_days(stop, settings.retention_days),
+                settings.retention_end(stop),
                 CalendarEvent::RetentionEnds,
                 None,
                 None,
@@ -138,27 +140,6 @@ fn licence_dates(
         Some(renewal) => vec![(renewal, CalendarEvent::Renewal)],
         None => vec![(l.effective_until(delay), CalendarEvent::LicenceEnds)],
     }
-}
-
-/// When the tenant's service stops if nothing is bought: 30 days (`grace_days`) after its
-/// last OT licence ends; none while a licence renews.
-fn service_stop(
-    t: &Tenant,
-    settings: &Settings,
-    now: DateTime<Utc>,
-    delay: Duration,
-) -> Option<DateTime<Utc>> {
-    let mut licences = t.licences().peekable();
-    licences.peek()?;
-    let mut last = None::<DateTime<Utc>>;
-    for l in licences {
-        if l.next_renewal(now).is_some() {
-            return None;
-        }
-        let until = l.effective_until(delay);
-        last = Some(last.map_or(until, |x| x.max(until)));
-    }
-    last.map(|end| plus_days(end, settings.grace_days))
 }
 
 #[cfg(test)]

@@ -206,6 +206,23 @@ impl Settings {
     pub fn effective_delay(&self) -> chrono::Duration {
         chrono::Duration::minutes(i64::from(self.effective_delay_minutes))
     }
+
+    /// When the service stops after the tenant's last licence ended at `last_end`: at the
+    /// end of the grace period (`grace_days`). Decisions and the calendar both use it.
+    pub fn service_stop(
+        &self,
+        last_end: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        crate::time::plus_days(last_end, self.grace_days)
+    }
+
+    /// When the data of a service stopped at `stop` is deleted (`retention_days` later).
+    pub fn retention_end(
+        &self,
+        stop: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        crate::time::plus_days(stop, self.retention_days)
+    }
 }
 
 #[cfg(test)]

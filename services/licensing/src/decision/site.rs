@@ -9,7 +9,6 @@ use super::{days_left, Coverage, Outcome, Status};
 use crate::licence::{commitment_at, LegacyOtPlan, OtLicence, Site, Tenant};
 use crate::settings::Settings;
 use crate::tier::{Tier, TierCatalogue, TierNeed};
-use crate::time::plus_days;
 use chrono::{DateTime, Duration, Utc};
 
 /// Everything needed to decide on one OT site.
@@ -296,7 +295,7 @@ impl SiteCount<'_, '_> {
     /// stops and data is retained for a while.
     fn lapsed(&self, expired: DateTime<Utc>, trial_ended_over: bool) -> Outcome {
         let (s, now) = (self.ctx.settings, self.ctx.now);
-        let grace_end = plus_days(expired, s.grace_days);
+        let grace_end = s.service_stop(expired);
         if now >= grace_end {
             return self.stopped(grace_end);
         }
@@ -320,7 +319,7 @@ impl SiteCount<'_, '_> {
     /// data retention.
     fn stopped(&self, grace_end: DateTime<Utc>) -> Outcome {
         let (s, now) = (self.ctx.settings, self.ctx.now);
-        let retention_end = plus_days(grace_end, s.retention_days);
+        let retention_end = s.retention_end(grace_end);
         let retention_left = days_left(retention_end, now);
         if now >= retention_end {
             let notes = vec![format!(

@@ -65,6 +65,12 @@ impl Tenant {
         self.licences().any(|l| l.is_effective(now, delay))
     }
 
+    /// When the tenant's last OT licence stops being effective (the far future while one
+    /// renews), if it has any.
+    pub fn last_licence_end(&self, delay: Duration) -> Option<DateTime<Utc>> {
+        self.licences().map(|l| l.effective_until(delay)).max()
+    }
+
     /// When the tenant's last OT licence stopped being effective, if all have and there
     /// was at least one. Starts the 30-day grace period.
     pub fn last_expiry(&self, now: DateTime<Utc>, delay: Duration) -> Option<DateTime<Utc>> {
