@@ -171,23 +171,49 @@ async fn broker_restarted_mid_stream_loses_nothing() {
     assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", ingest.dump());
 }
 
-/// A loopback TCP proxy to `upstream` that holds every chunk of the answer for `delay`:
-/// a ClickHouse that answers slowly.
-async fn delaying_proxy(upstream: String, delay: Duration) -> String {
+/// What the proxy does with a chunk of ClickHouse's answer.
+enum Answer {
+    /// Forward it after this long.
+    After(Duration),
+    /// Drop it and close the connection: the client never sees the answer.
+    Withhold,
+    /// Forward it, then run this (the client has its answer by then).
+    ForwardThen(Box<dyn FnOnce() + Send>),
+}
+
+/// A loopback TCP proxy to `upstream`. `on_answer(after_insert)` decides each chunk of the
+/// answers, `after_insert` saying whether the connection sent an insert into `sightings`.
+async fn proxy(
+    upstream: String,
+    on_answer: impl Fn(bool) -> Answer + Send + Sync + 'static,
+) -> String {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    let on_answer = std::sync::Arc::new(on_answer);
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
+            let (upstream, on_answer) = (upstream.clone(), on_answer.clone());
             tokio::spawn(async move {
                 let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                     return;
                 };
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
+                let insert = std::sync::Arc::new(AtomicBool::new(false));
+                let saw_insert = insert.clone();
                 let requests = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        let chunk = String::from_utf8_lossy(&buf[..n]);
+                        if chunk.contains("INSERT") && chunk.contains("sightings") {
+                            saw_insert.store(true, Ordering::SeqCst);
+                        }
+                    }
                     let _ = sw.shutdown().await;
                 });
                 let mut buf = vec![0u8; 64 * 1024];
@@ -195,9 +221,17 @@ async fn delaying_proxy(upstream: String, delay: Duration) -> String {
                     if n == 0 {
                         break;
                     }
+                    let (delay, then) = match on_answer(insert.load(Ordering::SeqCst)) {
+                        Answer::Withhold => break,
+                        Answer::After(delay) => (delay, None),
+                        Answer::ForwardThen(then) => (Duration::ZERO, Some(then)),
+                    };
                     tokio::time::sleep(delay).await;
                     if cw.write_all(&buf[..n]).await.is_err() {
                         break;
+                    }
+                    if let Some(then) = then {
+                        then();
                     }
                 }
                 let _ = cw.shutdown().await;
@@ -221,7 +255,7 @@ async fn slow_clickhouse_answers_lose_nothing() {
         .trim_end_matches('/')
         .to_string();
     // 400 ms per answer chunk: every insert and ping waits, well inside clickhouse.timeout.
-    let proxy = delaying_proxy(upstream, Duration::from_millis(400)).await;
+    let proxy = proxy(upstream, |_| Answer::After(Duration::from_millis(400))).await;
     let mut ingest =
         IngestProcess::start_with_clickhouse(&topic, &db, &group, &format!("http://{proxy}"));
     let started = Instant::now();
@@ -258,57 +292,26 @@ async fn insert_tripwire(
     upstream: String,
     point: KillPoint,
 ) -> (String, tokio::sync::mpsc::Receiver<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    use std::sync::atomic::{AtomicBool, Ordering};
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (upstream, tx, armed) = (upstream.clone(), tx.clone(), armed.clone());
-            tokio::spawn(async move {
-                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let insert = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let saw_insert = insert.clone();
-                let requests = tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = cr.read(&mut buf).await {
-                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                        let chunk = String::from_utf8_lossy(&buf[..n]);
-                        if chunk.contains("INSERT") && chunk.contains("sightings") {
-                            saw_insert.store(true, std::sync::atomic::Ordering::SeqCst);
-                        }
-                    }
-                });
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = sr.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    let trip = insert.load(std::sync::atomic::Ordering::SeqCst)
-                        && armed.swap(false, std::sync::atomic::Ordering::SeqCst);
-                    if trip && point == KillPoint::InsertSentBeforeAck {
-                        let _ = tx.send(()).await;
-                        requests.abort();
-                        return; // the answer never reaches ingest
-                    }
-                    if cw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    if trip {
-                        let _ = tx.send(()).await;
-                    }
-                }
-                requests.abort();
-            });
+    let armed = AtomicBool::new(true);
+    let addr = proxy(upstream, move |after_insert| {
+        if !(after_insert && armed.swap(false, Ordering::SeqCst)) {
+            return Answer::After(Duration::ZERO);
         }
-    });
+        let tx = tx.clone();
+        let tell = move || {
+            let _ = tx.try_send(());
+        };
+        match point {
+            KillPoint::InsertSentBeforeAck => {
+                tell();
+                Answer::Withhold
+            }
+            _ => Answer::ForwardThen(Box::new(tell)),
+        }
+    })
+    .await;
     (addr, rx)
 }
 
