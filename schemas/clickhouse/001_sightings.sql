@@ -1,7 +1,7 @@
 -- One row per tenant/site/device/day. Ingest deduplicates before writing; retried or
 -- redelivered rows collapse on merge (ReplacingMergeTree), and every exact count uses
 -- uniqExact(device_key), which is right before the merge too.
-CREATE TABLE IF NOT EXISTS {db}.sightings
+CREATE TABLE IF NOT EXISTS {db}.sightings{local}{on_cluster}
 (
     tenant        {lc_string},
     site          {lc_string},

@@ -1,7 +1,7 @@
 -- Sketch states per tenant/site/day/category: the system of record for distinct-device
 -- estimates. Query with uniqCombinedMerge(devices); states merge across days and
 -- categories without double-counting a device.
-CREATE TABLE IF NOT EXISTS {db}.site_devices_daily
+CREATE TABLE IF NOT EXISTS {db}.site_devices_daily{local}{on_cluster}
 (
     tenant        {lc_string},
     site          {lc_string},

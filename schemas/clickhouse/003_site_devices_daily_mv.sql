@@ -1,5 +1,5 @@
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.site_devices_daily_mv
-TO {db}.site_devices_daily
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.site_devices_daily_mv{on_cluster}
+TO {db}.site_devices_daily{local}
 AS SELECT
     tenant,
     site,
@@ -7,5 +7,5 @@ AS SELECT
     category,
     agent_managed,
     uniqCombinedState(device_key) AS devices
-FROM {db}.sightings
+FROM {db}.sightings{local}
 GROUP BY tenant, site, day, category, agent_managed

@@ -2,7 +2,7 @@
 -- yet delivered to every sink), as the JSON the reconciler reads back. The newest save of a
 -- subject wins (argMax on saved_ms when reading; merges keep only it), so a reconciler
 -- restarted anywhere continues without sending an alert twice.
-CREATE TABLE IF NOT EXISTS {db}.alert_state
+CREATE TABLE IF NOT EXISTS {db}.alert_state{on_cluster}
 (
     subject  String,
     tenant   String,

@@ -1,6 +1,6 @@
 -- Every alert the reconciler raised (one row per idempotency key; a redelivery after a
 -- crash collapses on merge). The alert-history API and plain SQL read it.
-CREATE TABLE IF NOT EXISTS {db}.alert_log
+CREATE TABLE IF NOT EXISTS {db}.alert_log{on_cluster}
 (
     raised_at       DateTime('UTC'),
     idempotency_key String,

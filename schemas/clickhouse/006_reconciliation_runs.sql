@@ -2,7 +2,7 @@
 -- and status per site (or tenant-wide subject), e.g.
 --   SELECT run_at, device_count, utilisation FROM reconciliation_runs
 --   WHERE tenant = 'acme' AND site = 'plant-1' ORDER BY run_at
-CREATE TABLE IF NOT EXISTS {db}.reconciliation_runs
+CREATE TABLE IF NOT EXISTS {db}.reconciliation_runs{on_cluster}
 (
     run_at        DateTime('UTC'),
     run_id        String,

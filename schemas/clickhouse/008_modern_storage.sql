@@ -5,7 +5,7 @@
 -- drops (parts are monthly: an expired month goes as one part, no rewrite). Applied only
 -- on a server with TTL and insert deduplication; skipped, unrecorded, on an older one, so
 -- it runs once the server is upgraded.
-ALTER TABLE {db}.sightings MODIFY TTL day + INTERVAL 400 DAY;
-ALTER TABLE {db}.site_devices_daily MODIFY TTL day + INTERVAL 800 DAY;
-ALTER TABLE {db}.sightings MODIFY SETTING non_replicated_deduplication_window = 1000, ttl_only_drop_parts = 1;
-ALTER TABLE {db}.site_devices_daily MODIFY SETTING non_replicated_deduplication_window = 1000, ttl_only_drop_parts = 1
+ALTER TABLE {db}.sightings{local}{on_cluster} MODIFY TTL day + INTERVAL 400 DAY;
+ALTER TABLE {db}.site_devices_daily{local}{on_cluster} MODIFY TTL day + INTERVAL 800 DAY;
+ALTER TABLE {db}.sightings{local}{on_cluster} MODIFY SETTING {dedup_window}ttl_only_drop_parts = 1;
+ALTER TABLE {db}.site_devices_daily{local}{on_cluster} MODIFY SETTING {dedup_window}ttl_only_drop_parts = 1

@@ -164,6 +164,19 @@ struct ClickHouseArgs {
         requires = "clickhouse_client_cert"
     )]
     clickhouse_client_key: Option<PathBuf>,
+    /// Cluster the tables are spread over (its name under <remote_servers> in the servers'
+    /// config): `migrate` creates them ON CLUSTER, replicated, and sightings and sketches
+    /// sharded by site; ingest's inserts wait until every shard has its rows. Give the same
+    /// name to every command using the database. Needs ZooKeeper or ClickHouse Keeper and
+    /// `shard` and `replica` macros (the replica name unique in the cluster). [default:
+    /// none: one server]
+    #[arg(
+        long,
+        visible_alias = "cluster",
+        value_name = "NAME",
+        env = "SITETALLY_CLICKHOUSE_CLUSTER"
+    )]
+    clickhouse_cluster: Option<String>,
 }
 
 impl ClickHouseArgs {
@@ -195,6 +208,9 @@ impl ClickHouseArgs {
         }
         if let Some(v) = &self.clickhouse_client_key {
             config.tls.client_key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.clickhouse_cluster {
+            config.cluster = Some(v.clone());
         }
         Ok(())
     }
@@ -372,9 +388,15 @@ fn ingest_config(args: &IngestArgs) -> anyhow::Result<sitetally_ingest::IngestCo
 
 /// `migrate --print-sql`: every migration's statements, each ended by `;` on its own
 /// line, under a `-- NNN_name` header (a skipped migration says why).
-fn migration_sql(db: &str, caps: &sitetally_store::clickhouse::Capabilities) -> String {
+fn migration_sql(
+    db: &str,
+    caps: &sitetally_store::clickhouse::Capabilities,
+    cluster: Option<&str>,
+) -> String {
     let mut out = String::new();
-    for (version, name, statements) in sitetally_store::clickhouse::migration_statements(db, caps) {
+    for (version, name, statements) in
+        sitetally_store::clickhouse::migration_statements(db, caps, cluster)
+    {
         out.push_str(&format!("-- migration {version:03}_{name}\n"));
         if statements.is_empty() {
             out.push_str(&format!(
@@ -450,7 +472,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             if let Some(version) = &args.server_version {
                 let config = args.clickhouse.config()?;
                 let caps = sitetally_store::clickhouse::Capabilities::for_version(version);
-                print!("{}", migration_sql(&config.database, &caps));
+                print!(
+                    "{}",
+                    migration_sql(&config.database, &caps, config.cluster.as_deref())
+                );
                 return Ok(0);
             }
             let store = ClickHouseStore::new(&args.clickhouse.config()?)?;
@@ -621,6 +646,7 @@ mod tests {
             migration_sql(
                 "billing",
                 &sitetally_store::clickhouse::Capabilities::for_version(v),
+                None,
             )
         };
         let (old, new) = (render("18.16"), render("24.8"));
@@ -629,6 +655,29 @@ mod tests {
         assert!(new.contains("CREATE TABLE IF NOT EXISTS billing.sightings"));
         assert!(new.contains("ALTER TABLE billing.site_devices_daily MODIFY SETTING"));
         assert_eq!(new.matches("\n;\n").count(), 7 + 4);
+        // --cluster renders the cluster layout: the two big tables gain Distributed ones.
+        let cli = Cli::try_parse_from([
+            "sitetally",
+            "migrate",
+            "--cluster",
+            "c1",
+            "--print-sql",
+            "--server-version",
+            "24.8",
+        ])
+        .unwrap();
+        let Command::Migrate(args) = cli.command else {
+            panic!("not migrate")
+        };
+        let config = args.clickhouse.config().unwrap();
+        assert_eq!(config.cluster.as_deref(), Some("c1"));
+        let clustered = migration_sql(
+            "billing",
+            &sitetally_store::clickhouse::Capabilities::for_version("24.8"),
+            config.cluster.as_deref(),
+        );
+        assert_eq!(clustered.matches("\n;\n").count(), 7 + 2 + 4);
+        assert!(clustered.contains("ENGINE = Distributed(c1, billing, sightings_local,"));
     }
 
     #[test]

@@ -6,6 +6,12 @@
 mod history;
 mod inspect;
 pub mod queries;
+mod schema;
+
+pub use schema::{
+    bootstrap_statements, migration_statements, render_sql, valid_cluster_name, Capabilities,
+    MIGRATIONS, SHARDED_TABLES, SHARDING_KEY,
+};
 
 use queries::Query;
 
@@ -15,54 +21,6 @@ use serde::Deserialize;
 use sitetally_core::secret::Secret;
 use sitetally_core::{Count, DeviceCategory, Sighting};
 use std::time::Duration;
-
-/// Migrations in order; `{db}` and the capability placeholders are filled in at apply time.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (
-        1,
-        "sightings",
-        include_str!("../../../schemas/clickhouse/001_sightings.sql"),
-    ),
-    (
-        2,
-        "site_devices_daily",
-        include_str!("../../../schemas/clickhouse/002_site_devices_daily.sql"),
-    ),
-    (
-        3,
-        "site_devices_daily_mv",
-        include_str!("../../../schemas/clickhouse/003_site_devices_daily_mv.sql"),
-    ),
-    (
-        4,
-        "alert_state",
-        include_str!("../../../schemas/clickhouse/004_alert_state.sql"),
-    ),
-    (
-        5,
-        "alert_log",
-        include_str!("../../../schemas/clickhouse/005_alert_log.sql"),
-    ),
-    (
-        6,
-        "reconciliation_runs",
-        include_str!("../../../schemas/clickhouse/006_reconciliation_runs.sql"),
-    ),
-    (
-        7,
-        "licences",
-        include_str!("../../../schemas/clickhouse/007_licences.sql"),
-    ),
-    (
-        8,
-        "modern_storage",
-        include_str!("../../../schemas/clickhouse/008_modern_storage.sql"),
-    ),
-];
-
-/// Migrations that need a server with TTL and non-replicated insert deduplication; on an
-/// older server they are skipped and not recorded, so they run once it is upgraded.
-const MODERN_ONLY: &[u32] = &[8];
 
 /// `uniqCombined` counts exactly (up to 32-bit hash collisions) while its state is a
 /// hash set, i.e. up to 8,192 distinct values; measured on 18.16 with 50 seeds per size.
@@ -90,6 +48,10 @@ pub struct ClickHouseConfig {
     pub timeout: Duration,
     /// For `https://` URLs: a private CA and a client certificate ([`TlsOptions`]).
     pub tls: TlsOptions,
+    /// The cluster (a name in the servers' `remote_servers`) the tables are spread over:
+    /// `migrate` creates them ON CLUSTER, sharded and replicated (see [`schema`]), and
+    /// inserts wait until every shard has its rows. None: one server.
+    pub cluster: Option<String>,
 }
 
 fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -105,6 +67,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("password", &self.password)
             .field("timeout", &self.timeout)
             .field("tls", &self.tls)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -118,92 +81,9 @@ impl Default for ClickHouseConfig {
             password: None,
             timeout: Duration::from_secs(10),
             tls: TlsOptions::default(),
+            cluster: None,
         }
     }
-}
-
-/// What the connected server supports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    pub version: String,
-    pub ttl: bool,
-    pub non_replicated_dedup_window: bool,
-}
-
-impl Capabilities {
-    /// What a server of `version` ("18.16.1", "24.8") supports, without asking it: TTL
-    /// from 19.6, `non_replicated_deduplication_window` from 20.10.
-    pub fn for_version(version: &str) -> Self {
-        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let major = parts.next().unwrap_or(0);
-        let minor = parts.next().unwrap_or(0);
-        Self {
-            version: version.to_string(),
-            ttl: (major, minor) >= (19, 6),
-            non_replicated_dedup_window: (major, minor) >= (20, 10),
-        }
-    }
-
-    fn modern(&self) -> bool {
-        self.ttl && self.non_replicated_dedup_window
-    }
-}
-
-/// Fills a migration's placeholders for database `db` on a server with `caps`.
-pub fn render_sql(sql: &str, db: &str, caps: &Capabilities) -> String {
-    let ttl = |days: u32| {
-        if caps.ttl {
-            format!("TTL day + INTERVAL {days} DAY")
-        } else {
-            String::new()
-        }
-    };
-    // Repeated strings (tenant, site, sensor) of the two big tables, on tables created by
-    // a modern server; 18.16 has the type only behind an experimental setting.
-    let lc_string = if caps.modern() {
-        "LowCardinality(String)"
-    } else {
-        "String"
-    };
-    sql.replace("{db}", db)
-        .replace("{lc_string}", lc_string)
-        .replace("{sightings_ttl}", &ttl(400))
-        .replace("{sketch_ttl}", &ttl(800))
-        .replace(
-            "{dedup_settings}",
-            if caps.non_replicated_dedup_window {
-                "SETTINGS non_replicated_deduplication_window = 1000"
-            } else {
-                ""
-            },
-        )
-}
-
-/// The statements each migration runs on a server with `caps`, in order, exactly as
-/// `migrate` sends them (one statement each; comments kept). A migration the server
-/// cannot run has none. `sitetally migrate --print-sql` prints these.
-pub fn migration_statements(
-    db: &str,
-    caps: &Capabilities,
-) -> Vec<(u32, &'static str, Vec<String>)> {
-    MIGRATIONS
-        .iter()
-        .map(|(version, name, sql)| {
-            let statements = if MODERN_ONLY.contains(version) && !caps.modern() {
-                Vec::new()
-            } else {
-                render_sql(sql, db, caps)
-                    .split(";\n")
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| {
-                        s.lines()
-                            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
-                    })
-                    .collect()
-            };
-            (*version, *name, statements)
-        })
-        .collect()
 }
 
 #[derive(clickhouse::Row, serde::Serialize)]
@@ -241,6 +121,8 @@ pub struct ClickHouseStore {
     database: String,
     /// Bound of each count query, insert and ping (`clickhouse.timeout`).
     timeout: Duration,
+    /// `clickhouse.cluster`: the cluster the tables are laid out on.
+    cluster: Option<String>,
 }
 
 fn classify(e: clickhouse::error::Error) -> StoreError {
@@ -325,12 +207,26 @@ impl ClickHouseStore {
         if let Some(p) = &config.password {
             client = client.with_password(p.expose());
         }
-        let data_client = client.clone().with_database(&config.database);
+        if let Some(name) = &config.cluster {
+            if !valid_cluster_name(name) {
+                return Err(StoreError::Rejected(format!(
+                    "clickhouse.cluster {name:?} is not a cluster name: use the name under \
+                     <remote_servers> in the servers' config (letters, digits, _)"
+                )));
+            }
+        }
+        let mut data_client = client.clone().with_database(&config.database);
+        if config.cluster.is_some() {
+            // An insert into a Distributed table returns once every shard has its rows,
+            // so an acknowledged batch is stored, never only queued on the node we reached.
+            data_client = data_client.with_setting("insert_distributed_sync", "1");
+        }
         Ok(Self {
             client,
             data_client,
             database: config.database.clone(),
             timeout: config.timeout,
+            cluster: config.cluster.clone(),
         })
     }
 
@@ -367,9 +263,42 @@ impl ClickHouseStore {
         })
     }
 
-    /// Fills a migration's placeholders for this server.
+    /// Fills a migration's placeholders for this server and layout.
     pub fn render(&self, sql: &str, caps: &Capabilities) -> String {
-        render_sql(sql, self.db(), caps)
+        render_sql(sql, self.db(), caps, self.cluster.as_deref())
+    }
+
+    /// Refuses to migrate a database laid out otherwise than configured: a cluster's
+    /// `sightings` is Distributed, one server's is not, and neither converts in place.
+    /// Returns whether the database has its ledger of applied migrations.
+    async fn check_layout(&self) -> Result<bool, StoreError> {
+        let tables: Vec<(String, String)> = self
+            .client
+            .query(
+                "SELECT name, engine FROM system.tables WHERE database = ? \
+                 AND name IN ('sightings', 'schema_migrations')",
+            )
+            .bind(self.db())
+            .fetch_all()
+            .await
+            .map_err(classify)?;
+        let has_ledger = tables.iter().any(|(name, _)| name == "schema_migrations");
+        let Some((_, engine)) = tables.iter().find(|(name, _)| name == "sightings") else {
+            return Ok(has_ledger);
+        };
+        let db = self.db();
+        match (engine == "Distributed", &self.cluster) {
+            (true, None) => Err(StoreError::Rejected(format!(
+                "database {db} is laid out on a cluster (its sightings table is Distributed): \
+                 set clickhouse.cluster (--clickhouse-cluster) to its cluster"
+            ))),
+            (false, Some(cluster)) => Err(StoreError::Rejected(format!(
+                "database {db} is laid out on one server, not on cluster {cluster}: migrate a \
+                 new database with --clickhouse-cluster and copy the data (INSERT SELECT), \
+                 or drop --clickhouse-cluster"
+            ))),
+            _ => Ok(has_ledger),
+        }
     }
 
     async fn exec(&self, sql: &str) -> Result<(), StoreError> {
@@ -382,21 +311,30 @@ impl Store for ClickHouseStore {
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let caps = self.capabilities().await?;
         let db = self.db();
-        self.exec(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
-            .await?;
-        self.exec(&format!(
-            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, applied_at DateTime) \
-             ENGINE = MergeTree() ORDER BY version"
-        ))
-        .await?;
-        let applied: Vec<u32> = self
-            .client
-            .query(&format!("SELECT version FROM {db}.schema_migrations"))
-            .fetch_all()
-            .await
-            .map_err(classify)?;
+        let cluster = self.cluster.as_deref();
+        let has_ledger = self.check_layout().await?;
+        let applied: Vec<u32> = if has_ledger {
+            self.client
+                .query(&format!("SELECT version FROM {db}.schema_migrations"))
+                .fetch_all()
+                .await
+                .map_err(classify)?
+        } else {
+            Vec::new()
+        };
+        let pending = migration_statements(db, &caps, cluster)
+            .into_iter()
+            .any(|(v, _, statements)| !applied.contains(&v) && !statements.is_empty());
+        if has_ledger && !pending {
+            // No DDL at all when up to date: ON CLUSTER DDL waits for every node, so an
+            // ingest restarted while a replica is down would otherwise wait for it.
+            return Ok(Vec::new());
+        }
+        for statement in bootstrap_statements(db, cluster) {
+            self.exec(&statement).await?;
+        }
         let mut done = Vec::new();
-        for (version, name, statements) in migration_statements(db, &caps) {
+        for (version, name, statements) in migration_statements(db, &caps, cluster) {
             if applied.contains(&version) {
                 continue;
             }
@@ -410,7 +348,7 @@ impl Store for ClickHouseStore {
                 );
                 continue;
             }
-            tracing::info!(version, name, server = %caps.version, "applying ClickHouse migration");
+            tracing::info!(version, name, server = %caps.version, cluster, "applying ClickHouse migration");
             for statement in &statements {
                 self.exec(statement).await?;
             }
@@ -635,65 +573,6 @@ mod tests {
     }
 
     use super::*;
-
-    #[test]
-    fn render_adapts_to_the_server() {
-        let store = ClickHouseStore::new(&ClickHouseConfig {
-            database: "t1".into(),
-            ..Default::default()
-        })
-        .expect("TLS settings of a test store");
-        let old = Capabilities {
-            version: "18.16.1".into(),
-            ttl: false,
-            non_replicated_dedup_window: false,
-        };
-        let new = Capabilities {
-            version: "24.8".into(),
-            ttl: true,
-            non_replicated_dedup_window: true,
-        };
-        let sql = MIGRATIONS[0].2;
-        let a = store.render(sql, &old);
-        assert!(
-            a.contains("CREATE TABLE IF NOT EXISTS t1.sightings")
-                && !a.contains("TTL")
-                && !a.contains("LowCardinality")
-                && !a.contains('{')
-        );
-        let b = store.render(sql, &new);
-        assert!(
-            b.contains("TTL day + INTERVAL 400 DAY")
-                && b.contains("non_replicated_deduplication_window")
-                && b.contains("tenant        LowCardinality(String),")
-        );
-    }
-
-    #[test]
-    fn the_upgrade_runs_only_where_the_server_has_ttl_and_dedup() {
-        let statements = |v: &str| {
-            migration_statements("t1", &Capabilities::for_version(v))
-                .into_iter()
-                .find(|(version, ..)| *version == 8)
-                .unwrap()
-                .2
-        };
-        assert!(statements("18.16.1").is_empty());
-        assert!(statements("20.3").is_empty(), "TTL but no dedup window");
-        let modern = statements("24.8");
-        assert_eq!(modern.len(), 4, "{modern:?}");
-        assert!(modern[0].ends_with("ALTER TABLE t1.sightings MODIFY TTL day + INTERVAL 400 DAY"));
-        assert!(modern.iter().all(|s| s
-            .lines()
-            .filter(|l| !l.starts_with("--"))
-            .all(|l| !l.contains(';') && !l.contains('{'))));
-        // Every other migration is one statement on every server.
-        for v in ["18.16.1", "24.8"] {
-            for (version, _, s) in migration_statements("t1", &Capabilities::for_version(v)) {
-                assert!(version == 8 || s.len() == 1, "{version} on {v}: {s:?}");
-            }
-        }
-    }
 
     #[test]
     fn durations_parse() {
