@@ -16,16 +16,6 @@ source "$(dirname "$0")/rig.sh"
 
 CLUSTER=sitetally
 NODES=(s1r1 s1r2 s2r1 s2r2)
-ZK_HOME=/usr/share/zookeeper
-
-ensure_zookeeper() {
-  if [ -x "$ZK_HOME/bin/zkServer.sh" ] && command -v java >/dev/null 2>&1; then return 0; fi
-  log "installing Debian's zookeeper (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq zookeeper >/dev/null
-}
-
 start_zookeeper() {
   local dir="$RIG_DIR/zookeeper"
   mkdir -p "$dir/data"

@@ -40,6 +40,16 @@ ensure_docker_compose() { # validates docker-compose.yml (no engine needed)
   apt-get install -y -qq docker-compose >/dev/null
 }
 
+# The cluster rig (scripts/rig-cluster.sh) runs Debian's ZooKeeper 3.8 (needs Java).
+ZK_HOME=/usr/share/zookeeper
+ensure_zookeeper() {
+  if [ -x "$ZK_HOME/bin/zkServer.sh" ] && command -v java >/dev/null 2>&1; then return 0; fi
+  log "installing Debian's zookeeper (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq zookeeper >/dev/null
+}
+
 ensure_tansu() {
   if command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then return 0; fi
   if [ -x "$HOME/.cargo/bin/tansu" ]; then export PATH="$HOME/.cargo/bin:$PATH"; return 0; fi
@@ -123,6 +133,7 @@ start_tansu() {
 rig_start() {
   ensure_clickhouse
   ensure_docker_compose
+  ensure_zookeeper
   ensure_tansu
   mkdir -p "$RIG_DIR"
   log "rig directory $RIG_DIR"

@@ -9,7 +9,9 @@
 //!   codes, one-line errors naming file and line or field;
 //! - [`compose_config`]: docker-compose.yml as written;
 //! - [`dashboard_metrics`]: every series the Grafana dashboard queries is exported;
-//! - [`tls`]: `migrate` over https with and without the CA.
+//! - [`tls`]: `migrate` over https with and without the CA;
+//! - [`cluster`]: migrate, ingest and the API on 2 shards x 2 replicas, a replica of
+//!   each shard stopped mid-ingest.
 //!
 //! Tests that need the rig of `scripts/test.sh` (broker, ClickHouse) are `#[ignore]`d for
 //! plain `cargo test`.
@@ -19,6 +21,7 @@
 mod api_cli;
 mod api_clickhouse;
 mod api_support;
+mod cluster;
 mod compose_config;
 mod dashboard_metrics;
 mod demo;

@@ -3,7 +3,6 @@
 //! rig's shared server failed the tests running beside it.
 
 use crate::process_support::*;
-use std::process::Command;
 use std::time::Duration;
 
 /// A ClickHouse server of one test, stopped when dropped.
@@ -25,21 +24,7 @@ impl OwnClickHouse {
     }
 
     fn ctl(dir: &std::path::Path, cmd: &str) -> Vec<u8> {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/rig-clickhouse.sh"
-        );
-        let out = Command::new(script)
-            .arg(cmd)
-            .env("SITETALLY_TEST_RIG_DIR", dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rig-clickhouse.sh {cmd}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        rig_script("rig-clickhouse.sh", dir, &[cmd])
     }
 
     fn stop(&self) {

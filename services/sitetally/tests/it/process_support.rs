@@ -248,3 +248,21 @@ pub async fn fault_report(
     );
     (lost, unexpected)
 }
+
+/// Runs `scripts/NAME ARGS` on the rig directory `dir` (a test's own servers); its stdout.
+pub fn rig_script(name: &str, dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(name);
+    let out = Command::new(&script)
+        .args(args)
+        .env("SITETALLY_TEST_RIG_DIR", dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
