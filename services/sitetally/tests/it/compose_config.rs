@@ -18,12 +18,36 @@ fn sitetally() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sitetally"))
 }
 
-#[test]
-fn ingest_accepts_the_compose_environment() {
-    // Ingest's own settings and the shared ClickHouse ones (the password is interpolated
-    // from .env; a literal one stands in for it).
-    let mut env: Vec<(String, String)> = COMPOSE
+/// The lines of a top-level block of docker-compose.yml (`x-sitetally:`) or of a service
+/// (`ingest:`), up to the next block at the same indentation.
+fn block(name: &str) -> Vec<&'static str> {
+    let head = |l: &&str| {
+        let t = l.trim();
+        t == format!("{name}:") || t.starts_with(&format!("{name}: "))
+    };
+    let Some(start) = COMPOSE.lines().position(|l| head(&l)) else {
+        panic!("no block {name} in docker-compose.yml");
+    };
+    let line = COMPOSE.lines().nth(start).unwrap();
+    let indent = line.len() - line.trim_start().len();
+    COMPOSE
         .lines()
+        .skip(start + 1)
+        .take_while(|l| {
+            l.trim().is_empty()
+                || l.trim_start().starts_with('#')
+                || l.len() - l.trim_start().len() > indent
+        })
+        .collect()
+}
+
+/// `sitetally ingest --print-config` with the environment compose gives `blocks` (later
+/// blocks override earlier ones; the password interpolated from .env stands in as a
+/// literal).
+fn ingest_config_of(blocks: &[&str]) -> serde_json::Value {
+    let mut env: Vec<(String, String)> = blocks
+        .iter()
+        .flat_map(|b| block(b))
         .filter_map(|l| l.trim().split_once(": "))
         .filter(|(k, v)| {
             (k.starts_with("SITETALLY_INGEST__") || k.starts_with("SITETALLY_CLICKHOUSE_"))
@@ -41,6 +65,7 @@ fn ingest_accepts_the_compose_environment() {
     ));
     let out = sitetally()
         .args(["ingest", "--print-config"])
+        .env_remove("SITETALLY_CLICKHOUSE_CLUSTER")
         .envs(env)
         .output()
         .unwrap();
@@ -49,17 +74,31 @@ fn ingest_accepts_the_compose_environment() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("compose-secret"),
+        "secrets are not printed"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn ingest_accepts_the_compose_environment() {
+    let config = ingest_config_of(&["x-sitetally", "ingest"]);
     assert_eq!(config["kafka"]["brokers"], "kafka:9092");
     assert_eq!(config["kafka"]["group_id"], "sitetally-ingest");
     assert_eq!(config["clickhouse"]["url"], "http://clickhouse:8123");
     assert_eq!(config["clickhouse"]["user"], "sitetally");
     assert_eq!(config["kafka"]["static_membership"], true);
-    assert!(
-        config["clickhouse"].get("password").is_none()
-            && !String::from_utf8_lossy(&out.stdout).contains("compose-secret"),
-        "secrets are not printed"
+    assert!(config["clickhouse"].get("password").is_none());
+    assert!(config["clickhouse"]["cluster"].is_null(), "one server");
+    // The cluster profile's ingest: three brokers, the cluster named.
+    let config = ingest_config_of(&["x-sitetally", "x-cluster-env", "cluster-ingest"]);
+    assert_eq!(
+        config["kafka"]["brokers"],
+        "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     );
+    assert_eq!(config["clickhouse"]["cluster"], "sitetally");
+    assert_eq!(config["clickhouse"]["url"], "http://clickhouse-s1r1:8123");
 }
 
 #[test]
@@ -182,19 +221,28 @@ fn check_services(doc: &serde_yaml::Value, profiles: &[&str]) {
         .map(|(k, _)| name(k))
         .collect();
     assert!(ours.len() >= 4, "{ours:?}");
-    let built: Vec<&String> = ours
-        .iter()
-        .filter(|n| !doc["services"][n.as_str()]["build"].is_null())
-        .collect();
-    assert_eq!(
-        built.len(),
-        1,
-        "one service builds the image the others reuse: {built:?}"
-    );
+    // The single-node layout and the cluster profile (cluster-*) each start on their own.
+    for cluster_layout in [false, true] {
+        let built: Vec<&String> = ours
+            .iter()
+            .filter(|n| n.starts_with("cluster-") == cluster_layout)
+            .filter(|n| !doc["services"][n.as_str()]["build"].is_null())
+            .collect();
+        // (docker-compose 1.29's `config` lists every profile's services.)
+        let expected = usize::from(
+            ours.iter()
+                .any(|n| n.starts_with("cluster-") == cluster_layout),
+        );
+        assert_eq!(
+            built.len(),
+            expected,
+            "one service of a layout builds the image the others reuse: {built:?}"
+        );
+    }
     for (k, s) in services {
         let n = name(k);
         let restart = s["restart"].as_str().unwrap_or_default();
-        let one_shot = n.starts_with("init-") || n == "simulate";
+        let one_shot = n.contains("init-") || n == "simulate";
         if one_shot {
             assert_eq!(restart, "no", "{n} runs once");
         } else {
@@ -247,6 +295,106 @@ fn check_services(doc: &serde_yaml::Value, profiles: &[&str]) {
     assert!(grafana.contains("deploy/grafana/dashboards"), "{grafana}");
     if profiles.contains(&"tools") {
         assert!(services.contains_key("simulate"));
+    }
+    if profiles.contains(&"cluster") {
+        check_cluster_profile(doc);
+    }
+}
+
+/// The `cluster` profile: Keeper, 2 shards x 2 replicas of ClickHouse configured by
+/// deploy/cluster/clickhouse.xml, three KRaft brokers, and sitetally naming the cluster.
+fn check_cluster_profile(doc: &serde_yaml::Value) {
+    let services = &doc["services"];
+    let text = |v: &serde_yaml::Value| serde_yaml::to_string(v).unwrap();
+    let cluster_xml =
+        std::fs::read_to_string(repo().join("deploy/cluster/clickhouse.xml")).unwrap();
+    let keeper = std::fs::read_to_string(repo().join("deploy/cluster/keeper.xml")).unwrap();
+    assert!(!services["keeper"]["healthcheck"].is_null());
+    assert!(
+        keeper.contains("<tcp_port>9181</tcp_port>") && cluster_xml.contains("<port>9181</port>")
+    );
+    let mut replicas = std::collections::BTreeSet::new();
+    for (shard, node) in [("1", "s1r1"), ("1", "s1r2"), ("2", "s2r1"), ("2", "s2r2")] {
+        let name = format!("clickhouse-{node}");
+        let s = &services[name.as_str()];
+        assert_eq!(
+            s["environment"]["CLICKHOUSE_SHARD"].as_str(),
+            Some(shard),
+            "{name}"
+        );
+        assert_eq!(
+            s["hostname"].as_str(),
+            Some(name.as_str()),
+            "{name}: replication fetches by host name"
+        );
+        replicas.insert(
+            s["environment"]["CLICKHOUSE_REPLICA"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        assert!(
+            text(&s["volumes"])
+                .contains("deploy/cluster/clickhouse.xml:/etc/clickhouse-server/config.d/"),
+            "{name}"
+        );
+        assert!(
+            cluster_xml.contains(&format!("<host>{name}</host>")),
+            "{name} in remote_servers"
+        );
+        assert!(
+            !s["environment"]["CLICKHOUSE_CLUSTER_SECRET"].is_null(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        replicas.len(),
+        4,
+        "replica names unique in the cluster: {replicas:?}"
+    );
+    let mut ids = std::collections::BTreeSet::new();
+    for b in ["kafka-1", "kafka-2", "kafka-3"] {
+        let env = &services[b]["environment"];
+        ids.insert(text(&env["KAFKA_NODE_ID"]));
+        assert_eq!(
+            env["KAFKA_CONTROLLER_QUORUM_VOTERS"].as_str(),
+            Some("1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"),
+            "{b}"
+        );
+        assert!(
+            text(&env["KAFKA_PROCESS_ROLES"]).contains("controller"),
+            "{b}: KRaft"
+        );
+    }
+    assert_eq!(ids.len(), 3);
+    assert!(text(&services["cluster-init-topics"]["command"]).contains("--replication-factor 3"));
+    for svc in [
+        "cluster-init-migrate",
+        "cluster-ingest",
+        "cluster-reconciler",
+        "cluster-api",
+    ] {
+        assert_eq!(
+            services[svc]["environment"]["SITETALLY_CLICKHOUSE_CLUSTER"].as_str(),
+            Some("sitetally"),
+            "{svc} names the cluster"
+        );
+    }
+    for svc in ["cluster-ingest", "cluster-reconciler"] {
+        for dep in ["cluster-init-topics", "cluster-init-migrate"] {
+            assert_eq!(
+                services[svc]["depends_on"][dep]["condition"].as_str(),
+                Some("service_completed_successfully"),
+                "{svc} waits for {dep}"
+            );
+        }
+    }
+    let scrape = std::fs::read_to_string(repo().join("deploy/prometheus.yml")).unwrap();
+    for svc in ["cluster-ingest", "cluster-reconciler", "cluster-api"] {
+        assert!(
+            scrape.contains(&format!("\"{svc}\"")),
+            "prometheus.yml finds {svc}"
+        );
     }
 }
 
