@@ -439,9 +439,10 @@ impl Tabular for EnterpriseIotResponse {
 /// One reconciliation decision.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DecisionRow {
-    /// ot_site, enterprise_iot, legacy_ot_plan or legacy_eiot_plan.
+    /// ot_site, enterprise_iot, legacy_ot_plan, legacy_eiot_plan, or date (a licence-calendar
+    /// date ahead, status DATE_AHEAD).
     pub scope: String,
-    /// The site (ot_site only).
+    /// The site (ot_site, and a date of a site's licence).
     pub site: Option<String>,
     /// The site, or what a tenant-wide decision is about.
     pub label: String,

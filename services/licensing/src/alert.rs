@@ -80,13 +80,18 @@ impl Alert {
                 decision.error_bound(settings)
             )
         };
-        let mut message = format!(
-            "{}: {} → {}; {count_desc} over {} days",
-            decision.subject,
-            old_status,
-            o.status,
-            decision.window.days()
-        );
+        let mut message = if matches!(decision.subject, Subject::Date { .. }) {
+            // A date ahead rests on no count.
+            format!("{}: {}", decision.subject, o.status)
+        } else {
+            format!(
+                "{}: {} → {}; {count_desc} over {} days",
+                decision.subject,
+                old_status,
+                o.status,
+                decision.window.days()
+            )
+        };
         if let Some(n) = o.notes.first() {
             message.push_str("; ");
             message.push_str(n);

@@ -3,14 +3,16 @@
 //! retention end, an Enterprise IoT trial's end), each with the day to be alerted,
 //! read from the same licence data and rules the decisions use.
 
+use crate::count::{Count, CountWindow};
+use crate::decision::{days_left, Coverage, Decision, Outcome, Status, Subject};
 use crate::licence::{LicenceBook, OtLicence};
 use crate::settings::Settings;
 use crate::time::{minus_days, plus_days};
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happens on a calendar date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CalendarEvent {
     /// A trial enters its final days: it can be extended from now on.
@@ -29,6 +31,23 @@ pub enum CalendarEvent {
 }
 
 impl CalendarEvent {
+    /// What happens, in words, for notes and alert messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CalendarEvent::TrialExtensionOpens => "the trial's extension window opens",
+            CalendarEvent::TrialEnds => "the trial ends",
+            CalendarEvent::Renewal => {
+                "the licence renews (turn recurring billing off before to stop it)"
+            }
+            CalendarEvent::LicenceEnds => "the licence ends",
+            CalendarEvent::ServiceStops => "grace ends and the service stops",
+            CalendarEvent::RetentionEnds => "data retention ends and the tenant's data is deleted",
+            CalendarEvent::EnterpriseIotTrialEnds => {
+                "the Enterprise IoT trial ends and its devices are no longer covered"
+            }
+        }
+    }
+
     /// The upper-case name used in output (as serialized).
     pub fn code(self) -> &'static str {
         match self {
@@ -119,6 +138,64 @@ pub fn calendar(
     out
 }
 
+/// One decision per calendar date within `settings.calendar_alert_days` of `now`: the
+/// subject is the date itself ([`Subject::Date`]), its status [`Status::DateAhead`], so the
+/// reconciler alerts on it once, like any first-seen status, and never again as the days
+/// count down; the next renewal a year on is another date, alerted in its turn.
+pub fn date_decisions(
+    book: &LicenceBook,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let days = settings.calendar_alert_days;
+    if days == 0 {
+        return Vec::new();
+    }
+    calendar(book, settings, None, now, days, days)
+        .into_iter()
+        .map(|e| {
+            let mut note = format!(
+                "{} on {}",
+                e.event.describe(),
+                e.at.format("%Y-%m-%d %H:%M UTC")
+            );
+            if let Some(licence) = &e.licence {
+                note.push_str(&format!(" (licence {licence})"));
+            }
+            Decision {
+                subject: Subject::Date {
+                    tenant: e.tenant,
+                    site: e.site,
+                    event: e.event,
+                    at: e.at,
+                },
+                window: CountWindow {
+                    start: now,
+                    end: now,
+                },
+                count: Count::exact(0),
+                estimate: None,
+                exact_fetched: false,
+                uncertain: false,
+                utilisation: None,
+                outcome: Outcome {
+                    status: Status::DateAhead {
+                        days_left: days_left(e.at, now),
+                    },
+                    coverage: Coverage::None,
+                    licensed_tier: None,
+                    licensed_capacity: None,
+                    required_tier: None,
+                    billed: 0,
+                    held_by_hysteresis: false,
+                    notes: vec![note],
+                },
+                decided_at: now,
+            }
+        })
+        .collect()
+}
+
 /// The dates of one OT licence after `now`.
 fn licence_dates(
     l: &OtLicence,
@@ -168,6 +245,49 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(e).unwrap(), e.code());
         }
+    }
+
+    #[test]
+    fn a_date_within_the_alert_days_is_a_date_ahead_decision() {
+        let b = book(&site_doc(&lic("L", "paid", "")));
+        let renewal = t("2027-01-01T00:00:00Z");
+        let settings = Settings::default();
+        // 15 days before: outside the default 14.
+        assert!(date_decisions(&b, &settings, t("2026-12-17T00:00:00Z")).is_empty());
+        let d = date_decisions(&b, &settings, t("2026-12-20T12:00:00Z"));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            d[0].subject,
+            Subject::Date {
+                tenant: "acme".into(),
+                site: Some("p1".into()),
+                event: CalendarEvent::Renewal,
+                at: renewal,
+            }
+        );
+        assert_eq!(*d[0].status(), Status::DateAhead { days_left: 12 });
+        assert!(
+            d[0].outcome.notes[0].contains("renews")
+                && d[0].outcome.notes[0].contains("2027-01-01")
+        );
+        assert!(
+            !d[0].status().is_possibly_over(),
+            "a date never fails --fail-on"
+        );
+        // The same date a day later is the same subject: one alert, not one a day.
+        let later = date_decisions(&b, &settings, t("2026-12-21T12:00:00Z"));
+        assert_eq!(later[0].subject.key(), d[0].subject.key());
+        assert_eq!(
+            later[0].status().transition_key(),
+            d[0].status().transition_key()
+        );
+        // Past the date the next renewal is a year away: nothing.
+        assert!(date_decisions(&b, &settings, t("2027-01-01T00:00:01Z")).is_empty());
+        let off = Settings {
+            calendar_alert_days: 0,
+            ..Settings::default()
+        };
+        assert!(date_decisions(&b, &off, t("2026-12-20T12:00:00Z")).is_empty());
     }
 
     #[test]

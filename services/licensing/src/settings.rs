@@ -83,6 +83,10 @@ pub struct Settings {
     pub effective_delay_minutes: u32,
     /// Devices covered by one Microsoft 365 E5 / E5 Security licence (default 5).
     pub devices_per_e5: u64,
+    /// Days before each date of the licence calendar (renewal, end of a term or trial,
+    /// trial extension window, service stop, retention end) that the reconciler raises
+    /// one `DATE_AHEAD` alert for it (default 14; 0: none).
+    pub calendar_alert_days: u32,
 }
 
 impl Default for Settings {
@@ -107,6 +111,7 @@ impl Default for Settings {
             retention_warning_days: 15,
             effective_delay_minutes: 60,
             devices_per_e5: 5,
+            calendar_alert_days: 14,
         }
     }
 }
@@ -182,6 +187,7 @@ impl Settings {
             ("trial_ending_days", self.trial_ending_days),
             ("grace_days", self.grace_days),
             ("retention_days", self.retention_days),
+            ("calendar_alert_days", self.calendar_alert_days),
         ] {
             if days > MAX_DAYS {
                 return err(field, &format!("must be at most {MAX_DAYS} days"));

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sitetally_licensing::count::{CategoryCount, CountSource};
 use sitetally_licensing::decision::Decision;
-use sitetally_licensing::decision::Status;
+use sitetally_licensing::decision::{Status, Subject};
 use sitetally_licensing::engine::decide_all;
 use sitetally_licensing::settings::Settings;
 use std::collections::HashMap;
@@ -85,6 +85,13 @@ pub fn render_table(decisions: &[Decision], settings: &Settings) -> String {
                 "-".into()
             }
         });
+        // A licence-calendar date rests on no count.
+        let dated = matches!(d.subject, Subject::Date { .. });
+        let (devices, method, window) = if dated {
+            ("-".into(), "-".into(), "-".into())
+        } else {
+            (devices, method, format!("{}d", d.window.days()))
+        };
         rows.push(vec![
             d.subject.tenant().to_string(),
             d.subject.label(),
@@ -96,7 +103,7 @@ pub fn render_table(decisions: &[Decision], settings: &Settings) -> String {
             d.utilisation
                 .map(|u| format!("{:.0}%", u * 100.0))
                 .unwrap_or_else(|| "-".into()),
-            format!("{}d", d.window.days()),
+            window,
             o.notes.join("; "),
         ]);
     }
@@ -195,7 +202,10 @@ pub async fn decide_offline(
     })?;
     let mut source = read_counts_csv(&text, &counts.display().to_string())?;
     source.recount = recount;
-    let decisions = decide_all(&book, settings, &source, &HashMap::new(), now).await?;
+    let mut decisions = decide_all(&book, settings, &source, &HashMap::new(), now).await?;
+    decisions.extend(sitetally_licensing::calendar::date_decisions(
+        &book, settings, now,
+    ));
     let warnings = uncertain_warnings(&decisions, settings);
     Ok((decisions, warnings))
 }

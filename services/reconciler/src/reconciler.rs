@@ -7,6 +7,7 @@ use crate::sink::{fan_out, AlertSink};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sitetally_licensing::alert::{Alert, PendingAlert, SubjectState};
+use sitetally_licensing::calendar::date_decisions;
 use sitetally_licensing::count::{CountError, CountSource};
 use sitetally_licensing::decision::{Decision, Status};
 use sitetally_licensing::engine::{decide_all, PreviousStatuses};
@@ -134,7 +135,7 @@ impl Reconciler {
             .iter()
             .map(|(k, s)| (k.clone(), s.status.clone()))
             .collect();
-        let decisions = decide_all(
+        let mut decisions = decide_all(
             &self.licences,
             &self.settings,
             self.counts.as_ref(),
@@ -142,6 +143,8 @@ impl Reconciler {
             now,
         )
         .await?;
+        // Licence-calendar dates coming up: each alerted once, like a first-seen status.
+        decisions.extend(date_decisions(&self.licences, &self.settings, now));
         let sink_names: Vec<String> = self.sinks.iter().map(|s| s.name().to_string()).collect();
         let mut alerts = Vec::new();
         for d in &decisions {

@@ -75,6 +75,7 @@ fn scope(s: &Subject) -> String {
         Subject::EnterpriseIot { .. } => "enterprise_iot",
         Subject::LegacyOtPlan { .. } => "legacy_ot_plan",
         Subject::LegacyEiotPlan { .. } => "legacy_eiot_plan",
+        Subject::Date { .. } => "date",
     }
     .into()
 }

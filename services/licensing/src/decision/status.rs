@@ -55,11 +55,14 @@ pub enum Status {
     /// subscription, but the Microsoft 365 licence is still billed (cancel it there, or
     /// restore the plan).
     BilledNoPlan,
+    /// A date of the licence calendar (renewal, end of a term or trial, service stop,
+    /// retention end) is `days_left` days ahead: someone must act before it.
+    DateAhead { days_left: i64 },
 }
 
 impl Status {
     /// Every [`Status::code`], e.g. to start a metric series per status at zero.
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 15] = [
         "WITHIN_TIER",
         "NEAR_LIMIT",
         "OVER_TIER",
@@ -74,6 +77,7 @@ impl Status {
         "STANDALONE_NEEDED",
         "COMMITMENT_EXCEEDED",
         "BILLED_NO_PLAN",
+        "DATE_AHEAD",
     ];
 
     /// Upper-case name used in alerts and output.
@@ -93,6 +97,7 @@ impl Status {
             Status::StandaloneNeeded { .. } => "STANDALONE_NEEDED",
             Status::CommitmentExceeded { .. } => "COMMITMENT_EXCEEDED",
             Status::BilledNoPlan => "BILLED_NO_PLAN",
+            Status::DateAhead { .. } => "DATE_AHEAD",
         }
     }
 
@@ -176,6 +181,7 @@ impl fmt::Display for Status {
             Status::CommitmentExceeded { committed } => {
                 write!(f, "COMMITMENT_EXCEEDED (committed {committed})")
             }
+            Status::DateAhead { days_left } => write!(f, "DATE_AHEAD ({days_left}d left)"),
             other => f.write_str(other.code()),
         }
     }
@@ -223,6 +229,7 @@ mod tests {
             Status::StandaloneNeeded { licences_to_buy: 3 },
             Status::CommitmentExceeded { committed: 3 },
             Status::BilledNoPlan,
+            Status::DateAhead { days_left: 3 },
         ];
         for s in &all {
             match s {
@@ -239,7 +246,8 @@ mod tests {
                 | Status::RetentionOver
                 | Status::StandaloneNeeded { .. }
                 | Status::CommitmentExceeded { .. }
-                | Status::BilledNoPlan => {}
+                | Status::BilledNoPlan
+                | Status::DateAhead { .. } => {}
             }
         }
         all

@@ -1,6 +1,8 @@
 //! Subjects: what a decision is about (an OT site, or a tenant's Enterprise IoT
 //! coverage, or one of its legacy plans), and the key it is stored under.
 
+use crate::calendar::CalendarEvent;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -16,6 +18,14 @@ pub enum Subject {
     LegacyOtPlan { tenant: String, plan: String },
     /// A tenant's legacy Enterprise IoT plan.
     LegacyEiotPlan { tenant: String },
+    /// A date of the tenant's licence calendar coming up (of a site's licence, or
+    /// tenant-wide): alerted once, `calendar_alert_days` before it.
+    Date {
+        tenant: String,
+        site: Option<String>,
+        event: CalendarEvent,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Subject {
@@ -24,7 +34,8 @@ impl Subject {
             Subject::OtSite { tenant, .. }
             | Subject::EnterpriseIot { tenant }
             | Subject::LegacyOtPlan { tenant, .. }
-            | Subject::LegacyEiotPlan { tenant } => tenant,
+            | Subject::LegacyEiotPlan { tenant }
+            | Subject::Date { tenant, .. } => tenant,
         }
     }
 
@@ -32,6 +43,7 @@ impl Subject {
     pub fn site(&self) -> Option<&str> {
         match self {
             Subject::OtSite { site, .. } => Some(site),
+            Subject::Date { site, .. } => site.as_deref(),
             _ => None,
         }
     }
@@ -45,6 +57,17 @@ impl Subject {
                 format!("{tenant}\u{1f}legacy-ot\u{1f}{plan}")
             }
             Subject::LegacyEiotPlan { tenant } => format!("{tenant}\u{1f}legacy-eiot"),
+            Subject::Date {
+                tenant,
+                site,
+                event,
+                at,
+            } => format!(
+                "{tenant}\u{1f}date\u{1f}{}\u{1f}{}\u{1f}{}",
+                event.code(),
+                site.as_deref().unwrap_or_default(),
+                at.timestamp_millis()
+            ),
         }
     }
 
@@ -56,6 +79,15 @@ impl Subject {
             Subject::EnterpriseIot { .. } => "(Enterprise IoT)".into(),
             Subject::LegacyOtPlan { plan, .. } => format!("(legacy OT plan {plan})"),
             Subject::LegacyEiotPlan { .. } => "(legacy Enterprise IoT plan)".into(),
+            Subject::Date {
+                site, event, at, ..
+            } => {
+                let date = format!("({} {})", event.code(), at.format("%Y-%m-%d %H:%M UTC"));
+                match site {
+                    Some(site) => format!("{site} {date}"),
+                    None => date,
+                }
+            }
         }
     }
 }

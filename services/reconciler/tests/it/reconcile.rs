@@ -1,8 +1,9 @@
 //! Transitions, hysteresis, restarts and the outbox.
 
 use crate::common::{book, t, MutableCounts};
+use sitetally_licensing::calendar::CalendarEvent;
 use sitetally_reconciler::sink::{AlertSink, MemorySink, SinkError};
-use sitetally_reconciler::{Alert, CountMethod, Reconciler, Settings, Status};
+use sitetally_reconciler::{Alert, CountMethod, Reconciler, Settings, Status, Subject};
 use sitetally_store::history::{AlertStateStore, JsonFileStateStore, MemoryStateStore};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -244,18 +245,45 @@ async fn time_driven_transitions_alert_once_per_status() {
     ] {
         r.run_once(t(&format!("{day}T12:00:00Z"))).await.unwrap();
     }
-    let statuses: Vec<String> = sink.alerts().iter().map(|a| a.new_status.clone()).collect();
+    // In run order (alerts of one run reach the sink in no set order).
+    let mut alerts = sink.alerts();
+    alerts.sort_by(|a, b| (a.decided_at, &a.new_status).cmp(&(b.decided_at, &b.new_status)));
+    let statuses: Vec<String> = alerts.iter().map(|a| a.new_status.clone()).collect();
+    // The licence calendar's dates within 14 days (settings.calendar_alert_days) are
+    // alerted once each, before they come: the licence's end on the first run, the data
+    // deletion on 2026-04-20 (the service stop, 2026-01-31, was 15.5 days off on
+    // 2026-01-15 and past by the next run).
     assert_eq!(
         statuses,
         vec![
+            "DATE_AHEAD",
             "GRACE_PERIOD",
             "SERVICE_STOPPED",
+            "DATE_AHEAD",
             "RETENTION_ENDING",
             "RETENTION_OVER"
         ]
     );
+    let date = |a: &Alert| match &a.subject {
+        Subject::Date { event, at, .. } => (*event, *at),
+        other => panic!("not a date: {other:?}"),
+    };
+    assert_eq!(
+        date(&alerts[0]),
+        (CalendarEvent::LicenceEnds, t("2026-01-01T00:00:00Z"))
+    );
     assert!(matches!(
-        sink.alerts()[0].new_status_detail,
+        alerts[0].new_status_detail,
+        Status::DateAhead { days_left: 1 }
+    ));
+    assert!(
+        alerts[0].message.contains("the licence ends on 2026-01-01"),
+        "{}",
+        alerts[0].message
+    );
+    assert_eq!(date(&alerts[3]).0, CalendarEvent::RetentionEnds);
+    assert!(matches!(
+        alerts[1].new_status_detail,
         Status::GracePeriod { days_left: 30 }
     ));
 }

@@ -556,6 +556,7 @@ fn the_examples_show_every_status() {
         ("SERVICE_STOPPED", "stoppedco", Some("yard"), "ot_site"),
         ("RETENTION_ENDING", "retentionco", Some("dock"), "ot_site"),
         ("RETENTION_OVER", "goneco", Some("shed"), "ot_site"),
+        ("DATE_AHEAD", "contoso", Some("lab"), "date"),
     ] {
         assert_eq!(status_of(tenant, site, scope), status, "{tenant}/{site:?}");
         assert!(
