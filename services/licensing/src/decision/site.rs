@@ -26,8 +26,39 @@ pub struct SiteContext<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// Decides an OT site's status for a count `value`.
+/// Decides an OT site's status for a count `value`; a licence of the site cancelled for a
+/// refund is noted beside whatever status the site has.
 pub fn decide_site(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> Outcome {
+    let mut outcome = decide_coverage(ctx, value, prev);
+    outcome.notes.extend(refund_notes(ctx));
+    outcome
+}
+
+/// One note per licence of the site cancelled within seven days of its start (seeds:
+/// "cancel a paid license within seven days ... prorated refund"), with its refund.
+fn refund_notes(ctx: &SiteContext<'_>) -> Vec<String> {
+    let delay = ctx.settings.effective_delay();
+    ctx.site
+        .map(|s| s.licences.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|l| l.cancelled_at.is_some_and(|c| c <= ctx.now))
+        .filter_map(|l| {
+            let fraction = l.refund_fraction(delay)?;
+            let name =
+                l.id.clone()
+                    .unwrap_or_else(|| format!("{} licence", l.tier));
+            Some(format!(
+                "{name} cancelled {} within 7 days of its start: {:.1}% of its term refunded",
+                l.cancelled_at?.format("%Y-%m-%d"),
+                fraction * 100.0
+            ))
+        })
+        .collect()
+}
+
+/// The status for a count from what covers the site.
+fn decide_coverage(ctx: &SiteContext<'_>, value: u64, prev: Option<&Status>) -> Outcome {
     let delay = ctx.settings.effective_delay();
     let licences: Vec<&OtLicence> = ctx
         .site
@@ -656,9 +687,17 @@ mod tests {
         // 2 days and 1 hour of a 365-day term used.
         let want = 1.0 - (2.0 * 24.0 + 1.0) / (365.0 * 24.0);
         assert!((refund - want).abs() < 1e-9, "{refund} vs {want}");
-        assert_eq!(
-            decide(&early, 100, "2025-01-03T02:00:00Z", None).status,
-            Status::GracePeriod { days_left: 30 }
+        let outcome = decide(&early, 100, "2025-01-03T02:00:00Z", None);
+        assert_eq!(outcome.status, Status::GracePeriod { days_left: 30 });
+        // The refund is reported beside the status.
+        assert!(
+            outcome
+                .notes
+                .iter()
+                .any(|n| n.contains("cancelled 2025-01-03 within 7 days")
+                    && n.contains("99.4% of its term refunded")),
+            "{:?}",
+            outcome.notes
         );
         let late = book(&site_doc(&lic(
             "L",
@@ -668,9 +707,12 @@ mod tests {
         let l = &late.tenants[0].sites[0].licences[0];
         assert_eq!(l.refund_fraction(hour), None);
         assert_eq!(l.effective_until(hour), t("2026-01-01T00:00:00Z"));
-        assert_eq!(
-            decide(&late, 100, "2025-12-31T00:00:00Z", None).status,
-            Status::WithinTier
+        let outcome = decide(&late, 100, "2025-12-31T00:00:00Z", None);
+        assert_eq!(outcome.status, Status::WithinTier);
+        assert!(
+            !outcome.notes.iter().any(|n| n.contains("refunded")),
+            "{:?}",
+            outcome.notes
         );
     }
 
