@@ -206,6 +206,54 @@ pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32)
     CommitWatcher::new(brokers, group, topic, partitions).total()
 }
 
+impl CommitWatcher {
+    /// Whether the broker answers: metadata and the group's committed offsets, each within
+    /// 5 s. The error says which request failed and how.
+    pub fn broker_answers(&self) -> Result<(), String> {
+        self.consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .map_err(|e| format!("metadata request: {e}"))?;
+        self.consumer
+            .committed_offsets(self.partitions.clone(), Duration::from_secs(5))
+            .map_err(|e| format!("committed-offsets request: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Waits until the group has committed `total` messages of `topic`. On timeout the
+/// failure says whose it is: "BROKER FAILURE" when the test broker no longer answers (a
+/// fault of the rig's broker, not of sitetally), otherwise how far the commits got.
+pub async fn wait_committed(
+    what: &str,
+    bootstrap: &str,
+    group: &str,
+    (topic, partitions): (&str, i32),
+    total: i64,
+    limit: Duration,
+) {
+    let mut watcher = CommitWatcher::new(bootstrap, group, topic, partitions);
+    let start = Instant::now();
+    loop {
+        let committed = watcher.total();
+        if committed == total {
+            return;
+        }
+        if start.elapsed() >= limit {
+            match watcher.broker_answers() {
+                Err(e) => panic!(
+                    "BROKER FAILURE (the test broker at {bootstrap}, not sitetally): waiting for \
+                     {what}, it stopped answering ({e}); committed {committed} of {total}"
+                ),
+                Ok(()) => panic!(
+                    "timed out after {limit:?} waiting for {what}: committed {committed} of \
+                     {total}, and the broker answers"
+                ),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Waits until `check` is true, failing with `what` after `limit`.
 pub async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -225,48 +273,59 @@ pub struct ReadDeadLetter {
     pub headers: HashMap<String, String>,
 }
 
+/// A message's headers as text (lossy UTF-8), by key.
+pub fn headers_of(m: &impl Message) -> HashMap<String, String> {
+    m.headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or(&[])).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads every message of `topic` (all partitions) from the beginning until `expected`
 /// arrived or `limit` passed.
 pub fn read_all(topic: &str, expected: usize, limit: Duration) -> Vec<ReadDeadLetter> {
+    read_all_on(&brokers(), topic, expected, limit)
+}
+
+/// [`read_all`] from the broker at `bootstrap`.
+pub fn read_all_on(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    limit: Duration,
+) -> Vec<ReadDeadLetter> {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
     c.subscribe(&[topic]).unwrap();
+    let read = |m: rdkafka::message::BorrowedMessage<'_>| ReadDeadLetter {
+        payload: m.payload().unwrap_or(&[]).to_vec(),
+        headers: headers_of(&m),
+    };
     let start = Instant::now();
     let mut out = Vec::new();
     while out.len() < expected && start.elapsed() < limit {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                String::from_utf8_lossy(h.value.unwrap_or(&[])).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(ReadDeadLetter {
-                payload: m.payload().unwrap_or(&[]).to_vec(),
-                headers,
-            });
+            out.push(read(m));
         }
     }
     // Linger briefly to catch extras beyond `expected`.
     let linger = Instant::now();
     while linger.elapsed() < Duration::from_secs(2) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            out.push(ReadDeadLetter {
-                payload: m.payload().unwrap_or(&[]).to_vec(),
-                headers: HashMap::new(),
-            });
+            out.push(read(m));
         }
     }
     out

@@ -14,7 +14,7 @@ use apache_avro::types::Value as Avro;
 use chrono::{DateTime, Duration as Days, TimeZone, Utc};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use sitetally_licensing::alert::tier_alert_schema;
 use sitetally_reconciler::sink::kafka::{AlertEncoding, KafkaSink, KafkaSinkConfig};
 use sitetally_reconciler::sink::webhook::{
@@ -219,20 +219,7 @@ fn read_alerts(topic: &str, expected: usize, limit: Duration) -> Vec<TopicAlert>
             Some(Ok(m)) => out.push(TopicAlert {
                 key: m.key().unwrap_or_default().to_vec(),
                 payload: m.payload().unwrap_or_default().to_vec(),
-                headers: m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                headers: sitetally_testkit::rig::headers_of(&m),
             }),
             Some(Err(e)) => eprintln!("alert reader: {e}"),
             None => {}

@@ -1,9 +1,13 @@
 //! The fault suite's short form (issue 16): ingest as a process under faults a deployment
 //! meets, each scenario ending with per-site exact and sketch counts compared with the
-//! simulator's truth (`fault_report`: lost and unexpected devices, both must be 0).
-//! Scenarios here: SIGTERM under load; the broker stopped and restarted on the same
-//! storage mid-stream; ClickHouse answering slowly (a proxy delaying every answer). kill -9 and
-//! a rebalance are in `process`, ClickHouse down in `outage`.
+//! simulator's truth (`fault_report`: lost and unexpected devices, both must be 0) and the
+//! dead-letter census compared with the malformed messages sent (`dlq_census`: every one
+//! there, told apart by source partition and offset). Scenarios here: SIGTERM under load;
+//! the broker stopped and restarted on the same storage mid-stream; ClickHouse answering
+//! slowly (a proxy delaying every answer); kill -9 at three points of a batch; a rebalance
+//! storm. A broker that stops answering fails a wait as "BROKER FAILURE", not as
+//! sitetally's. kill -9 and a rebalance are also in `process`, ClickHouse down in
+//! `outage`. `SITETALLY_FAULTS_LONG=1` runs the storm's long form.
 
 use crate::process_support::*;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +20,7 @@ async fn sigterm_under_load_flushes_commits_and_exits() {
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
     let (msgs, truth) = workload(4, 3000, 2);
+    let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let b = brokers();
     let mut first = IngestProcess::start(&topic, &db, &group);
@@ -45,14 +50,21 @@ async fn sigterm_under_load_flushes_commits_and_exits() {
     );
     // Whatever was committed is in storage; a second member finishes the rest.
     let mut second = IngestProcess::start(&topic, &db, &group);
-    wait_until("the rest committed", Duration::from_secs(240), || {
-        committed_total(&b, &group, &topic, 2) == sent as i64
-    })
+    wait_committed(
+        "the rest committed",
+        &b,
+        &group,
+        (&topic, 2),
+        sent as i64,
+        Duration::from_secs(240),
+    )
     .await;
     second.terminate();
     let (lost, unexpected) =
         fault_report("SIGTERM under load", &db, &truth, sent, stopped_in).await;
     assert_eq!((lost, unexpected), (0, 0));
+    let (distinct, _) = dlq_census("SIGTERM under load", &b, &topic, malformed);
+    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
 }
 
 /// A Tansu broker of this test's own (own port and sqlite storage), so stopping it
@@ -144,13 +156,19 @@ async fn broker_restarted_mid_stream_loses_nothing() {
     let group = format!("{topic}-g");
     create_topics_on(&kafka, &[&topic, &format!("{topic}.dlq")], 2).await;
     let (msgs, truth) = workload(4, 1500, 2);
+    let (msgs, malformed) = with_malformed(msgs, 100);
     let half = msgs.len() / 2;
     let (first_half, second_half) = (msgs[..half].to_vec(), msgs[half..].to_vec());
     let produced = produce_on(&kafka, &topic, first_half);
     let mut ingest = IngestProcess::start_with(&topic, &db, &group, &kafka);
-    wait_until("the first half committed", Duration::from_secs(120), || {
-        committed_total(&kafka, &group, &topic, 2) == produced as i64
-    })
+    wait_committed(
+        "the first half committed",
+        &kafka,
+        &group,
+        (&topic, 2),
+        produced as i64,
+        Duration::from_secs(120),
+    )
     .await;
 
     broker.stop();
@@ -158,10 +176,13 @@ async fn broker_restarted_mid_stream_loses_nothing() {
     let restarted = Instant::now();
     broker.launch();
     let sent = produced + produce_on(&kafka, &topic, second_half);
-    wait_until(
+    wait_committed(
         "ingest to commit everything after the restart",
+        &kafka,
+        &group,
+        (&topic, 2),
+        sent as i64,
         Duration::from_secs(240),
-        || committed_total(&kafka, &group, &topic, 2) == sent as i64,
     )
     .await;
     let recovery = restarted.elapsed();
@@ -169,6 +190,8 @@ async fn broker_restarted_mid_stream_loses_nothing() {
     let (lost, unexpected) =
         fault_report("broker restarted mid-stream", &db, &truth, sent, recovery).await;
     assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", ingest.dump());
+    let (distinct, _) = dlq_census("broker restarted mid-stream", &kafka, &topic, malformed);
+    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
 }
 
 /// What the proxy does with a chunk of ClickHouse's answer.
@@ -249,6 +272,7 @@ async fn slow_clickhouse_answers_lose_nothing() {
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
     let (msgs, truth) = workload(4, 1500, 2);
+    let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let upstream = clickhouse_url()
         .trim_start_matches("http://")
@@ -260,10 +284,13 @@ async fn slow_clickhouse_answers_lose_nothing() {
         IngestProcess::start_with_clickhouse(&topic, &db, &group, &format!("http://{proxy}"));
     let started = Instant::now();
     let b = brokers();
-    wait_until(
+    wait_committed(
         "everything committed through the slow ClickHouse",
+        &b,
+        &group,
+        (&topic, 2),
+        sent as i64,
         Duration::from_secs(300),
-        || committed_total(&b, &group, &topic, 2) == sent as i64,
     )
     .await;
     let took = started.elapsed();
@@ -271,6 +298,8 @@ async fn slow_clickhouse_answers_lose_nothing() {
     let (lost, unexpected) =
         fault_report("ClickHouse answering slowly", &db, &truth, sent, took).await;
     assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", ingest.dump());
+    let (distinct, _) = dlq_census("ClickHouse answering slowly", &b, &topic, malformed);
+    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
 }
 
 /// Where in a batch `kill -9` lands.
@@ -322,6 +351,7 @@ async fn killed_at(point: KillPoint) {
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
     let (msgs, truth) = workload(4, 1500, 2);
+    let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let b = brokers();
     let upstream = clickhouse_url()
@@ -387,10 +417,13 @@ async fn killed_at(point: KillPoint) {
     // A restarted member gets the partitions once the dead one's session (10 s) ends.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let mut second = IngestProcess::start(&topic, &db, &group);
-    wait_until(
+    wait_committed(
         "the restarted member to commit everything",
+        &b,
+        &group,
+        (&topic, 2),
+        sent as i64,
         Duration::from_secs(240),
-        || committed_total(&b, &group, &topic, 2) == sent as i64,
     )
     .await;
     let recovery = killed.elapsed();
@@ -398,6 +431,8 @@ async fn killed_at(point: KillPoint) {
     let scenario = format!("kill -9 {point:?}");
     let (lost, unexpected) = fault_report(&scenario, &db, &truth, sent, recovery).await;
     assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", second.dump());
+    let (distinct, _) = dlq_census(&scenario, &b, &topic, malformed);
+    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,4 +451,77 @@ async fn kill_9_after_the_insert_before_its_ack_loses_nothing() {
 #[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
 async fn kill_9_after_the_ack_before_the_commit_loses_nothing() {
     killed_at(KillPoint::AfterAck).await;
+}
+
+/// Members joining and leaving every few seconds while messages keep arriving: one member
+/// stays throughout; beside it a second one starts, then stops (SIGTERM, once kill -9),
+/// every `PAUSE` for `rounds` rounds (10 here, 20 with SITETALLY_FAULTS_LONG=1), each
+/// round producing a tenth (a twentieth) of the workload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
+async fn rebalance_storm_loses_nothing() {
+    const PAUSE: Duration = Duration::from_secs(4);
+    let long = std::env::var_os("SITETALLY_FAULTS_LONG").is_some();
+    let rounds = if long { 20 } else { 10 };
+    let (topic, db) = (unique("storm"), unique("storm"));
+    let group = format!("{topic}-g");
+    create_topics(&[&topic, &format!("{topic}.dlq")], 4).await;
+    let (msgs, truth) = workload(4, if long { 4000 } else { 2000 }, 2);
+    let (msgs, malformed) = with_malformed(msgs, 100);
+    let b = brokers();
+    let mut steady = IngestProcess::start(&topic, &db, &group);
+    let storm = Instant::now();
+    let (mut sent, mut joins, mut leaves, mut assigned) = (0usize, 0, 0, 0);
+    let mut visitor: Option<IngestProcess> = None;
+    for (round, chunk) in msgs.chunks(msgs.len().div_ceil(rounds)).enumerate() {
+        sent += produce_async(topic.clone(), chunk.to_vec()).await;
+        match visitor.take() {
+            None => {
+                visitor = Some(IngestProcess::start(&topic, &db, &group));
+                joins += 1;
+            }
+            Some(mut member) => {
+                // A visitor that was given partitions moved them twice: in and out.
+                assigned += usize::from(member.logged("partitions assigned partitions="));
+                if round == 5 {
+                    member.kill_hard();
+                } else {
+                    member.terminate();
+                }
+                leaves += 1;
+            }
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
+    if let Some(mut member) = visitor.take() {
+        assigned += usize::from(member.logged("partitions assigned partitions="));
+        member.terminate();
+        leaves += 1;
+    }
+    let storm_took = storm.elapsed();
+    assert!(joins >= 5 && leaves >= 5, "{joins} joins, {leaves} leaves");
+    assert!(
+        assigned >= 2,
+        "only {assigned} visitors were given partitions: the storm moved nothing"
+    );
+    let calm = Instant::now();
+    wait_committed(
+        "the steady member to commit everything after the storm",
+        &b,
+        &group,
+        (&topic, 4),
+        sent as i64,
+        Duration::from_secs(300),
+    )
+    .await;
+    let recovery = calm.elapsed();
+    steady.terminate();
+    let scenario = format!(
+        "rebalance storm: {joins} joins ({assigned} given partitions) and {leaves} leaves (one kill -9) in {:.0} s",
+        storm_took.as_secs_f64()
+    );
+    let (lost, unexpected) = fault_report(&scenario, &db, &truth, sent, recovery).await;
+    assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", steady.dump());
+    let (distinct, _) = dlq_census(&scenario, &b, &topic, malformed);
+    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
 }

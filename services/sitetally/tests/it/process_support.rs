@@ -266,3 +266,59 @@ pub fn rig_script(name: &str, dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// `msgs` with a malformed message after every `every` of them, rotating through kinds
+/// ingest must dead-letter (not JSON, no tenant, a control character in a name); returns
+/// the messages and how many are malformed.
+pub fn with_malformed(msgs: Vec<KeyedMessage>, every: usize) -> (Vec<KeyedMessage>, u64) {
+    let now = now_ms();
+    let mut out = Vec::with_capacity(msgs.len() + msgs.len() / every + 1);
+    let mut malformed = 0u64;
+    for (i, m) in msgs.into_iter().enumerate() {
+        out.push(m);
+        if (i + 1) % every == 0 {
+            let payload = match malformed % 3 {
+                0 => b"{not json".to_vec(),
+                1 => format!(
+                    r#"{{"site":"site-0","sensor":"s","observed_at":{now},"macs":["02:42:00:00:00:01"],"category":"OT"}}"#
+                )
+                .into_bytes(),
+                _ => format!(
+                    r#"{{"tenant":"ac\u0007me","site":"site-0","sensor":"s","observed_at":{now},"macs":["02:42:00:00:00:01"],"category":"OT"}}"#
+                )
+                .into_bytes(),
+            };
+            out.push((b"acme/site-0".to_vec(), payload));
+            malformed += 1;
+        }
+    }
+    (out, malformed)
+}
+
+/// The dead-letter topic of `topic` against the malformed messages sent: every one is
+/// there, told apart by its source partition and offset (headers every dead letter
+/// carries); copies of one source message are redeliveries, which DLQ readers drop on
+/// those headers. Prints a `FAULT-DLQ` line; returns (distinct, duplicates).
+pub fn dlq_census(scenario: &str, bootstrap: &str, topic: &str, malformed: u64) -> (u64, u64) {
+    let letters = read_all_on(
+        bootstrap,
+        &format!("{topic}.dlq"),
+        malformed as usize,
+        std::time::Duration::from_secs(60),
+    );
+    let mut sources = std::collections::HashSet::new();
+    for l in &letters {
+        let header = |k: &str| {
+            l.headers
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| panic!("a dead letter without {k}: {:?}", l.headers))
+        };
+        assert_eq!(header("dlq.source.topic"), topic);
+        sources.insert((header("dlq.source.partition"), header("dlq.source.offset")));
+    }
+    let distinct = sources.len() as u64;
+    let duplicates = letters.len() as u64 - distinct;
+    println!("FAULT-DLQ | {scenario} | {malformed} | {distinct} | {duplicates} |");
+    (distinct, duplicates)
+}
