@@ -19,7 +19,7 @@ async fn sigterm_under_load_flushes_commits_and_exits() {
     let (topic, db) = (unique("sigterm"), unique("sigterm"));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, 3000, 2);
+    let (msgs, truth) = workload(4, devices_per_site(3000), 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let b = brokers();
@@ -155,7 +155,7 @@ async fn broker_restarted_mid_stream_loses_nothing() {
     let (topic, db) = (unique("brokerrestart"), unique("brokerrestart"));
     let group = format!("{topic}-g");
     create_topics_on(&kafka, &[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, 1500, 2);
+    let (msgs, truth) = workload(4, devices_per_site(1500), 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let half = msgs.len() / 2;
     let (first_half, second_half) = (msgs[..half].to_vec(), msgs[half..].to_vec());
@@ -271,7 +271,7 @@ async fn slow_clickhouse_answers_lose_nothing() {
     let (topic, db) = (unique("slowch"), unique("slowch"));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, 1500, 2);
+    let (msgs, truth) = workload(4, devices_per_site(1500), 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let upstream = clickhouse_url()
@@ -350,7 +350,7 @@ async fn killed_at(point: KillPoint) {
     let (topic, db) = (unique(&name), unique(&name));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, 1500, 2);
+    let (msgs, truth) = workload(4, devices_per_site(1500), 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let b = brokers();
@@ -455,18 +455,17 @@ async fn kill_9_after_the_ack_before_the_commit_loses_nothing() {
 
 /// Members joining and leaving every few seconds while messages keep arriving: one member
 /// stays throughout; beside it a second one starts, then stops (SIGTERM, once kill -9),
-/// every `PAUSE` for `rounds` rounds (10 here, 20 with SITETALLY_FAULTS_LONG=1), each
-/// round producing a tenth (a twentieth) of the workload.
+/// every `PAUSE` for `rounds` rounds (10; 20 in the long form), each round producing its
+/// share of the workload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the broker and ClickHouse: run scripts/test.sh"]
 async fn rebalance_storm_loses_nothing() {
     const PAUSE: Duration = Duration::from_secs(4);
-    let long = std::env::var_os("SITETALLY_FAULTS_LONG").is_some();
-    let rounds = if long { 20 } else { 10 };
+    let rounds = if long_form() { 20 } else { 10 };
     let (topic, db) = (unique("storm"), unique("storm"));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 4).await;
-    let (msgs, truth) = workload(4, if long { 4000 } else { 2000 }, 2);
+    let (msgs, truth) = workload(4, devices_per_site(2000), 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let b = brokers();
     let mut steady = IngestProcess::start(&topic, &db, &group);

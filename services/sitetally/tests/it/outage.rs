@@ -1,4 +1,5 @@
-//! ClickHouse stopped for 20 s mid-stream: ingest pauses, says so, resumes, loses nothing.
+//! ClickHouse stopped for 20 s mid-stream (60 s in the fault suite's long form): ingest
+//! pauses, says so, resumes, loses nothing.
 //! The test runs a ClickHouse of its own (scripts/rig-clickhouse.sh new): stopping the
 //! rig's shared server failed the tests running beside it.
 
@@ -50,11 +51,12 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
     // The second half holds devices the first half did not: it must reach ClickHouse.
-    let (msgs, truth) = workload(4, 1500, 2);
+    let size = devices_per_site(1500) as usize;
+    let (msgs, truth) = workload(4, size as u32, 2);
     let (first_half, second_half): (Vec<_>, Vec<_>) = msgs
         .into_iter()
         .enumerate()
-        .partition(|(i, _)| (i % 1500) < 750);
+        .partition(|(i, _)| (i % size) < size / 2);
     let first_half: Vec<_> = first_half.into_iter().map(|(_, m)| m).collect();
     let second_half: Vec<_> = second_half.into_iter().map(|(_, m)| m).collect();
     let b = brokers();
@@ -80,7 +82,8 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
         "ingest never reported the pause; logs:\n{}",
         ingest.dump()
     );
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    let down = Duration::from_secs(if long_form() { 60 } else { 20 });
+    tokio::time::sleep(down).await;
     assert_eq!(
         committed_total(&b, &group, &topic, 2),
         produced,
@@ -88,12 +91,21 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
     );
 
     clickhouse.start_again();
-    wait_until(
+    let back = std::time::Instant::now();
+    wait_committed(
         "ingest to resume and commit everything",
+        &b,
+        &group,
+        (&topic, 2),
+        total,
         Duration::from_secs(180),
-        || committed_total(&b, &group, &topic, 2) == total,
     )
     .await;
+    println!(
+        "FAULT-OUTAGE | ClickHouse down {} s | {total} messages | ClickHouse back to all committed {:.1} s |",
+        down.as_secs(),
+        back.elapsed().as_secs_f64()
+    );
     assert!(
         ingest.logged("consumption resumed"),
         "logs:\n{}",

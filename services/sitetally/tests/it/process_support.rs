@@ -322,3 +322,18 @@ pub fn dlq_census(scenario: &str, bootstrap: &str, topic: &str, malformed: u64) 
     println!("FAULT-DLQ | {scenario} | {malformed} | {distinct} | {duplicates} |");
     (distinct, duplicates)
 }
+
+/// The fault suite's long form (`SITETALLY_FAULTS_LONG=1`): bigger workloads, a longer
+/// storm, ClickHouse down for 60 s. The short form runs in scripts/test.sh.
+pub fn long_form() -> bool {
+    std::env::var_os("SITETALLY_FAULTS_LONG").is_some()
+}
+
+/// Devices per site of a fault scenario: `n`, four times as many in the long form.
+pub fn devices_per_site(n: u32) -> u32 {
+    if long_form() {
+        n * 4
+    } else {
+        n
+    }
+}
