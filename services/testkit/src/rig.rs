@@ -222,7 +222,8 @@ impl CommitWatcher {
 
 /// Waits until the group has committed `total` messages of `topic`. On timeout the
 /// failure says whose it is: "BROKER FAILURE" when the test broker no longer answers (a
-/// fault of the rig's broker, not of sitetally), otherwise how far the commits got.
+/// fault of the rig's broker, not of sitetally), otherwise how far the commits got;
+/// either way followed by `context()` (e.g. the consumer's logs).
 pub async fn wait_committed(
     what: &str,
     bootstrap: &str,
@@ -230,6 +231,7 @@ pub async fn wait_committed(
     (topic, partitions): (&str, i32),
     total: i64,
     limit: Duration,
+    context: &dyn Fn() -> String,
 ) {
     let mut watcher = CommitWatcher::new(bootstrap, group, topic, partitions);
     let start = Instant::now();
@@ -242,11 +244,13 @@ pub async fn wait_committed(
             match watcher.broker_answers() {
                 Err(e) => panic!(
                     "BROKER FAILURE (the test broker at {bootstrap}, not sitetally): waiting for \
-                     {what}, it stopped answering ({e}); committed {committed} of {total}"
+                     {what}, it stopped answering ({e}); committed {committed} of {total}\n{}",
+                    context()
                 ),
                 Ok(()) => panic!(
                     "timed out after {limit:?} waiting for {what}: committed {committed} of \
-                     {total}, and the broker answers"
+                     {total}, and the broker answers\n{}",
+                    context()
                 ),
             }
         }

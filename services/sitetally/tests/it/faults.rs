@@ -57,6 +57,7 @@ async fn sigterm_under_load_flushes_commits_and_exits() {
         (&topic, 2),
         sent as i64,
         Duration::from_secs(240),
+        &|| second.dump(),
     )
     .await;
     second.terminate();
@@ -168,6 +169,7 @@ async fn broker_restarted_mid_stream_loses_nothing() {
         (&topic, 2),
         produced as i64,
         Duration::from_secs(120),
+        &|| ingest.dump(),
     )
     .await;
 
@@ -183,6 +185,7 @@ async fn broker_restarted_mid_stream_loses_nothing() {
         (&topic, 2),
         sent as i64,
         Duration::from_secs(240),
+        &|| ingest.dump(),
     )
     .await;
     let recovery = restarted.elapsed();
@@ -291,6 +294,7 @@ async fn slow_clickhouse_answers_lose_nothing() {
         (&topic, 2),
         sent as i64,
         Duration::from_secs(300),
+        &|| ingest.dump(),
     )
     .await;
     let took = started.elapsed();
@@ -424,6 +428,7 @@ async fn killed_at(point: KillPoint) {
         (&topic, 2),
         sent as i64,
         Duration::from_secs(240),
+        &|| second.dump(),
     )
     .await;
     let recovery = killed.elapsed();
@@ -511,6 +516,7 @@ async fn rebalance_storm_loses_nothing() {
         (&topic, 4),
         sent as i64,
         Duration::from_secs(300),
+        &|| steady.dump(),
     )
     .await;
     let recovery = calm.elapsed();

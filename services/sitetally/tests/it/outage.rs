@@ -99,6 +99,7 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
         (&topic, 2),
         total,
         Duration::from_secs(180),
+        &|| ingest.dump(),
     )
     .await;
     println!(
