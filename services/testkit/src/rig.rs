@@ -241,16 +241,26 @@ pub async fn wait_committed(
             return;
         }
         if start.elapsed() >= limit {
+            let context = context();
+            // librdkafka's words when the coordinator left heartbeats unanswered for a whole
+            // session: the member is then dropped, and a broker that hands the partitions
+            // to nobody (Tansu 0.6 on a large sqlite store) leaves the group idle.
+            if context.contains("without a successful response from the group coordinator") {
+                panic!(
+                    "BROKER FAILURE (the test broker at {bootstrap}, not sitetally): waiting for \
+                     {what}, its group coordinator left heartbeats unanswered for a whole \
+                     session and the group never got its partitions back; committed \
+                     {committed} of {total}\n{context}"
+                );
+            }
             match watcher.broker_answers() {
                 Err(e) => panic!(
                     "BROKER FAILURE (the test broker at {bootstrap}, not sitetally): waiting for \
-                     {what}, it stopped answering ({e}); committed {committed} of {total}\n{}",
-                    context()
+                     {what}, it stopped answering ({e}); committed {committed} of {total}\n{context}"
                 ),
                 Ok(()) => panic!(
                     "timed out after {limit:?} waiting for {what}: committed {committed} of \
-                     {total}, and the broker answers\n{}",
-                    context()
+                     {total}, and the broker answers\n{context}"
                 ),
             }
         }

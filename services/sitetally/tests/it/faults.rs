@@ -19,7 +19,7 @@ async fn sigterm_under_load_flushes_commits_and_exits() {
     let (topic, db) = (unique("sigterm"), unique("sigterm"));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, devices_per_site(3000), 2);
+    let (msgs, truth) = workload(fault_sites(4), 3000, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let b = brokers();
@@ -156,7 +156,7 @@ async fn broker_restarted_mid_stream_loses_nothing() {
     let (topic, db) = (unique("brokerrestart"), unique("brokerrestart"));
     let group = format!("{topic}-g");
     create_topics_on(&kafka, &[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, devices_per_site(1500), 2);
+    let (msgs, truth) = workload(fault_sites(4), 1500, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let half = msgs.len() / 2;
     let (first_half, second_half) = (msgs[..half].to_vec(), msgs[half..].to_vec());
@@ -274,7 +274,7 @@ async fn slow_clickhouse_answers_lose_nothing() {
     let (topic, db) = (unique("slowch"), unique("slowch"));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, devices_per_site(1500), 2);
+    let (msgs, truth) = workload(fault_sites(4), 1500, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let upstream = clickhouse_url()
@@ -354,7 +354,7 @@ async fn killed_at(point: KillPoint) {
     let (topic, db) = (unique(&name), unique(&name));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
-    let (msgs, truth) = workload(4, devices_per_site(1500), 2);
+    let (msgs, truth) = workload(fault_sites(4), 1500, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let sent = produce_async(topic.clone(), msgs).await;
     let b = brokers();
@@ -470,7 +470,7 @@ async fn rebalance_storm_loses_nothing() {
     let (topic, db) = (unique("storm"), unique("storm"));
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 4).await;
-    let (msgs, truth) = workload(4, devices_per_site(2000), 2);
+    let (msgs, truth) = workload(fault_sites(4), 2000, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
     let b = brokers();
     let mut steady = IngestProcess::start(&topic, &db, &group);

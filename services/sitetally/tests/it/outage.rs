@@ -51,8 +51,8 @@ async fn clickhouse_outage_pauses_and_resumes_without_loss() {
     let group = format!("{topic}-g");
     create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
     // The second half holds devices the first half did not: it must reach ClickHouse.
-    let size = devices_per_site(1500) as usize;
-    let (msgs, truth) = workload(4, size as u32, 2);
+    let size = 1500;
+    let (msgs, truth) = workload(fault_sites(4), size as u32, 2);
     let (first_half, second_half): (Vec<_>, Vec<_>) = msgs
         .into_iter()
         .enumerate()

@@ -329,8 +329,10 @@ pub fn long_form() -> bool {
     std::env::var_os("SITETALLY_FAULTS_LONG").is_some()
 }
 
-/// Devices per site of a fault scenario: `n`, four times as many in the long form.
-pub fn devices_per_site(n: u32) -> u32 {
+/// Sites of a fault scenario: `n`, four times as many in the long form (more sites, not
+/// bigger ones: every site stays under the sketches' exact limit of 8,192 devices, so the
+/// sketch count must equal the truth exactly).
+pub fn fault_sites(n: u32) -> u32 {
     if long_form() {
         n * 4
     } else {
