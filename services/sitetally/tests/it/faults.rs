@@ -18,12 +18,14 @@ use std::time::{Duration, Instant};
 async fn sigterm_under_load_flushes_commits_and_exits() {
     let (topic, db) = (unique("sigterm"), unique("sigterm"));
     let group = format!("{topic}-g");
-    create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
+    let broker = ScenarioBroker::for_scenario();
+    let b = broker.addr();
+    create_topics_on(&b, &[&topic, &format!("{topic}.dlq")], 2).await;
     let (msgs, truth) = workload(fault_sites(4), 3000, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
-    let sent = produce_async(topic.clone(), msgs).await;
-    let b = brokers();
-    let mut first = IngestProcess::start(&topic, &db, &group);
+    let sent = produce_on_async(&b, &topic, msgs).await;
+
+    let mut first = IngestProcess::start_with(&topic, &db, &group, &b);
     wait_until(
         "some commits before SIGTERM",
         Duration::from_secs(120),
@@ -49,7 +51,7 @@ async fn sigterm_under_load_flushes_commits_and_exits() {
         "stopped at {at_stop} of {sent}: not mid-stream, the test proved nothing; make the workload bigger"
     );
     // Whatever was committed is in storage; a second member finishes the rest.
-    let mut second = IngestProcess::start(&topic, &db, &group);
+    let mut second = IngestProcess::start_with(&topic, &db, &group, &b);
     wait_committed(
         "the rest committed",
         &b,
@@ -136,6 +138,25 @@ impl OwnBroker {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+/// The broker a scenario runs on: the rig's in the short form; in the long form a fresh
+/// one of its own, since Tansu's sqlite storage slows down and drops consumer groups once
+/// it holds some 100,000 messages (load-tests/RESULTS.md).
+struct ScenarioBroker {
+    own: Option<OwnBroker>,
+}
+
+impl ScenarioBroker {
+    fn for_scenario() -> Self {
+        ScenarioBroker {
+            own: long_form().then(OwnBroker::start),
+        }
+    }
+
+    fn addr(&self) -> String {
+        self.own.as_ref().map_or_else(brokers, OwnBroker::addr)
     }
 }
 
@@ -273,10 +294,12 @@ async fn proxy(
 async fn slow_clickhouse_answers_lose_nothing() {
     let (topic, db) = (unique("slowch"), unique("slowch"));
     let group = format!("{topic}-g");
-    create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
+    let broker = ScenarioBroker::for_scenario();
+    let b = broker.addr();
+    create_topics_on(&b, &[&topic, &format!("{topic}.dlq")], 2).await;
     let (msgs, truth) = workload(fault_sites(4), 1500, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
-    let sent = produce_async(topic.clone(), msgs).await;
+    let sent = produce_on_async(&b, &topic, msgs).await;
     let upstream = clickhouse_url()
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -284,9 +307,9 @@ async fn slow_clickhouse_answers_lose_nothing() {
     // 400 ms per answer chunk: every insert and ping waits, well inside clickhouse.timeout.
     let proxy = proxy(upstream, |_| Answer::After(Duration::from_millis(400))).await;
     let mut ingest =
-        IngestProcess::start_with_clickhouse(&topic, &db, &group, &format!("http://{proxy}"));
+        IngestProcess::spawn_with_env(&topic, &db, &group, &b, &format!("http://{proxy}"), &[]);
     let started = Instant::now();
-    let b = brokers();
+
     wait_committed(
         "everything committed through the slow ClickHouse",
         &b,
@@ -353,11 +376,13 @@ async fn killed_at(point: KillPoint) {
     let name = format!("kill{point:?}").to_lowercase();
     let (topic, db) = (unique(&name), unique(&name));
     let group = format!("{topic}-g");
-    create_topics(&[&topic, &format!("{topic}.dlq")], 2).await;
+    let broker = ScenarioBroker::for_scenario();
+    let b = broker.addr();
+    create_topics_on(&b, &[&topic, &format!("{topic}.dlq")], 2).await;
     let (msgs, truth) = workload(fault_sites(4), 1500, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
-    let sent = produce_async(topic.clone(), msgs).await;
-    let b = brokers();
+    let sent = produce_on_async(&b, &topic, msgs).await;
+
     let upstream = clickhouse_url()
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -420,7 +445,7 @@ async fn killed_at(point: KillPoint) {
     }
     // A restarted member gets the partitions once the dead one's session (10 s) ends.
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let mut second = IngestProcess::start(&topic, &db, &group);
+    let mut second = IngestProcess::start_with(&topic, &db, &group, &b);
     wait_committed(
         "the restarted member to commit everything",
         &b,
@@ -469,19 +494,21 @@ async fn rebalance_storm_loses_nothing() {
     let rounds = if long_form() { 20 } else { 10 };
     let (topic, db) = (unique("storm"), unique("storm"));
     let group = format!("{topic}-g");
-    create_topics(&[&topic, &format!("{topic}.dlq")], 4).await;
+    let broker = ScenarioBroker::for_scenario();
+    let b = broker.addr();
+    create_topics_on(&b, &[&topic, &format!("{topic}.dlq")], 4).await;
     let (msgs, truth) = workload(fault_sites(4), 2000, 2);
     let (msgs, malformed) = with_malformed(msgs, 100);
-    let b = brokers();
-    let mut steady = IngestProcess::start(&topic, &db, &group);
+
+    let mut steady = IngestProcess::start_with(&topic, &db, &group, &b);
     let storm = Instant::now();
     let (mut sent, mut joins, mut leaves, mut assigned) = (0usize, 0, 0, 0);
     let mut visitor: Option<IngestProcess> = None;
     for (round, chunk) in msgs.chunks(msgs.len().div_ceil(rounds)).enumerate() {
-        sent += produce_async(topic.clone(), chunk.to_vec()).await;
+        sent += produce_on_async(&b, &topic, chunk.to_vec()).await;
         match visitor.take() {
             None => {
-                visitor = Some(IngestProcess::start(&topic, &db, &group));
+                visitor = Some(IngestProcess::start_with(&topic, &db, &group, &b));
                 joins += 1;
             }
             Some(mut member) => {

@@ -196,6 +196,14 @@ pub async fn assert_counts_at(url: &str, db: &str, truth: &HashMap<String, u64>)
     }
 }
 
+/// [`produce_async`] to the broker at `bootstrap`.
+pub async fn produce_on_async(bootstrap: &str, topic: &str, msgs: Vec<KeyedMessage>) -> usize {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || produce_on(&bootstrap, &topic, msgs))
+        .await
+        .unwrap()
+}
+
 pub async fn produce_async(topic: String, msgs: Vec<(Vec<u8>, Vec<u8>)>) -> usize {
     tokio::task::spawn_blocking(move || produce(&topic, msgs))
         .await
