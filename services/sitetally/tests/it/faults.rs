@@ -63,10 +63,31 @@ async fn sigterm_under_load_flushes_commits_and_exits() {
     )
     .await;
     second.terminate();
-    let (lost, unexpected) =
-        fault_report("SIGTERM under load", &db, &truth, sent, stopped_in).await;
-    assert_eq!((lost, unexpected), (0, 0));
-    let (distinct, _) = dlq_census("SIGTERM under load", &b, &topic, malformed);
+    nothing_lost_or_doubled(
+        "SIGTERM under load",
+        (&b, &topic, &db),
+        &truth,
+        (sent, malformed),
+        stopped_in,
+        String::new(),
+    )
+    .await;
+}
+
+/// The end of every scenario on (broker, topic, database): per-site counts against the
+/// truth with nothing lost or unexpected (`fault_report`), and every malformed message of
+/// the `sent` (messages, malformed) in the DLQ (`dlq_census`); `logs` on a count failure.
+async fn nothing_lost_or_doubled(
+    scenario: &str,
+    (bootstrap, topic, db): (&str, &str, &str),
+    truth: &std::collections::HashMap<String, u64>,
+    (sent, malformed): (usize, u64),
+    recovery: Duration,
+    logs: String,
+) {
+    let (lost, unexpected) = fault_report(scenario, db, truth, sent, recovery).await;
+    assert_eq!((lost, unexpected), (0, 0), "logs:\n{logs}");
+    let (distinct, _) = dlq_census(scenario, bootstrap, topic, malformed);
     assert_eq!(distinct, malformed, "every malformed message dead-lettered");
 }
 
@@ -211,11 +232,15 @@ async fn broker_restarted_mid_stream_loses_nothing() {
     .await;
     let recovery = restarted.elapsed();
     ingest.terminate();
-    let (lost, unexpected) =
-        fault_report("broker restarted mid-stream", &db, &truth, sent, recovery).await;
-    assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", ingest.dump());
-    let (distinct, _) = dlq_census("broker restarted mid-stream", &kafka, &topic, malformed);
-    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
+    nothing_lost_or_doubled(
+        "broker restarted mid-stream",
+        (&kafka, &topic, &db),
+        &truth,
+        (sent, malformed),
+        recovery,
+        ingest.dump(),
+    )
+    .await;
 }
 
 /// What the proxy does with a chunk of ClickHouse's answer.
@@ -322,11 +347,15 @@ async fn slow_clickhouse_answers_lose_nothing() {
     .await;
     let took = started.elapsed();
     ingest.terminate();
-    let (lost, unexpected) =
-        fault_report("ClickHouse answering slowly", &db, &truth, sent, took).await;
-    assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", ingest.dump());
-    let (distinct, _) = dlq_census("ClickHouse answering slowly", &b, &topic, malformed);
-    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
+    nothing_lost_or_doubled(
+        "ClickHouse answering slowly",
+        (&b, &topic, &db),
+        &truth,
+        (sent, malformed),
+        took,
+        ingest.dump(),
+    )
+    .await;
 }
 
 /// Where in a batch `kill -9` lands.
@@ -459,10 +488,15 @@ async fn killed_at(point: KillPoint) {
     let recovery = killed.elapsed();
     second.terminate();
     let scenario = format!("kill -9 {point:?}");
-    let (lost, unexpected) = fault_report(&scenario, &db, &truth, sent, recovery).await;
-    assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", second.dump());
-    let (distinct, _) = dlq_census(&scenario, &b, &topic, malformed);
-    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
+    nothing_lost_or_doubled(
+        &scenario,
+        (&b, &topic, &db),
+        &truth,
+        (sent, malformed),
+        recovery,
+        second.dump(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,8 +586,13 @@ async fn rebalance_storm_loses_nothing() {
         "rebalance storm: {joins} joins ({assigned} given partitions) and {leaves} leaves (one kill -9) in {:.0} s",
         storm_took.as_secs_f64()
     );
-    let (lost, unexpected) = fault_report(&scenario, &db, &truth, sent, recovery).await;
-    assert_eq!((lost, unexpected), (0, 0), "logs:\n{}", steady.dump());
-    let (distinct, _) = dlq_census(&scenario, &b, &topic, malformed);
-    assert_eq!(distinct, malformed, "every malformed message dead-lettered");
+    nothing_lost_or_doubled(
+        &scenario,
+        (&b, &topic, &db),
+        &truth,
+        (sent, malformed),
+        recovery,
+        steady.dump(),
+    )
+    .await;
 }
