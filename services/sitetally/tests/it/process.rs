@@ -14,8 +14,18 @@ async fn killed_without_warning_then_restarted_counts_the_same() {
     let (msgs, truth) = workload(6, 2000, 3);
     let total = produce_async(topic.clone(), msgs).await as i64;
 
-    let mut first = IngestProcess::start(&topic, &db, &group);
+    // The first member writes through a proxy that delays every ClickHouse answer by
+    // 300 ms, so its 120+ batches take well over the time to see a first commit: the kill
+    // lands mid-stream on any machine (on a fast one, unthrottled, it finished 36,000
+    // messages before the first commit was seen).
+    let upstream = clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let slow = proxy(upstream, |_| Answer::After(Duration::from_millis(300))).await;
     let b = brokers();
+    let mut first =
+        IngestProcess::start_with_clickhouse(&topic, &db, &group, &format!("http://{slow}"));
     wait_until(
         "some progress before the kill",
         Duration::from_secs(120),
@@ -24,6 +34,7 @@ async fn killed_without_warning_then_restarted_counts_the_same() {
     .await;
     first.kill_hard();
     let at_kill = committed_total(&b, &group, &topic, 3);
+    eprintln!("killed with {at_kill} of {total} messages committed");
     assert!(at_kill < total, "killed after the end ({at_kill}/{total}): the test proved nothing; make the workload bigger");
 
     // Restart only after the killed member's session (10 s, see IngestProcess) has expired:

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A Kafka message: key and payload.
 pub type KeyedMessage = (Vec<u8>, Vec<u8>);
@@ -219,7 +220,7 @@ pub async fn fault_report(
     db: &str,
     truth: &HashMap<String, u64>,
     sent: usize,
-    recovery: std::time::Duration,
+    recovery: Duration,
 ) -> (u64, u64) {
     let s = store(db);
     let day = sitetally_core::day_of(now_ms());
@@ -312,7 +313,7 @@ pub fn dlq_census(scenario: &str, bootstrap: &str, topic: &str, malformed: u64) 
         bootstrap,
         &format!("{topic}.dlq"),
         malformed as usize,
-        std::time::Duration::from_secs(60),
+        Duration::from_secs(60),
     );
     let mut sources = std::collections::HashSet::new();
     for l in &letters {
@@ -346,4 +347,75 @@ pub fn fault_sites(n: u32) -> u32 {
     } else {
         n
     }
+}
+
+/// What the proxy does with a chunk of ClickHouse's answer.
+pub enum Answer {
+    /// Forward it after this long.
+    After(Duration),
+    /// Drop it and close the connection: the client never sees the answer.
+    Withhold,
+    /// Forward it, then run this (the client has its answer by then).
+    ForwardThen(Box<dyn FnOnce() + Send>),
+}
+
+/// A loopback TCP proxy to `upstream`. `on_answer(after_insert)` decides each chunk of the
+/// answers, `after_insert` saying whether the connection sent an insert into `sightings`.
+pub async fn proxy(
+    upstream: String,
+    on_answer: impl Fn(bool) -> Answer + Send + Sync + 'static,
+) -> String {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let on_answer = std::sync::Arc::new(on_answer);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, on_answer) = (upstream.clone(), on_answer.clone());
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let insert = std::sync::Arc::new(AtomicBool::new(false));
+                let saw_insert = insert.clone();
+                let requests = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        let chunk = String::from_utf8_lossy(&buf[..n]);
+                        if chunk.contains("INSERT") && chunk.contains("sightings") {
+                            saw_insert.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    let _ = sw.shutdown().await;
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let (delay, then) = match on_answer(insert.load(Ordering::SeqCst)) {
+                        Answer::Withhold => break,
+                        Answer::After(delay) => (delay, None),
+                        Answer::ForwardThen(then) => (Duration::ZERO, Some(then)),
+                    };
+                    tokio::time::sleep(delay).await;
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if let Some(then) = then {
+                        then();
+                    }
+                }
+                let _ = cw.shutdown().await;
+                requests.abort();
+            });
+        }
+    });
+    addr
 }
