@@ -18,14 +18,9 @@ async fn killed_without_warning_then_restarted_counts_the_same() {
     // 300 ms, so its 120+ batches take well over the time to see a first commit: the kill
     // lands mid-stream on any machine (on a fast one, unthrottled, it finished 36,000
     // messages before the first commit was seen).
-    let upstream = clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let slow = proxy(upstream, |_| Answer::After(Duration::from_millis(300))).await;
+    let slow = slow_clickhouse(Duration::from_millis(300)).await;
     let b = brokers();
-    let mut first =
-        IngestProcess::start_with_clickhouse(&topic, &db, &group, &format!("http://{slow}"));
+    let mut first = IngestProcess::start_with_clickhouse(&topic, &db, &group, &slow);
     wait_until(
         "some progress before the kill",
         Duration::from_secs(120),

@@ -419,3 +419,17 @@ pub async fn proxy(
     });
     addr
 }
+
+/// The URL of a proxy to the rig's ClickHouse that holds every answer chunk `delay`: a
+/// ClickHouse answering slowly, or a bound on ingest's rate on any machine (a test that
+/// must stop ingest mid-stream).
+pub async fn slow_clickhouse(delay: Duration) -> String {
+    let upstream = clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    format!(
+        "http://{}",
+        proxy(upstream, move |_| Answer::After(delay)).await
+    )
+}
