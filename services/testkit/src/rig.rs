@@ -233,11 +233,40 @@ pub async fn wait_committed(
     limit: Duration,
     context: &dyn Fn() -> String,
 ) {
+    let place = (bootstrap, group, topic, partitions);
+    let reached = |c: i64| c == total;
+    wait_commits(what, place, (format!("{total}"), &reached), limit, context).await;
+}
+
+/// Waits until the group has committed some messages of `topic` (a member is making
+/// progress); fails as [`wait_committed`] does.
+pub async fn wait_first_commit(
+    what: &str,
+    bootstrap: &str,
+    group: &str,
+    (topic, partitions): (&str, i32),
+    limit: Duration,
+    context: &dyn Fn() -> String,
+) {
+    let place = (bootstrap, group, topic, partitions);
+    let reached = |c: i64| c > 0;
+    wait_commits(what, place, ("at least 1".into(), &reached), limit, context).await;
+}
+
+/// Polls the committed total of (bootstrap, group, topic, partitions) until `reached`
+/// holds for it; `wanted` says what was waited for in the failure.
+async fn wait_commits(
+    what: &str,
+    (bootstrap, group, topic, partitions): (&str, &str, &str, i32),
+    (wanted, reached): (String, &dyn Fn(i64) -> bool),
+    limit: Duration,
+    context: &dyn Fn() -> String,
+) {
     let mut watcher = CommitWatcher::new(bootstrap, group, topic, partitions);
     let start = Instant::now();
     loop {
         let committed = watcher.total();
-        if committed == total {
+        if reached(committed) {
             return;
         }
         if start.elapsed() >= limit {
@@ -250,17 +279,17 @@ pub async fn wait_committed(
                     "BROKER FAILURE (the test broker at {bootstrap}, not sitetally): waiting for \
                      {what}, its group coordinator left heartbeats unanswered for a whole \
                      session and the group never got its partitions back; committed \
-                     {committed} of {total}\n{context}"
+                     {committed} of {wanted}\n{context}"
                 );
             }
             match watcher.broker_answers() {
                 Err(e) => panic!(
                     "BROKER FAILURE (the test broker at {bootstrap}, not sitetally): waiting for \
-                     {what}, it stopped answering ({e}); committed {committed} of {total}\n{context}"
+                     {what}, it stopped answering ({e}); committed {committed} of {wanted}\n{context}"
                 ),
                 Ok(()) => panic!(
                     "timed out after {limit:?} waiting for {what}: committed {committed} of \
-                     {total}, and the broker answers\n{context}"
+                     {wanted}, and the broker answers\n{context}"
                 ),
             }
         }

@@ -49,11 +49,27 @@ impl IngestProcess {
         // Short group timeouts: after a kill -9 the broker may hold a rebalance until the
         // dead member's session expires (or, in Tansu, up to the rebalance timeout, which
         // librdkafka sets to max.poll.interval.ms: 300 s by default).
+        let session = Duration::from_secs(10);
+        Self::spawn_with_session(topic, db, group, (bootstrap, clickhouse), env, session)
+    }
+
+    /// [`IngestProcess::spawn_with_env`] with the group session timeout `session`.
+    pub fn spawn_with_session(
+        topic: &str,
+        db: &str,
+        group: &str,
+        (bootstrap, clickhouse): (&str, &str),
+        env: &[(&str, &str)],
+        session: Duration,
+    ) -> Self {
         let config =
             std::env::temp_dir().join(format!("{group}-{}-ingest.toml", std::process::id()));
         std::fs::write(
             &config,
-            "[kafka.properties]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"60000\"\n",
+            format!(
+                "[kafka.properties]\n\"session.timeout.ms\" = \"{}\"\n\"max.poll.interval.ms\" = \"60000\"\n",
+                session.as_millis()
+            ),
         )
         .expect("write the ingest config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_sitetally"))
@@ -93,6 +109,16 @@ impl IngestProcess {
 
     pub fn logged(&self, needle: &str) -> bool {
         self.logs.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Whether the group gave this member partitions (a non-empty assignment; an empty
+    /// one logs "no partitions assigned" instead).
+    pub fn given_partitions(&self) -> bool {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("partitions assigned partitions=") && !l.contains("partitions=[]"))
     }
 
     pub fn dump(&self) -> String {
