@@ -59,14 +59,6 @@ fn sample(exposition: &str, series: &str, labels: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn scrape(addr: &str) -> String {
     http_get(addr, "/metrics", None, None).body
 }

@@ -4,9 +4,10 @@
 //! simulator's ground truth, then a second run on the same data directory continues.
 //! While each run lasts, its HTTP API (`--port`) answers health and sites requests.
 
+use crate::process_support::free_port;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,12 +33,6 @@ impl Drop for DataDir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-}
-
-/// A free port on 127.0.0.1 (bound, read, released) for the demo's `--port`.
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
 }
 
 /// `GET path` on 127.0.0.1:port over plain HTTP/1.1: status and body.

@@ -147,14 +147,9 @@ struct OwnBroker {
 
 impl OwnBroker {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut b = OwnBroker {
             dir: tempfile::tempdir().unwrap(),
-            port,
+            port: free_port(),
             child: None,
         };
         b.launch();
@@ -360,20 +355,9 @@ async fn insert_tripwire(
 async fn killed_at(point: KillPoint) {
     let sc = Scenario::produced(&format!("kill{point:?}").to_lowercase(), 1500).await;
 
-    let upstream = clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let (proxy, mut tripped) = insert_tripwire(upstream, point).await;
+    let (proxy, mut tripped) = insert_tripwire(clickhouse_host_port(), point).await;
     let proxy_url = format!("http://{proxy}");
-    let metrics = format!(
-        "127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let metrics = format!("127.0.0.1:{}", free_port());
     // After fetch: batches that only flush after 10 minutes, so the messages are held.
     let hold = [
         ("SITETALLY_INGEST__BATCH__MAX_INTERVAL_MS", "600000"),

@@ -111,14 +111,10 @@ impl IngestProcess {
         self.logs.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
-    /// Whether the group gave this member partitions (a non-empty assignment; an empty
-    /// one logs "no partitions assigned" instead).
+    /// Whether the group gave this member partitions (ingest logs an empty assignment as
+    /// the warning "no partitions assigned" instead).
     pub fn given_partitions(&self) -> bool {
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("partitions assigned partitions=") && !l.contains("partitions=[]"))
+        self.logged("partitions assigned partitions=")
     }
 
     pub fn dump(&self) -> String {
@@ -450,12 +446,26 @@ pub async fn proxy(
 /// ClickHouse answering slowly, or a bound on ingest's rate on any machine (a test that
 /// must stop ingest mid-stream).
 pub async fn slow_clickhouse(delay: Duration) -> String {
-    let upstream = clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let upstream = clickhouse_host_port();
     format!(
         "http://{}",
         proxy(upstream, move |_| Answer::After(delay)).await
     )
+}
+
+/// The rig's ClickHouse as `host:port`, for a [`proxy`] in front of it.
+pub fn clickhouse_host_port() -> String {
+    clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
